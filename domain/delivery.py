@@ -1,0 +1,81 @@
+"""Inputs and answers of the delivery pipeline, shared by API, workflows and activities."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from domain.endpoints import MAX_RETRIES, Subscription
+from domain.events import OrderEvent
+from domain.records import DeliveryKind
+
+DEFAULT_ACCOUNT = "default"
+
+# The delivery activity, and the failure type that ends a delivery without retrying.
+DELIVER_WEBHOOK = "deliver_webhook"
+ENDPOINT_DELETED = "EndpointDeleted"
+# The delivery activity's own time limit in Temporal; one POST must end well within it.
+ATTEMPT_TIMEOUT_SECONDS = 60
+
+
+def delivery_id(event_id: str, endpoint_id: str) -> str:
+    """Readable and derivable, so that starting the same delivery twice finds the first."""
+    return f"delivery/{event_id}/{endpoint_id}"
+
+
+class DeliveryInput(BaseModel):
+    """Starts one `DeliveryWorkflow`: an event for one endpoint. Holds no secret."""
+
+    delivery_id: str
+    kind: DeliveryKind
+    account: str = DEFAULT_ACCOUNT
+    endpoint_id: str
+    endpoint_url: str  # when the delivery started; the send uses the endpoint's URL at that moment
+    event: OrderEvent
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
+    rerun_of: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        assert self.event.id is not None, "events get an id before they enter the pipeline"
+        return self.event.id
+
+
+class AttemptInput(BaseModel):
+    """One call of the `deliver_webhook` activity. The endpoint's secrets are looked up at send time."""
+
+    delivery_id: str
+    account: str
+    endpoint_id: str
+    body: str
+
+
+class DeliveryRef(BaseModel):
+    id: str
+    endpoint_id: str
+
+
+class EventFanout(BaseModel):
+    """Starts one `EventFanoutWorkflow`: an accepted event and the endpoints subscribed to it then."""
+
+    account: str = DEFAULT_ACCOUNT
+    event: OrderEvent
+    fingerprint: str
+    subscriptions: list[Subscription]
+
+    @property
+    def deliveries(self) -> list[DeliveryRef]:
+        assert self.event.id is not None
+        return [
+            DeliveryRef(id=delivery_id(self.event.id, s.endpoint_id), endpoint_id=s.endpoint_id)
+            for s in self.subscriptions
+        ]
+
+
+class EventAcceptance(BaseModel):
+    """What ingest answers for an event, first time or again."""
+
+    event_id: str
+    fingerprint: str
+    deliveries: list[DeliveryRef]

@@ -1,0 +1,162 @@
+"""Endpoint configuration: what a merchant registers, and how it is shown back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.events import EventType
+from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
+
+MAX_RETRIES = 10
+MASK = "********"
+
+# Headers the service sets on every request; a custom header may not replace them.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BasicAuth(_Model):
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\x00-\x1f\x7f]*$")]
+    password: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class RetrySettings(_Model):
+    enabled: bool = False
+    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES, strict=True)] = 0
+
+    @property
+    def max_attempts(self) -> int:
+        """POSTs one delivery may make: the first one plus the allowed retries."""
+        return 1 + (self.max_retries if self.enabled else 0)
+
+
+class CustomHeader(_Model):
+    key: Annotated[HeaderName, Field(min_length=1, max_length=256)]
+    value: Annotated[HeaderValue, Field(max_length=4096)]
+
+
+Events = Annotated[list[EventType], Field(min_length=1)]
+
+
+def _check_events(events: list[EventType] | None) -> None:
+    if events is not None and len(set(events)) != len(events):
+        raise ValueError("events: must not list an event twice")
+
+
+def _check_custom_header(header: CustomHeader | None, auth: BasicAuth | None) -> None:
+    if header is None:
+        return
+    name = header.key.lower()
+    if name in RESERVED_HEADERS or (name == "authorization" and auth is not None):
+        raise ValueError(f"custom_header.key: {header.key} is set by the service and cannot be replaced")
+
+
+class EndpointSpec(_Model):
+    """Everything a merchant chooses about an endpoint (`POST /v1/endpoints`)."""
+
+    url: AbsoluteHttpUrl
+    events: Events
+    auth: BasicAuth | None = None
+    retry: RetrySettings = RetrySettings()
+    custom_header: CustomHeader | None = None
+    description: Annotated[str, Field(max_length=1024)] = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_events(self.events)
+        _check_custom_header(self.custom_header, self.auth)
+        return self
+
+
+class EndpointPatch(_Model):
+    """Any subset of the spec (`PATCH /v1/endpoints/{id}`); null clears auth or the custom header."""
+
+    url: AbsoluteHttpUrl | None = None
+    events: Events | None = None
+    auth: BasicAuth | None = None
+    retry: RetrySettings | None = None
+    custom_header: CustomHeader | None = None
+    description: Annotated[str, Field(max_length=1024)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for field in ("url", "events", "retry", "description"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field}: cannot be null")
+        _check_events(self.events)
+        return self
+
+    def apply_to(self, spec: EndpointSpec) -> EndpointSpec:
+        """The spec after this patch, validated as a whole (raises `ValidationError`)."""
+        changes = {name: getattr(self, name) for name in self.model_fields_set}
+        merged = spec.model_dump() | {
+            k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in changes.items()
+        }
+        return EndpointSpec.model_validate(merged)
+
+
+class Endpoint(EndpointSpec):
+    """A registered endpoint, as the registry stores it (secrets in clear)."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def spec(self) -> EndpointSpec:
+        return EndpointSpec.model_validate(self.model_dump(include=set(EndpointSpec.model_fields)))
+
+    def masked(self) -> EndpointView:
+        auth = self.auth and MaskedAuth(username=self.auth.username)
+        header = self.custom_header and MaskedHeader(key=self.custom_header.key)
+        return EndpointView(**self.model_dump(exclude={"auth", "custom_header"}), auth=auth, custom_header=header)
+
+
+class MaskedAuth(BaseModel):
+    username: str
+    password: str = MASK
+
+
+class MaskedHeader(BaseModel):
+    key: str
+    value: str = MASK
+
+
+class EndpointView(BaseModel):
+    """An endpoint as every API answer shows it: the secrets never leave in clear."""
+
+    id: str
+    url: str
+    events: list[EventType]
+    auth: MaskedAuth | None
+    retry: RetrySettings
+    custom_header: MaskedHeader | None
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Subscription(BaseModel):
+    """What ingest needs to know about a subscribed endpoint (no secrets)."""
+
+    endpoint_id: str
+    url: str
+    retry: RetrySettings

@@ -1,0 +1,99 @@
+"""Incoming order events, as services post them to `POST /v1/events`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.validation import AbsoluteHttpUrl
+
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+EpochSeconds = Annotated[int, Field(ge=0, le=253402300799)]
+ShortText = Annotated[str, Field(max_length=256)]
+
+
+class EventType(StrEnum):
+    ORDER_SHIPPED = "ORDER_SHIPPED"
+    ORDER_ERROR = "ORDER_ERROR"
+    TRACKING_UPDATE = "TRACKING_UPDATE"
+
+
+class StrictModel(BaseModel):
+    # Unknown fields are mistakes in a service's integration: naming them
+    # beats silently dropping data the sender believes we deliver.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(StrictModel):
+    company: ShortText = ""
+    country: Annotated[str, Field(max_length=64)] = ""
+
+
+class Order(StrictModel):
+    order_id: Annotated[str, Field(min_length=1, max_length=64)]
+    transaction_id: ShortText = ""
+    carrier: ShortText = ""
+    tracking_number: ShortText = ""
+    marketplace_id: ShortText = "0"
+    marketplace_platform: ShortText = ""
+    external_link: Annotated[str, Field(max_length=2048)] = ""
+    from_address: Address = Address()
+    to_address: Address = Address()
+    is_return: bool = False
+
+
+class Shipment(StrictModel):
+    date: EpochSeconds
+    label_url: AbsoluteHttpUrl
+
+
+class OrderError(StrictModel):
+    date: EpochSeconds
+    message: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class Tracking(StrictModel):
+    date: EpochSeconds
+    message: Annotated[str, Field(max_length=2048)] = ""
+    city: ShortText = ""
+    code: int
+    est_delivery_date: EpochSeconds = 0
+    first_status_date: EpochSeconds = 0
+    late: bool = False
+
+
+class _EventBase(StrictModel):
+    id: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN)] = None
+    order: Order
+
+    def fingerprint(self) -> str:
+        """Digest of everything but the id: the same id with another body is a conflict."""
+        content = self.model_dump(mode="json", exclude={"id"})
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class OrderShippedEvent(_EventBase):
+    event: Literal[EventType.ORDER_SHIPPED]
+    shipment: Shipment
+
+
+class OrderErrorEvent(_EventBase):
+    event: Literal[EventType.ORDER_ERROR]
+    error: OrderError
+
+
+class TrackingUpdateEvent(_EventBase):
+    event: Literal[EventType.TRACKING_UPDATE]
+    tracking: Tracking
+
+
+OrderEvent = Annotated[
+    OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent,
+    Field(discriminator="event"),
+]

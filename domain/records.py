@@ -1,0 +1,78 @@
+"""What the delivery log shows: one attempt, and one delivery (an event to an endpoint)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from domain.events import EventType
+
+
+class DeliveryResult(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+class DeliveryKind(StrEnum):
+    """Why a delivery exists: an event, an endpoint's first connection, a test, or a re-run."""
+
+    EVENT = "event"
+    FIRST_CONNECTION = "first_connection"
+    TEST = "test"
+    RERUN = "rerun"
+
+
+class HttpRequestRecord(BaseModel):
+    method: str
+    url: str
+    headers: dict[str, str]  # credentials masked
+    body: str
+
+
+class HttpResponseRecord(BaseModel):
+    status_code: int
+    status_text: str
+    headers: dict[str, str]
+    body: str
+    body_truncated: bool = False
+
+
+class AttemptRecord(BaseModel):
+    """One POST and its outcome, as the delivery activity reports it."""
+
+    attempt: int
+    started_at: datetime
+    time_spent_ms: int
+    request: HttpRequestRecord
+    response: HttpResponseRecord | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+class DeliveryRecord(BaseModel):
+    """One row of the delivery log, with the seed's columns."""
+
+    id: str
+    kind: DeliveryKind
+    event_id: str
+    event: EventType
+    endpoint_id: str
+    endpoint_url: str | None
+    order_id: str
+    transaction_id: str
+    carrier: str
+    result: DeliveryResult
+    retry: int  # retries performed: attempts after the first
+    date: datetime
+    date_end: datetime | None
+    time_spent_ms: int | None  # the final attempt's HTTP exchange
+    request: HttpRequestRecord | None
+    response: HttpResponseRecord | None
+    error: str | None
+    rerun_of: str | None = None

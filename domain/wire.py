@@ -1,0 +1,81 @@
+"""The flat JSON object an endpoint receives, with ShippyPro's keys and value types."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from domain.endpoints import MASK, Endpoint
+from domain.events import OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+
+USER_AGENT = "ShippyWebhooks/1.0"
+
+WireValue = str | int
+AnyEvent = OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent
+
+
+def _flag(value: bool) -> str:
+    # ShippyPro sends booleans as the strings "0" and "1".
+    return "1" if value else "0"
+
+
+def wire_payload(event: AnyEvent) -> dict[str, WireValue]:
+    """The payload in the seed's key order: event fields first, then the order's."""
+    order = event.order
+    head: dict[str, WireValue] = {"Event": event.event.value, "tracking": order.tracking_number}
+    match event:
+        case TrackingUpdateEvent(tracking=t):
+            head |= {
+                "date": t.date,
+                "message": t.message,
+                "city": t.city,
+                "est_delivery_date": str(t.est_delivery_date),
+                "first_status_date": str(t.first_status_date),
+                "late": _flag(t.late),
+                "code": t.code,
+            }
+        case OrderShippedEvent(shipment=s):
+            head |= {"date": s.date, "LabelURL": s.label_url}
+        case OrderErrorEvent(error=e):
+            head |= {"date": e.date, "Error": e.message}
+    return head | {
+        "OrderID": order.order_id,
+        "TransactionID": order.transaction_id,
+        "TrackingCarrier": order.carrier,
+        "MarketplaceID": order.marketplace_id,
+        "MarketplacePlatform": order.marketplace_platform,
+        "ExternalLink": order.external_link,
+        "FromAddressCompany": order.from_address.company,
+        "ToAddressCompany": order.to_address.company,
+        "FromAddressCountry": order.from_address.country,
+        "ToAddressCountry": order.to_address.country,
+        "IsReturn": _flag(order.is_return),
+    }
+
+
+def wire_body(event: AnyEvent) -> str:
+    """The exact request body: compact JSON, UTF-8 characters kept as they are."""
+    return json.dumps(wire_payload(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def request_headers(endpoint: Endpoint, webhook_id: str) -> dict[str, str]:
+    """Every header of the POST, secrets included."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": webhook_id,
+    }
+    if endpoint.auth is not None:
+        credentials = f"{endpoint.auth.username}:{endpoint.auth.password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    if endpoint.custom_header is not None:
+        headers[endpoint.custom_header.key] = endpoint.custom_header.value
+    return headers
+
+
+def masked_headers(endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str]:
+    """The headers as the delivery log may show them: credentials replaced by a mask."""
+    secret_names = {"authorization"}
+    if endpoint.custom_header is not None:
+        secret_names.add(endpoint.custom_header.key.lower())
+    return {name: (MASK if name.lower() in secret_names else value) for name, value in headers.items()}
