@@ -1,0 +1,1 @@
+"""Everything with side effects: HTTP to endpoints, reads of the endpoint registry."""

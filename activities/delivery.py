@@ -1,0 +1,152 @@
+"""`deliver_webhook`: one POST to an endpoint, classified by the seed's rule."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from domain.delivery import DELIVER_WEBHOOK, ENDPOINT_DELETED, AttemptInput
+from domain.endpoints import Endpoint
+from domain.outcome import classify, unreachable
+from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
+from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
+from domain.status import status_text
+from domain.wire import masked_headers, request_headers
+from runtime.registry import EndpointRegistry
+
+# Read at most this much of a response: enough to judge any sane JSON answer,
+# bounded so a receiver cannot exhaust the worker's memory.
+MAX_RESPONSE_BYTES = 1024 * 1024
+# Keep this much of a response body in the delivery log.
+STORED_BODY_BYTES = 16 * 1024
+
+# An account's endpoint registry: the activity reads the endpoint as it is at send time.
+RegistryLookup = Callable[[str], EndpointRegistry]
+
+
+class DeliveryActivities:
+    """Holds what every attempt shares: the worker's HTTP client and Temporal client."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, registries: RegistryLookup, backoff: Backoff, http_timeout: float
+    ) -> None:
+        self._http = http
+        self._registries = registries
+        self._backoff = backoff
+        self._http_timeout = http_timeout
+
+    @activity.defn(name=DELIVER_WEBHOOK)
+    async def deliver_webhook(self, attempt: AttemptInput) -> AttemptRecord:
+        """POST the body; return the attempt on success, raise with it on failure."""
+        number = activity.info().attempt
+        endpoint = await self._registries(attempt.account).for_delivery(attempt.endpoint_id)
+        if endpoint is None:
+            raise ApplicationError(
+                f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped",
+                type=ENDPOINT_DELETED,
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            )
+        record, retry_after = await self._post(endpoint, attempt, number)
+        if record.succeeded:
+            return record
+        assert record.error is not None
+        raise ApplicationError(
+            record.error,
+            record.model_dump(mode="json"),
+            type="DeliveryFailed",
+            next_retry_delay=timedelta(seconds=self._backoff.delay(number, retry_after)),
+            # An endpoint answering badly is business as usual, not a worker error.
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+    async def _post(self, endpoint: Endpoint, attempt: AttemptInput, number: int) -> tuple[AttemptRecord, float | None]:
+        headers = request_headers(endpoint, attempt.delivery_id)
+        request = HttpRequestRecord(
+            method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
+        )
+        started_at = datetime.now(UTC)
+        clock = time.monotonic()
+        response: HttpResponseRecord | None = None
+        retry_after: float | None = None
+        try:
+            async with self._http.stream("POST", endpoint.url, content=attempt.body.encode(), headers=headers) as resp:
+                body, complete = await _read_capped(resp)
+            response = HttpResponseRecord(
+                status_code=resp.status_code,
+                status_text=status_text(resp.status_code),
+                headers=_flat_headers(resp.headers),
+                body=body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
+                body_truncated=len(body) > STORED_BODY_BYTES or not complete,
+            )
+            if complete:
+                error = classify(resp.status_code, resp.headers.get("content-type"), body)
+            else:
+                error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
+            if error and resp.status_code in RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC))
+        except httpx.HTTPError as exc:
+            error = unreachable(_describe(exc, self._http_timeout))
+        elapsed_ms = round((time.monotonic() - clock) * 1000)
+        record = AttemptRecord(
+            attempt=number,
+            started_at=started_at,
+            time_spent_ms=elapsed_ms,
+            request=request,
+            response=response,
+            error=error,
+        )
+        activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
+        return record, retry_after
+
+
+async def _read_capped(resp: httpx.Response) -> tuple[bytes, bool]:
+    """The body, up to MAX_RESPONSE_BYTES; whether it was read to the end."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return b"".join(chunks)[:MAX_RESPONSE_BYTES], False
+    return b"".join(chunks), True
+
+
+def _flat_headers(headers: httpx.Headers) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for name, value in headers.multi_items():
+        flat[name] = f"{flat[name]}, {value}" if name in flat else value
+    return flat
+
+
+def _describe(exc: httpx.HTTPError, timeout: float) -> str:
+    """Why no response came, in words: the cause an operator can act on."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connection not established within {timeout:g}s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no response within {timeout:g}s"
+    root = _root_cause(exc)
+    if isinstance(exc, httpx.ConnectError):
+        if isinstance(root, ssl.SSLError):
+            return f"TLS handshake failed ({root.reason or root})"
+        if isinstance(root, OSError) and root.strerror:
+            return f"could not connect ({root.strerror})"
+        return f"could not connect ({exc or root})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed before a complete response ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+    return seen

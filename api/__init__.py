@@ -1,0 +1,1 @@
+"""The HTTP facade: translates HTTP to Temporal calls and back; no business rule lives here."""

@@ -1,0 +1,68 @@
+"""`/v1/endpoints`: register, read, edit, delete and test the URLs that receive webhooks."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import AccountDep, ClientDep, RegistryDep, SettingsDep
+from api.starts import start_delivery
+from domain.delivery import DeliveryInput
+from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
+from domain.records import DeliveryKind, DeliveryRecord
+from domain.samples import sample_tracking_update
+
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_endpoint(spec: EndpointSpec, registry: RegistryDep) -> EndpointView:
+    """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
+    return await registry.create(spec)
+
+
+@router.get("")
+async def list_endpoints(registry: RegistryDep) -> list[EndpointView]:
+    return await registry.endpoints()
+
+
+@router.get("/{endpoint_id}")
+async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
+    return await registry.get(endpoint_id)
+
+
+@router.patch("/{endpoint_id}")
+async def update_endpoint(endpoint_id: str, patch: EndpointPatch, registry: RegistryDep) -> EndpointView:
+    """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
+    return await registry.update(endpoint_id, patch)
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_endpoint(endpoint_id: str, registry: RegistryDep) -> Response:
+    """Delete an endpoint: it receives nothing more, and its pending retries stop."""
+    await registry.delete(endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{endpoint_id}/test")
+async def test_endpoint(
+    endpoint_id: str, registry: RegistryDep, client: ClientDep, settings: SettingsDep, account: AccountDep
+) -> DeliveryRecord:
+    """Send the seed's sample TRACKING_UPDATE once, wait, and show what was sent and received."""
+    endpoint = await registry.get(endpoint_id)
+    test_id = f"test-{uuid.uuid4().hex[:16]}"
+    handle = await start_delivery(
+        client,
+        settings.task_queue,
+        DeliveryInput(
+            delivery_id=f"delivery/{test_id}/{endpoint_id}",
+            kind=DeliveryKind.TEST,
+            account=account,
+            endpoint_id=endpoint_id,
+            endpoint_url=endpoint.url,
+            event=sample_tracking_update(test_id),
+            max_attempts=1,
+        ),
+    )
+    return await handle.result()

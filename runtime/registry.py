@@ -1,0 +1,133 @@
+"""Typed access to an account's endpoint registry workflow, for the API and the activities."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.endpoints import Endpoint, EndpointPatch, EndpointSpec, EndpointView, Subscription
+from domain.events import EventType
+from workflows.registry import (
+    INVALID,
+    NOT_FOUND,
+    EndpointEdit,
+    EndpointRegistryWorkflow,
+    RegistryState,
+    registry_workflow_id,
+)
+
+T = TypeVar("T")
+
+
+class EndpointNotFound(Exception):
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(f"endpoint {endpoint_id} not found")
+        self.endpoint_id = endpoint_id
+
+
+class EndpointRejected(Exception):
+    """The registry's validator refused a change; `problems` name the fields."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+def _is_not_found(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.NOT_FOUND
+
+
+class EndpointRegistry:
+    """One account's endpoints. Reads are queries: they see every change accepted before them."""
+
+    def __init__(self, client: Client, task_queue: str, account: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._account = account
+        self._workflow_id = registry_workflow_id(account)
+
+    def _handle(self) -> WorkflowHandle[EndpointRegistryWorkflow, None]:
+        return self._client.get_workflow_handle_for(EndpointRegistryWorkflow.run, self._workflow_id)
+
+    async def endpoints(self) -> list[EndpointView]:
+        try:
+            return await self._handle().query(EndpointRegistryWorkflow.endpoints)
+        except RPCError as err:
+            if _is_not_found(err):  # no endpoint was ever created for this account
+                return []
+            raise
+
+    async def get(self, endpoint_id: str) -> EndpointView:
+        found = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.endpoint, endpoint_id))
+        if found is None:
+            raise EndpointNotFound(endpoint_id)
+        return found
+
+    async def for_delivery(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint with its secrets, or None once it is deleted."""
+        return await self._query_or_none(
+            self._handle().query(EndpointRegistryWorkflow.endpoint_for_delivery, endpoint_id)
+        )
+
+    async def subscriptions(self, event: EventType) -> list[Subscription]:
+        subs = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.subscriptions, event))
+        return subs or []
+
+    async def create(self, spec: EndpointSpec) -> EndpointView:
+        start = WithStartWorkflowOperation(
+            EndpointRegistryWorkflow.run,
+            RegistryState(account=self._account),
+            id=self._workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Endpoint registry of account {self._account}",
+        )
+        return await self._update(
+            self._client.execute_update_with_start_workflow(
+                EndpointRegistryWorkflow.create_endpoint, spec, start_workflow_operation=start
+            ),
+            endpoint_id=None,
+        )
+
+    async def update(self, endpoint_id: str, patch: EndpointPatch) -> EndpointView:
+        edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
+        return await self._update(
+            self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
+        )
+
+    async def delete(self, endpoint_id: str) -> None:
+        await self._update(
+            self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id), endpoint_id
+        )
+
+    @staticmethod
+    async def _query_or_none(query: Awaitable[T]) -> T | None:
+        """The query's answer, or None when the account has no registry yet."""
+        try:
+            return await query
+        except RPCError as err:
+            if _is_not_found(err):
+                return None
+            raise
+
+    @staticmethod
+    async def _update(call: Awaitable[T], endpoint_id: str | None) -> T:
+        """Await a registry update, turning its refusals into the API's errors."""
+        try:
+            return await call
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND:
+                raise EndpointNotFound(endpoint_id or "") from None
+            if isinstance(cause, ApplicationError) and cause.type == INVALID:
+                raise EndpointRejected(list(cause.details[0])) from None
+            raise
+        except RPCError as err:
+            if endpoint_id is not None and _is_not_found(err):
+                raise EndpointNotFound(endpoint_id) from None
+            raise

@@ -1,0 +1,102 @@
+"""`make run`: the Temporal dev server, the worker and the API, stopped together by Ctrl-C.
+
+python -m runtime.stack [--data-dir .data] [--temporal-port 7233] [--ui-port 8233] [--api-port 8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from runtime.devserver import start_dev_server, wait_until_serving
+from settings import get_settings
+
+_STOP_TIMEOUT = 20.0
+
+
+def _parse_args() -> argparse.Namespace:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"), help="where Temporal keeps its state")
+    parser.add_argument("--temporal-port", type=int, default=int(settings.temporal_address.rsplit(":", 1)[-1]))
+    parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--api-port", type=int, default=settings.api_port)
+    return parser.parse_args()
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Own session: Ctrl-C reaches only us, and we stop the children in order.
+    return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)
+
+
+def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        print(f"{name} did not stop within {_STOP_TIMEOUT:g}s; killing pid {process.pid}", flush=True)
+        process.kill()
+        process.wait()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    address = f"127.0.0.1:{args.temporal_port}"
+    ui_url = f"http://localhost:{args.ui_port}"
+    env = os.environ | {
+        "WEBHOOKS_TEMPORAL_ADDRESS": address,
+        "WEBHOOKS_API_PORT": str(args.api_port),
+        "WEBHOOKS_TEMPORAL_UI_URL": ui_url,
+    }
+    server_log = (args.data_dir / "temporal.log").open("ab")
+    server = start_dev_server(
+        args.temporal_port, ui_port=args.ui_port, db_file=args.data_dir / "temporal.db", log=server_log
+    )
+    children: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal", server)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await wait_until_serving(address, server)
+        children.append(("worker", _spawn(["worker.py"], env)))
+        api_args = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1"]
+        children.append(("api", _spawn([*api_args, "--port", str(args.api_port)], env)))
+        print(
+            f"\nWebhook service running (Ctrl-C stops it)\n"
+            f"  API       http://localhost:{args.api_port}  (docs: /docs, OpenAPI: /openapi.json)\n"
+            f"  Web UI    {ui_url}\n"
+            f"  Temporal  {address}, state in {args.data_dir / 'temporal.db'}\n",
+            flush=True,
+        )
+        while not stop.is_set():
+            exited = [(name, p.returncode) for name, p in children if p.poll() is not None]
+            if exited:
+                print(f"{exited[0][0]} exited with code {exited[0][1]}; stopping the rest", flush=True)
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        return 0
+    finally:
+        print("stopping: api, worker, temporal", flush=True)
+        for name, process in reversed(children):
+            _stop(name, process)
+        server_log.close()
+
+
+def main() -> None:
+    code = asyncio.run(_run(_parse_args()))
+    # The SDK's runtime can crash at interpreter exit (sdk-python#300); leave cleanly.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""What integration tests do over and over: register endpoints, post events, await deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from domain.records import DeliveryRecord
+from workflows.delivery import DeliveryWorkflow
+
+CONTRACT_ORDER: dict[str, Any] = {
+    "order_id": "24957298",
+    "transaction_id": "48572_1",
+    "carrier": "FedEx",
+    "tracking_number": "WZ116539070",
+    "marketplace_id": "0",
+    "marketplace_platform": "Manual shipment",
+    "external_link": "",
+    "from_address": {"company": "John Doe srl.", "country": "IT"},
+    "to_address": {"company": "", "country": "IT"},
+    "is_return": False,
+}
+
+CONTRACT_TRACKING: dict[str, Any] = {
+    "date": 1622671204,
+    "message": "Shipment delivered",
+    "city": "Florence",
+    "code": 6,
+    "est_delivery_date": 0,
+    "first_status_date": 1622152801,
+    "late": False,
+}
+
+
+def new_event_id() -> str:
+    return f"evt-{uuid.uuid4().hex[:12]}"
+
+
+def tracking_event(event_id: str | None = None, **order: Any) -> dict[str, Any]:
+    return {
+        "id": event_id or new_event_id(),
+        "event": "TRACKING_UPDATE",
+        "order": CONTRACT_ORDER | order,
+        "tracking": CONTRACT_TRACKING,
+    }
+
+
+async def create_endpoint(api: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, Any]:
+    body = {"url": url, "events": ["ORDER_SHIPPED", "ORDER_ERROR", "TRACKING_UPDATE"]} | fields
+    response = await api.post("/v1/endpoints", json=body)
+    assert response.status_code == 201, response.text
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
+
+
+async def post_event(api: httpx.AsyncClient, event: dict[str, Any]) -> dict[str, Any]:
+    response = await api.post("/v1/events", json=event)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+async def delivery_outcome(client: Client, delivery_id: str) -> DeliveryRecord:
+    """The finished delivery's record, waiting for it to finish."""
+    return await client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id).result()
+
+
+def first_connection_id(endpoint_id: str) -> str:
+    return f"delivery/first-connection/{endpoint_id}"

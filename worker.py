@@ -1,0 +1,84 @@
+"""The worker: runs delivery, fan-out and registry workflows and the delivery activity.
+
+python worker.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.delivery import DeliveryActivities
+from domain.retry import Backoff
+from runtime.registry import EndpointRegistry
+from runtime.temporal import connect
+from settings import Settings, get_settings
+from workflows.delivery import DeliveryWorkflow
+from workflows.fanout import EventFanoutWorkflow
+from workflows.registry import EndpointRegistryWorkflow
+
+# Pure modules the workflows use: imported once, not re-imported in every sandbox.
+_PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types")
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The worker's one HTTP client: pooled connections, no redirects followed."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=httpx.Timeout(settings.http_timeout),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+
+
+@asynccontextmanager
+async def delivery_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    """A configured worker with its HTTP client; the client is closed when the worker is done."""
+    async with http_client(settings) as http:
+        activities = DeliveryActivities(
+            http=http,
+            registries=lambda account: EndpointRegistry(client, settings.task_queue, account),
+            backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
+            http_timeout=settings.http_timeout,
+        )
+        yield Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow],
+            activities=[activities.deliver_webhook],
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
+            ),
+            # Lets a POST in flight finish when the worker is asked to stop.
+            graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
+        )
+
+
+async def main() -> None:
+    settings = get_settings()
+    client = await connect(settings)
+    async with delivery_worker(client, settings) as worker:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            logging.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            logging.info("worker stopping: finishing attempts in flight")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(main())
+    # The SDK's runtime can crash at interpreter exit (sdk-python#300); leave cleanly.
+    os._exit(0)

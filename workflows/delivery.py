@@ -1,0 +1,118 @@
+"""One event delivered to one endpoint: the workflow whose history is the delivery log."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.delivery import (
+        ATTEMPT_TIMEOUT_SECONDS,
+        DELIVER_WEBHOOK,
+        ENDPOINT_DELETED,
+        AttemptInput,
+        DeliveryInput,
+    )
+    from domain.records import AttemptRecord, DeliveryRecord, DeliveryResult
+    from domain.wire import wire_body
+    from workflows import search_attributes as sa
+
+
+@workflow.defn
+class DeliveryWorkflow:
+    @workflow.run
+    async def run(self, delivery: DeliveryInput) -> DeliveryRecord:
+        attempt_input = AttemptInput(
+            delivery_id=delivery.delivery_id,
+            account=delivery.account,
+            endpoint_id=delivery.endpoint_id,
+            body=wire_body(delivery.event),
+        )
+        attempt: AttemptRecord | None
+        error: str | None = None
+        try:
+            attempt = await workflow.execute_activity(
+                DELIVER_WEBHOOK,
+                attempt_input,
+                result_type=AttemptRecord,
+                start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
+                # The activity sets each failure's next_retry_delay itself (backoff
+                # from the worker's settings, or the receiver's Retry-After), so
+                # this policy only caps the number of POSTs.
+                retry_policy=RetryPolicy(
+                    maximum_attempts=delivery.max_attempts,
+                    non_retryable_error_types=[ENDPOINT_DELETED],
+                ),
+                summary=f"POST {delivery.event.event.value} to {delivery.endpoint_id}",
+            )
+            retries = attempt.attempt - 1
+        except ActivityError as failure:
+            attempt, error = _failed_attempt(failure)
+            retries = attempt.attempt - 1 if attempt else _retries_without_record(failure, delivery)
+
+        record = _record(delivery, attempt, error, retries)
+        workflow.upsert_search_attributes([sa.RESULT.value_set(record.result.value), sa.RETRIES.value_set(retries)])
+        return record
+
+
+def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str]:
+    """The last attempt's record, carried as the failure's details by the activity."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        if cause.details:
+            attempt = AttemptRecord.model_validate(cause.details[0])
+            return attempt, attempt.error or cause.message
+        return None, cause.message
+    # No record: the attempt itself timed out or was lost with its worker.
+    return None, f"Delivery attempt did not complete: {cause or failure}"
+
+
+def _retries_without_record(failure: ActivityError, delivery: DeliveryInput) -> int:
+    if failure.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+        return delivery.max_attempts - 1
+    return 0
+
+
+def _record(delivery: DeliveryInput, attempt: AttemptRecord | None, error: str | None, retries: int) -> DeliveryRecord:
+    order = delivery.event.order
+    return DeliveryRecord(
+        id=delivery.delivery_id,
+        kind=delivery.kind,
+        event_id=delivery.event_id,
+        event=delivery.event.event,
+        endpoint_id=delivery.endpoint_id,
+        endpoint_url=attempt.request.url if attempt else delivery.endpoint_url,
+        order_id=order.order_id,
+        transaction_id=order.transaction_id,
+        carrier=order.carrier,
+        result=DeliveryResult.FAILED if error else DeliveryResult.SUCCESS,
+        retry=retries,
+        date=workflow.info().workflow_start_time,
+        date_end=workflow.now(),
+        time_spent_ms=attempt.time_spent_ms if attempt else None,
+        request=attempt.request if attempt else None,
+        response=attempt.response if attempt else None,
+        error=error,
+        rerun_of=delivery.rerun_of,
+    )
+
+
+async def start_delivery_child(delivery: DeliveryInput) -> None:
+    """Start a delivery from another workflow; it outlives its starter.
+
+    An existing delivery with the same id means it was started already,
+    which is what the caller wanted.
+    """
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            DeliveryWorkflow.run,
+            delivery,
+            id=delivery.delivery_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            search_attributes=sa.delivery_search_attributes(delivery),
+            static_summary=sa.delivery_summary(delivery),
+        )

@@ -1,0 +1,155 @@
+"""Endpoint configuration as an entity workflow: one per account, `endpoints/{account}`.
+
+Updates change it (their validators reject bad input before anything is written,
+so the history is an audit trail of accepted changes only); queries read it, so
+the API always sees the latest accepted state.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.delivery import DeliveryInput
+    from domain.endpoints import (
+        Endpoint,
+        EndpointPatch,
+        EndpointSpec,
+        EndpointView,
+        Subscription,
+    )
+    from domain.events import EventType
+    from domain.records import DeliveryKind
+    from domain.samples import sample_order_shipped
+    from workflows.delivery import start_delivery_child
+
+MAX_ENDPOINTS_PER_ACCOUNT = 100
+
+NOT_FOUND = "EndpointNotFound"
+INVALID = "InvalidEndpoint"
+
+
+def registry_workflow_id(account: str) -> str:
+    return f"endpoints/{account}"
+
+
+class RegistryState(BaseModel):
+    account: str
+    endpoints: dict[str, Endpoint] = {}
+
+
+class EndpointEdit(BaseModel):
+    endpoint_id: str
+    patch: EndpointPatch
+
+
+def _invalid(err: ValidationError) -> ApplicationError:
+    problems = [
+        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"].removeprefix("Value error, ")}
+        for e in err.errors(include_input=False, include_url=False)
+    ]
+    return ApplicationError("invalid endpoint", problems, type=INVALID, non_retryable=True)
+
+
+@workflow.defn
+class EndpointRegistryWorkflow:
+    @workflow.init
+    def __init__(self, state: RegistryState) -> None:
+        self._account = state.account
+        self._endpoints: dict[str, Endpoint] = dict(state.endpoints)
+
+    @workflow.run
+    async def run(self, state: RegistryState) -> None:
+        # Lives as long as the account; continue-as-new keeps its history short.
+        await workflow.wait_condition(
+            lambda: workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
+        )
+        workflow.continue_as_new(RegistryState(account=self._account, endpoints=self._endpoints))
+
+    # -- reads -------------------------------------------------------------
+
+    @workflow.query
+    def endpoints(self) -> list[EndpointView]:
+        return [e.masked() for e in sorted(self._endpoints.values(), key=lambda e: e.created_at)]
+
+    @workflow.query
+    def endpoint(self, endpoint_id: str) -> EndpointView | None:
+        found = self._endpoints.get(endpoint_id)
+        return found.masked() if found else None
+
+    @workflow.query
+    def endpoint_for_delivery(self, endpoint_id: str) -> Endpoint | None:
+        """With secrets: only the delivery activity asks for this."""
+        return self._endpoints.get(endpoint_id)
+
+    @workflow.query
+    def subscriptions(self, event: EventType) -> list[Subscription]:
+        return [
+            Subscription(endpoint_id=e.id, url=e.url, retry=e.retry)
+            for e in self._endpoints.values()
+            if event in e.events
+        ]
+
+    # -- changes -----------------------------------------------------------
+
+    @workflow.update
+    async def create_endpoint(self, spec: EndpointSpec) -> EndpointView:
+        now = workflow.now()
+        endpoint_id = "ep_" + workflow.uuid4().hex[:20]
+        endpoint = Endpoint(**spec.model_dump(), id=endpoint_id, created_at=now, updated_at=now)
+        self._endpoints[endpoint_id] = endpoint
+        # First connection: a new endpoint always receives an ORDER_SHIPPED sample.
+        await start_delivery_child(
+            DeliveryInput(
+                delivery_id=f"delivery/first-connection/{endpoint_id}",
+                kind=DeliveryKind.FIRST_CONNECTION,
+                account=self._account,
+                endpoint_id=endpoint_id,
+                endpoint_url=endpoint.url,
+                event=sample_order_shipped(f"first-connection-{endpoint_id}"),
+                max_attempts=endpoint.retry.max_attempts,
+            )
+        )
+        return endpoint.masked()
+
+    @create_endpoint.validator
+    def _validate_create(self, spec: EndpointSpec) -> None:
+        if len(self._endpoints) >= MAX_ENDPOINTS_PER_ACCOUNT:
+            raise ApplicationError(
+                f"an account can have at most {MAX_ENDPOINTS_PER_ACCOUNT} endpoints",
+                [{"field": "url", "message": f"at most {MAX_ENDPOINTS_PER_ACCOUNT} endpoints per account"}],
+                type=INVALID,
+                non_retryable=True,
+            )
+
+    @workflow.update
+    def update_endpoint(self, edit: EndpointEdit) -> EndpointView:
+        current = self._endpoints[edit.endpoint_id]
+        spec = edit.patch.apply_to(current.spec)
+        updated = Endpoint(**spec.model_dump(), id=current.id, created_at=current.created_at, updated_at=workflow.now())
+        self._endpoints[edit.endpoint_id] = updated
+        return updated.masked()
+
+    @update_endpoint.validator
+    def _validate_update(self, edit: EndpointEdit) -> None:
+        current = self._require(edit.endpoint_id)
+        try:
+            edit.patch.apply_to(current.spec)
+        except ValidationError as err:
+            raise _invalid(err) from None
+
+    @workflow.update
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        del self._endpoints[endpoint_id]
+
+    @delete_endpoint.validator
+    def _validate_delete(self, endpoint_id: str) -> None:
+        self._require(endpoint_id)
+
+    def _require(self, endpoint_id: str) -> Endpoint:
+        found = self._endpoints.get(endpoint_id)
+        if found is None:
+            raise ApplicationError(f"endpoint {endpoint_id} not found", type=NOT_FOUND, non_retryable=True)
+        return found

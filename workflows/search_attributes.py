@@ -1,0 +1,62 @@
+"""The delivery log's index: custom search attributes on every `DeliveryWorkflow`.
+
+Operators can type the same filters in the Temporal Web UI, e.g.
+`WebhookResult = "failed" AND WebhookEndpointId = "ep_…"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from domain.delivery import DeliveryInput
+from domain.records import DeliveryResult
+
+ACCOUNT = SearchAttributeKey.for_keyword("WebhookAccount")
+ENDPOINT_ID = SearchAttributeKey.for_keyword("WebhookEndpointId")
+EVENT_ID = SearchAttributeKey.for_keyword("WebhookEventId")
+EVENT_TYPE = SearchAttributeKey.for_keyword("WebhookEvent")
+KIND = SearchAttributeKey.for_keyword("WebhookKind")
+RESULT = SearchAttributeKey.for_keyword("WebhookResult")
+RETRIES = SearchAttributeKey.for_int("WebhookRetries")
+ORDER_ID = SearchAttributeKey.for_keyword("WebhookOrderId")
+TRANSACTION_ID = SearchAttributeKey.for_keyword("WebhookTransactionId")
+CARRIER = SearchAttributeKey.for_keyword("WebhookCarrier")
+
+ALL: tuple[SearchAttributeKey[Any], ...] = (
+    ACCOUNT,
+    ENDPOINT_ID,
+    EVENT_ID,
+    EVENT_TYPE,
+    KIND,
+    RESULT,
+    RETRIES,
+    ORDER_ID,
+    TRANSACTION_ID,
+    CARRIER,
+)
+
+
+def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes:
+    """Set when a delivery starts, so it is listed (as pending) from its first moment."""
+    order = delivery.event.order
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(ACCOUNT, delivery.account),
+        SearchAttributePair(ENDPOINT_ID, delivery.endpoint_id),
+        SearchAttributePair(EVENT_ID, delivery.event_id),
+        SearchAttributePair(EVENT_TYPE, delivery.event.event.value),
+        SearchAttributePair(KIND, delivery.kind.value),
+        SearchAttributePair(RESULT, DeliveryResult.PENDING.value),
+        SearchAttributePair(RETRIES, 0),
+        SearchAttributePair(ORDER_ID, order.order_id),
+        SearchAttributePair(TRANSACTION_ID, order.transaction_id),
+        SearchAttributePair(CARRIER, order.carrier),
+    ]
+    return TypedSearchAttributes(pairs)
+
+
+def delivery_summary(delivery: DeliveryInput) -> str:
+    """How a delivery reads in the Web UI's list: a log line."""
+    event = delivery.event
+    return f"{event.event.value} order {event.order.order_id} → {delivery.endpoint_url} ({delivery.kind.value})"
