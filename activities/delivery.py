@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -135,8 +137,10 @@ def _describe(exc: httpx.HTTPError, timeout: float) -> str:
     if isinstance(exc, httpx.ConnectError):
         if isinstance(root, ssl.SSLError):
             return f"TLS handshake failed ({root.reason or root})"
-        if isinstance(root, OSError) and root.strerror:
-            return f"could not connect ({root.strerror})"
+        if isinstance(root, socket.gaierror):
+            return f"DNS lookup failed ({root.strerror})"
+        if isinstance(root, OSError) and root.errno:
+            return f"could not connect ({os.strerror(root.errno)})"
         return f"could not connect ({exc or root})"
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"connection closed before a complete response ({exc})"

@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
-from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from domain.events import EventType
+from domain.problems import field_errors
 from runtime.registry import EndpointNotFound, EndpointRejected
 
 log = logging.getLogger(__name__)
-
-# Model-level rules name their field at the front of the message: "events: …".
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
-_TAGS = {e.value for e in EventType}
-
-
-def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Pydantic's errors as field + reason, without the rejected input (it may be a secret)."""
-    problems = []
-    for err in errors:
-        loc = [str(part) for part in err.get("loc", ())]
-        if loc and loc[0] == "body":
-            loc = loc[1:]
-        # A discriminated union puts the chosen event type in the path; it is not a field.
-        loc = [part for part in loc if part not in _TAGS]
-        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        field = ".".join(loc)
-        prefixed = _FIELD_PREFIX.match(message)
-        if prefixed:
-            field = ".".join(filter(None, [field, prefixed.group(1)]))
-            message = prefixed.group(2)
-        problems.append({"field": field or "body", "message": message})
-    return problems
 
 
 def _answer(code: int, problems: list[dict[str, str]]) -> JSONResponse:

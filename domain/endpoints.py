@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from domain.events import EventType
 from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
@@ -95,6 +95,12 @@ class EndpointPatch(_Model):
     retry: RetrySettings | None = None
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_fields_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An absent field and a null one mean different things; keep that across the wire.
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if name in self.model_fields_set}
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -56,6 +56,10 @@ class Receiver:
     def url(self, *replies: Reply) -> str:
         return self.base_url + self.path(*replies)
 
+    def script(self, url_or_path: str, *replies: Reply) -> None:
+        """Answer the next requests with `replies`, then the last one forever."""
+        self._scripts[url_or_path.removeprefix(self.base_url)] = list(replies)
+
     def requests(self, url_or_path: str) -> list[ReceivedRequest]:
         return list(self._requests[url_or_path.removeprefix(self.base_url)])
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         Subscription,
     )
     from domain.events import EventType
+    from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
     from workflows.delivery import start_delivery_child
@@ -46,10 +47,7 @@ class EndpointEdit(BaseModel):
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
-    problems = [
-        {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"].removeprefix("Value error, ")}
-        for e in err.errors(include_input=False, include_url=False)
-    ]
+    problems = field_errors(err.errors(include_input=False, include_url=False))
     return ApplicationError("invalid endpoint", problems, type=INVALID, non_retryable=True)
 
 

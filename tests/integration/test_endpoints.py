@@ -1,0 +1,211 @@
+"""`/v1/endpoints` over real HTTP: validation, masking, first connection, edits and deletes (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import json
+
+from domain.samples import sample_order_shipped, sample_tracking_update
+from domain.wire import wire_body
+from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from tests.receiver import Reply, error
+
+SECRETS = {
+    "auth": {"username": "shop", "password": "s3cret-pw"},
+    "custom_header": {"key": "X-Shop-Token", "value": "tok-9f8e"},
+}
+
+
+async def test_create_read_list_and_patch_never_show_secrets(api, receiver):
+    created = await api.post(
+        "/v1/endpoints",
+        json={"url": receiver.url(), "events": ["TRACKING_UPDATE"], "retry": {"enabled": True, "max_retries": 3}}
+        | SECRETS,
+    )
+    assert created.status_code == 201
+    endpoint = created.json()
+    assert endpoint["id"].startswith("ep_") and endpoint["created_at"]
+    assert endpoint["auth"] == {"username": "shop", "password": "********"}
+    assert endpoint["custom_header"] == {"key": "X-Shop-Token", "value": "********"}
+
+    read = await api.get(f"/v1/endpoints/{endpoint['id']}")
+    listed = await api.get("/v1/endpoints")
+    patched = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "main shop"})
+
+    assert read.json() == endpoint
+    assert [e["id"] for e in listed.json()] == [endpoint["id"]]
+    assert patched.status_code == 200
+    assert patched.json()["description"] == "main shop"
+    assert patched.json()["retry"] == {"enabled": True, "max_retries": 3}
+    for answer in (created, read, listed, patched):
+        assert "s3cret-pw" not in answer.text and "tok-9f8e" not in answer.text
+
+
+async def test_eleven_retries_is_refused_naming_the_field_and_the_limit(api, receiver):
+    response = await api.post(
+        "/v1/endpoints",
+        json={"url": receiver.url(), "events": ["ORDER_SHIPPED"], "retry": {"enabled": True, "max_retries": 11}},
+    )
+
+    assert response.status_code == 422
+    [problem] = response.json()["errors"]
+    assert problem["field"] == "retry.max_retries"
+    assert "10" in problem["message"]
+    assert (await api.get("/v1/endpoints")).json() == []
+
+
+async def test_bad_input_is_a_4xx_naming_the_field_and_never_echoes_it(api, receiver):
+    cases = [
+        ({"url": "ftp://shop.example.com/hook", "events": ["ORDER_SHIPPED"]}, "url"),
+        ({"url": "https://shop.example.com/" + "a" * 2048, "events": ["ORDER_SHIPPED"]}, "url"),
+        ({"url": receiver.url(), "events": []}, "events"),
+        ({"url": receiver.url(), "events": ["ORDER_LOST"]}, "events.0"),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED", "ORDER_SHIPPED"]}, "events"),
+        (
+            {"url": receiver.url(), "events": ["ORDER_SHIPPED"], "custom_header": {"key": "Bad Name", "value": "x"}},
+            "custom_header.key",
+        ),
+        (
+            {"url": receiver.url(), "events": ["ORDER_SHIPPED"], "custom_header": {"key": "X-A", "value": "a\r\nB: c"}},
+            "custom_header.value",
+        ),
+        (
+            {
+                "url": receiver.url(),
+                "events": ["ORDER_SHIPPED"],
+                "custom_header": {"key": "Content-Type", "value": "x"},
+            },
+            "custom_header.key",
+        ),
+        (
+            {
+                "url": receiver.url(),
+                "events": ["ORDER_SHIPPED"],
+                "custom_header": {"key": "Authorization", "value": "x"},
+            }
+            | {"auth": {"username": "u", "password": "p4ss-secret"}},
+            "custom_header.key",
+        ),
+        (
+            {
+                "url": receiver.url(),
+                "events": ["ORDER_SHIPPED"],
+                "auth": {"username": "a:b", "password": "p4ss-secret"},
+            },
+            "auth.username",
+        ),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "colour": "blue"}, "colour"),
+    ]
+    for body, field in cases:
+        response = await api.post("/v1/endpoints", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert field in [p["field"] for p in response.json()["errors"]], (field, response.text)
+        assert "p4ss-secret" not in response.text
+    assert (await api.get("/v1/endpoints")).json() == []
+
+
+async def test_a_patch_that_breaks_the_whole_is_refused_and_changes_nothing(api, receiver):
+    endpoint = await create_endpoint(api, receiver.url(), custom_header={"key": "Authorization", "value": "Token x"})
+
+    adds_auth = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"auth": {"username": "u", "password": "p"}})
+    nulls_url = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"url": None})
+
+    assert adds_auth.status_code == 422
+    assert adds_auth.json()["errors"][0]["field"] == "custom_header.key"
+    assert nulls_url.status_code == 422 and nulls_url.json()["errors"][0]["field"] == "url"
+    assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json() == endpoint
+
+
+async def test_unknown_endpoints_are_404(api):
+    assert (await api.get("/v1/endpoints/ep_missing")).status_code == 404
+    assert (await api.patch("/v1/endpoints/ep_missing", json={"description": "x"})).status_code == 404
+    assert (await api.delete("/v1/endpoints/ep_missing")).status_code == 404
+    assert (await api.post("/v1/endpoints/ep_missing/test")).status_code == 404
+
+
+async def test_first_connection_sends_order_shipped_whatever_the_events(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
+
+    record = await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    [request] = await receiver.wait_for(url, 1)
+
+    assert record.kind == "first_connection" and record.result == "success"
+    assert json.loads(request.body)["Event"] == "ORDER_SHIPPED"
+    assert request.body == wire_body(sample_order_shipped("any")).encode()
+
+
+async def test_an_edit_is_used_by_the_very_next_event(api, client, receiver):
+    old_url, new_url = receiver.url(), receiver.url()
+    endpoint = await create_endpoint(api, old_url, events=["TRACKING_UPDATE"])
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+
+    edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"url": new_url})
+    accepted = await post_event(api, tracking_event())
+    record = await delivery_outcome(client, accepted["deliveries"][0]["id"])
+
+    assert edited.status_code == 200
+    assert record.endpoint_url == new_url
+    assert len(receiver.requests(new_url)) == 1
+    assert len(receiver.requests(old_url)) == 1  # the first connection only
+
+
+async def test_an_event_is_delivered_only_to_endpoints_subscribed_to_it(api, client, receiver):
+    tracking = await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"])
+    await create_endpoint(api, receiver.url(), events=["ORDER_ERROR"])
+
+    accepted = await post_event(api, tracking_event())
+
+    assert [d["endpoint_id"] for d in accepted["deliveries"]] == [tracking["id"]]
+
+
+async def test_a_deleted_endpoint_receives_nothing_more(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+
+    deleted = await api.delete(f"/v1/endpoints/{endpoint['id']}")
+    accepted = await post_event(api, tracking_event())
+
+    assert deleted.status_code == 204
+    assert accepted["deliveries"] == []
+    assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).status_code == 404
+    assert len(receiver.requests(url)) == 1
+
+
+async def test_deleting_an_endpoint_stops_its_pending_retries(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 10})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    # The receiver asks for 2 s between attempts: time to delete while a retry is pending.
+    receiver.script(url, error(503, **{"retry-after": "2"}))
+    accepted = await post_event(api, tracking_event())
+    await receiver.wait_for(url, 2)
+
+    await api.delete(f"/v1/endpoints/{endpoint['id']}")
+    record = await delivery_outcome(client, accepted["deliveries"][0]["id"])
+
+    assert record.result == "failed"
+    assert record.error == f"Endpoint {endpoint['id']} was deleted: delivery stopped"
+    assert len(receiver.requests(url)) == 2  # first connection + the one attempt before the delete
+
+
+async def test_test_sends_the_seed_sample_once_and_shows_both_sides(api, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 5}, **SECRETS)
+    receiver.script(url, Reply(status=500, body=b'{"oops": 1}'))
+
+    response = await api.post(f"/v1/endpoints/{endpoint['id']}/test")
+
+    assert response.status_code == 200
+    record = response.json()
+    tests = [r for r in receiver.requests(url) if r.headers["webhook-id"] == record["id"]]
+    assert len(tests) == 1  # a test is never retried
+    assert tests[0].body == wire_body(sample_tracking_update("any")).encode()
+    assert record["kind"] == "test" and record["event"] == "TRACKING_UPDATE"
+    assert record["result"] == "failed"
+    assert record["error"] == "HTTP response code is 500 (Internal Server Error), it must be 200"
+    assert record["request"]["body"] == tests[0].body.decode()
+    assert record["request"]["headers"]["Authorization"] == "********"
+    assert record["response"]["status_text"] == "500 Internal Server Error"
+    assert record["response"]["body"] == '{"oops": 1}'
+    assert "s3cret-pw" not in response.text and "tok-9f8e" not in response.text

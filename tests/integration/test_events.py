@@ -1,0 +1,114 @@
+"""`/v1/events` and the service routes over real HTTP (CONTRACT §2, §6)."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import SecretStr
+
+from api.app import create_app
+from tests.conftest import free_port
+from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from tests.receiver import BackgroundServer
+
+
+async def test_posting_the_same_event_id_again_never_delivers_twice(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    event = tracking_event()
+
+    first = await post_event(api, event)
+    again = await post_event(api, event)
+    await delivery_outcome(client, first["deliveries"][0]["id"])
+    # An endpoint created in between does not change what the id already named.
+    await create_endpoint(api, receiver.url())
+    third = await post_event(api, event)
+
+    assert first == again == third
+    assert first["id"] == event["id"]
+    assert len(receiver.requests(url)) == 2  # first connection + one delivery
+
+
+async def test_the_same_id_with_another_body_is_a_conflict(api, receiver):
+    await create_endpoint(api, receiver.url())
+    event = tracking_event()
+    await post_event(api, event)
+
+    changed = await api.post("/v1/events", json=event | {"order": event["order"] | {"carrier": "DHL"}})
+
+    assert changed.status_code == 409
+    assert "id" in changed.json()["detail"]
+
+
+async def test_an_event_without_id_gets_one_and_no_subscriber_means_no_delivery(api):
+    event = tracking_event()
+    del event["id"]
+
+    response = await api.post("/v1/events", json=event)
+
+    assert response.status_code == 202
+    assert response.json()["id"].startswith("evt_")
+    assert response.json()["deliveries"] == []
+
+
+async def test_a_bad_event_is_a_422_naming_the_field(api, receiver):
+    await create_endpoint(api, receiver.url())
+    missing_tracking = tracking_event()
+    del missing_tracking["tracking"]
+    cases = [
+        (tracking_event() | {"event": "ORDER_LOST"}, "event"),
+        (missing_tracking, "tracking"),
+        (tracking_event() | {"shipment": {"date": 1, "label_url": "https://x.example/l"}}, "shipment"),
+        (tracking_event(event_id="has/slash"), "id"),
+        (tracking_event() | {"tracking": {"date": "yesterday", "code": 6}}, "tracking.date"),
+    ]
+    for body, field in cases:
+        response = await api.post("/v1/events", json=body)
+        assert response.status_code == 422, response.text
+        assert field in [p["field"] for p in response.json()["errors"]], response.text
+
+    malformed = await api.post("/v1/events", content=b"{not json", headers={"content-type": "application/json"})
+    assert malformed.status_code == 422
+
+
+async def test_health_and_openapi(api):
+    health = await api.get("/healthz")
+    openapi = await api.get("/openapi.json")
+
+    assert health.status_code == 200
+    assert {"/v1/endpoints", "/v1/events", "/v1/endpoints/{endpoint_id}/test"} <= set(openapi.json()["paths"])
+    assert (await api.get("/docs")).status_code == 200
+
+
+async def test_health_is_503_when_temporal_is_unreachable(settings):
+    unreachable = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        BackgroundServer(create_app(unreachable), free_port()) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        response = await http.get("/healthz")
+
+    assert response.status_code == 503
+
+
+async def test_a_configured_token_is_required_on_every_v1_route(settings, worker):
+    guarded = settings.model_copy(update={"api_token": SecretStr("t0ken")})
+    async with (
+        BackgroundServer(create_app(guarded), free_port()) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        routes = [
+            ("GET", "/v1/endpoints"),
+            ("POST", "/v1/events"),
+            ("GET", "/v1/endpoints/x"),
+            ("DELETE", "/v1/endpoints/x"),
+        ]
+        for method, path in routes:
+            assert (await http.request(method, path)).status_code == 401
+            wrong = await http.request(method, path, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+        allowed = await http.get("/v1/endpoints", headers={"Authorization": "Bearer t0ken"})
+        health = await http.get("/healthz")
+
+    assert allowed.status_code == 200
+    assert health.status_code == 200  # health stays open for load balancers
