@@ -79,6 +79,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The delivery activity logs each attempt itself; httpx would repeat it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main())
     # The SDK's runtime can crash at interpreter exit (sdk-python#300); leave cleanly.
     os._exit(0)

@@ -1,0 +1,79 @@
+"""`make run`'s stack as a user drives it: start, use over HTTP, Ctrl-C, start again, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+from tests.integration.helpers import tracking_event
+from tests.receiver import BackgroundServer, Receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@asynccontextmanager
+async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[httpx.AsyncClient]:
+    """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "runtime.stack", "--data-dir", str(data_dir)]
+        + ["--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]), "--api-port", str(ports["api"])],
+        cwd=ROOT,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as api:
+            for _ in range(300):
+                if stack.poll() is not None:
+                    raise AssertionError(f"the stack exited with {stack.returncode} before serving")
+                try:
+                    if (await api.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the API never became healthy")
+            yield api
+    finally:
+        stack.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(stack.wait, 60)
+        assert code == 0
+        assert not any(_listening(port) for port in ports.values()), "a process outlived Ctrl-C"
+
+
+async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server:
+        receiver.base_url = server.url
+        url = receiver.url()
+
+        async with running_stack(tmp_path, ports) as api:
+            created = await api.post("/v1/endpoints", json={"url": url, "events": ["TRACKING_UPDATE"]})
+            assert created.status_code == 201
+            assert (await api.get("/docs")).status_code == 200
+            await receiver.wait_for(url, 1, timeout=60)  # the first connection
+            assert _listening(ports["ui"])
+
+        async with running_stack(tmp_path, ports) as api:
+            listed = (await api.get("/v1/endpoints")).json()
+            accepted = await api.post("/v1/events", json=tracking_event())
+            [second] = (await receiver.wait_for(url, 2, timeout=60))[1:]
+
+    assert [e["id"] for e in listed] == [created.json()["id"]]
+    assert accepted.status_code == 202
+    assert second.headers["webhook-id"] == accepted.json()["deliveries"][0]["id"]
+    assert (tmp_path / "temporal.db").exists()
