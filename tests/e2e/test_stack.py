@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,15 +27,14 @@ def _listening(port: int) -> bool:
 @asynccontextmanager
 async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[httpx.AsyncClient]:
     """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "runtime.stack", "--data-dir", str(data_dir)]
-        + ["--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]), "--api-port", str(ports["api"])],
-        cwd=ROOT,
-    )
+    flags = {"--data-dir": data_dir, "--temporal-port": ports["temporal"], "--ui-port": ports["ui"]}
+    flags["--api-port"] = ports["api"]
+    args = [str(part) for pair in flags.items() for part in pair]
+    stack = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime.stack", *args, cwd=ROOT)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as api:
             for _ in range(300):
-                if stack.poll() is not None:
+                if stack.returncode is not None:
                     raise AssertionError(f"the stack exited with {stack.returncode} before serving")
                 try:
                     if (await api.get("/healthz")).status_code == 200:
@@ -49,7 +47,7 @@ async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[
             yield api
     finally:
         stack.send_signal(signal.SIGINT)
-        code = await asyncio.to_thread(stack.wait, 60)
+        code = await asyncio.wait_for(stack.wait(), 60)
         assert code == 0
         assert not any(_listening(port) for port in ports.values()), "a process outlived Ctrl-C"
 
