@@ -19,12 +19,14 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.delivery import DeliveryActivities
+from activities.recovery import RecoveryActivities
 from domain.retry import Backoff
 from runtime.registry import EndpointRegistry
 from runtime.temporal import connect
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
 from workflows.fanout import EventFanoutWorkflow
+from workflows.recovery import RecoveryWorkflow
 from workflows.registry import EndpointRegistryWorkflow
 
 # Pure modules the workflows use: imported once, not re-imported in every sandbox.
@@ -43,18 +45,23 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 @asynccontextmanager
 async def delivery_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
     """A configured worker with its HTTP client; the client is closed when the worker is done."""
+
+    def registries(account: str) -> EndpointRegistry:
+        return EndpointRegistry(client, settings.task_queue, account)
+
     async with http_client(settings) as http:
-        activities = DeliveryActivities(
+        delivery = DeliveryActivities(
             http=http,
-            registries=lambda account: EndpointRegistry(client, settings.task_queue, account),
+            registries=registries,
             backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
             http_timeout=settings.http_timeout,
         )
+        recovery = RecoveryActivities(client, settings.task_queue, registries)
         yield Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow],
-            activities=[activities.deliver_webhook],
+            workflows=[DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow],
+            activities=[delivery.deliver_webhook, recovery.recover_deliveries],
             workflow_runner=SandboxedWorkflowRunner(
                 restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
             ),

@@ -69,7 +69,7 @@ class DeliveryActivities:
         )
 
     async def _post(self, endpoint: Endpoint, attempt: AttemptInput, number: int) -> tuple[AttemptRecord, float | None]:
-        headers = request_headers(endpoint, attempt.delivery_id)
+        headers = request_headers(endpoint, attempt.webhook_id)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.deps import require_token
-from api.routers import endpoints, events, health
+from api.routers import deliveries, endpoints, events, health
 from runtime.temporal import connect
 from settings import Settings, get_settings
 
@@ -36,6 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
-    for router in (endpoints.router, events.router):
+    for router in (endpoints.router, events.router, deliveries.router):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
+from runtime.delivery_log import DeliveryLog
 from runtime.registry import EndpointRegistry
 from settings import Settings
 
@@ -55,3 +56,10 @@ def get_registry(client: ClientDep, settings: SettingsDep, account: AccountDep) 
 
 
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
+
+
+def get_delivery_log(client: ClientDep, settings: SettingsDep, account: AccountDep) -> DeliveryLog:
+    return DeliveryLog(client, account, settings.temporal_ui_url)
+
+
+DeliveryLogDep = Annotated[DeliveryLog, Depends(get_delivery_log)]

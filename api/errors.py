@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from domain.problems import field_errors
+from runtime.deliveries import DeliveryStillPending
+from runtime.delivery_log import BadPageToken, DeliveryNotFound
 from runtime.registry import EndpointNotFound, EndpointRejected
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EndpointNotFound)
     async def _not_found(_: Request, exc: EndpointNotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(DeliveryNotFound)
+    async def _no_delivery(_: Request, exc: DeliveryNotFound) -> JSONResponse:
+        return JSONResponse({"detail": f"delivery {exc} not found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(DeliveryStillPending)
+    async def _pending(_: Request, exc: DeliveryStillPending) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(BadPageToken)
+    async def _bad_token(_: Request, exc: BadPageToken) -> JSONResponse:
+        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": "page_token", "message": str(exc)}])
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -14,6 +15,7 @@ DEFAULT_ACCOUNT = "default"
 
 # The delivery activity, and the failure type that ends a delivery without retrying.
 DELIVER_WEBHOOK = "deliver_webhook"
+RECOVER_DELIVERIES = "recover_deliveries"
 ENDPOINT_DELETED = "EndpointDeleted"
 # The delivery activity's own time limit in Temporal; one POST must end well within it.
 ATTEMPT_TIMEOUT_SECONDS = 60
@@ -35,17 +37,25 @@ class DeliveryInput(BaseModel):
     event: OrderEvent
     max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
     rerun_of: str | None = None
+    # The `webhook-id` header: a re-run keeps the original delivery's, so a
+    # receiver that did process the first one can tell it is the same message.
+    webhook_id: str | None = None
 
     @property
     def event_id(self) -> str:
         assert self.event.id is not None, "events get an id before they enter the pipeline"
         return self.event.id
 
+    @property
+    def message_id(self) -> str:
+        return self.webhook_id or self.delivery_id
+
 
 class AttemptInput(BaseModel):
     """One call of the `deliver_webhook` activity. The endpoint's secrets are looked up at send time."""
 
     delivery_id: str
+    webhook_id: str
     account: str
     endpoint_id: str
     body: str
@@ -79,3 +89,16 @@ class EventAcceptance(BaseModel):
     event_id: str
     fingerprint: str
     deliveries: list[DeliveryRef]
+
+
+class RecoveryRequest(BaseModel):
+    """Re-run every failed delivery of an endpoint started since a moment."""
+
+    account: str = DEFAULT_ACCOUNT
+    endpoint_id: str
+    since: datetime
+
+
+class RecoveryResult(BaseModel):
+    found: int  # failed deliveries since then
+    started: int  # re-runs this recovery started (the others were recovered before)

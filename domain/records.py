@@ -23,6 +23,7 @@ class DeliveryKind(StrEnum):
     FIRST_CONNECTION = "first_connection"
     TEST = "test"
     RERUN = "rerun"
+    RECOVERY = "recovery"  # a re-run started by bulk recovery
 
 
 class HttpRequestRecord(BaseModel):

@@ -6,7 +6,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +28,7 @@ class DeliveryWorkflow:
     async def run(self, delivery: DeliveryInput) -> DeliveryRecord:
         attempt_input = AttemptInput(
             delivery_id=delivery.delivery_id,
+            webhook_id=delivery.message_id,
             account=delivery.account,
             endpoint_id=delivery.endpoint_id,
             body=wire_body(delivery.event),
@@ -55,7 +56,7 @@ class DeliveryWorkflow:
             retries = attempt.attempt - 1 if attempt else _retries_without_record(failure, delivery)
 
         record = _record(delivery, attempt, error, retries)
-        workflow.upsert_search_attributes([sa.RESULT.value_set(record.result.value), sa.RETRIES.value_set(retries)])
+        workflow.upsert_search_attributes(sa.outcome_updates(record))
         return record
 
 
@@ -112,7 +113,9 @@ async def start_delivery_child(delivery: DeliveryInput) -> None:
             DeliveryWorkflow.run,
             delivery,
             id=delivery.delivery_id,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # a delivery id names one delivery, ever
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             search_attributes=sa.delivery_search_attributes(delivery),
+            memo=sa.delivery_memo(delivery),
             static_summary=sa.delivery_summary(delivery),
         )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 from domain.delivery import DeliveryInput
-from domain.records import DeliveryResult
+from domain.records import DeliveryRecord, DeliveryResult
+
+# Memo keys: what a log row shows that no filter needs.
+MEMO_ENDPOINT_URL = "endpoint_url"
+MEMO_RERUN_OF = "rerun_of"
 
 ACCOUNT = SearchAttributeKey.for_keyword("WebhookAccount")
 ENDPOINT_ID = SearchAttributeKey.for_keyword("WebhookEndpointId")
@@ -20,6 +24,7 @@ EVENT_TYPE = SearchAttributeKey.for_keyword("WebhookEvent")
 KIND = SearchAttributeKey.for_keyword("WebhookKind")
 RESULT = SearchAttributeKey.for_keyword("WebhookResult")
 RETRIES = SearchAttributeKey.for_int("WebhookRetries")
+TIME_SPENT_MS = SearchAttributeKey.for_int("WebhookTimeSpentMs")
 ORDER_ID = SearchAttributeKey.for_keyword("WebhookOrderId")
 TRANSACTION_ID = SearchAttributeKey.for_keyword("WebhookTransactionId")
 CARRIER = SearchAttributeKey.for_keyword("WebhookCarrier")
@@ -32,6 +37,7 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     KIND,
     RESULT,
     RETRIES,
+    TIME_SPENT_MS,
     ORDER_ID,
     TRANSACTION_ID,
     CARRIER,
@@ -54,6 +60,18 @@ def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes
         SearchAttributePair(CARRIER, order.carrier),
     ]
     return TypedSearchAttributes(pairs)
+
+
+def outcome_updates(record: DeliveryRecord) -> list[SearchAttributeUpdate[Any]]:
+    """Set when a delivery ends: what the log's result and retry filters read."""
+    updates: list[SearchAttributeUpdate[Any]] = [RESULT.value_set(record.result.value), RETRIES.value_set(record.retry)]
+    if record.time_spent_ms is not None:
+        updates.append(TIME_SPENT_MS.value_set(record.time_spent_ms))
+    return updates
+
+
+def delivery_memo(delivery: DeliveryInput) -> dict[str, str | None]:
+    return {MEMO_ENDPOINT_URL: delivery.endpoint_url, MEMO_RERUN_OF: delivery.rerun_of}
 
 
 def delivery_summary(delivery: DeliveryInput) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
 
 from api.deps import AccountDep, ClientDep, RegistryDep, SettingsDep
-from api.starts import start_delivery
-from domain.delivery import DeliveryInput
+from domain.delivery import DeliveryInput, RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
 from domain.records import DeliveryKind, DeliveryRecord
 from domain.samples import sample_tracking_update
+from runtime.deliveries import start_delivery
+from workflows.recovery import RecoveryWorkflow
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -66,3 +69,27 @@ async def test_endpoint(
         ),
     )
     return await handle.result()
+
+
+class RecoverySince(BaseModel):
+    since: datetime
+
+
+@router.post("/{endpoint_id}/recover")
+async def recover_endpoint(
+    endpoint_id: str,
+    body: RecoverySince,
+    registry: RegistryDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    account: AccountDep,
+) -> RecoveryResult:
+    """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many."""
+    await registry.get(endpoint_id)
+    return await client.execute_workflow(
+        RecoveryWorkflow.run,
+        RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since),
+        id=f"recovery/{endpoint_id}/{uuid.uuid4().hex[:12]}",
+        task_queue=settings.task_queue,
+        static_summary=f"Recover failed deliveries of {endpoint_id} since {body.since.isoformat()}",
+    )

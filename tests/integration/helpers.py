@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from temporalio.client import Client
 
 from domain.records import DeliveryRecord
 from workflows.delivery import DeliveryWorkflow
+
+T = TypeVar("T")
 
 CONTRACT_ORDER: dict[str, Any] = {
     "order_id": "24957298",
@@ -70,3 +74,19 @@ async def delivery_outcome(client: Client, delivery_id: str) -> DeliveryRecord:
 
 def first_connection_id(endpoint_id: str) -> str:
     return f"delivery/first-connection/{endpoint_id}"
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """Poll `probe` until `accept` holds: visibility (the log's index) is eventually consistent."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await probe()
+        if accept(value) or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.2)
+
+
+async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
+    response = await api.get("/v1/deliveries", params=params)
+    assert response.status_code == 200, response.text
+    return [row["id"] for row in response.json()["data"]]

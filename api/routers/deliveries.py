@@ -1,0 +1,55 @@
+"""`/v1/deliveries`: the delivery log — list with filters, one record, re-run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
+from domain.events import EventType
+from domain.records import DeliveryResult
+from runtime.deliveries import rerun_delivery
+from runtime.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
+
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+
+
+class RerunStarted(BaseModel):
+    id: str
+    rerun_of: str
+
+
+@router.get("")
+async def list_deliveries(
+    log: DeliveryLogDep,
+    endpoint_id: str | None = None,
+    event: EventType | None = None,
+    result: DeliveryResult | None = None,
+    retried: bool | None = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[datetime | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="deliveries started before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    page_token: str | None = None,
+) -> DeliveryPage:
+    """Newest first. Pass `next_page_token` back as `page_token`, with the same filters, for the next page."""
+    log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until)
+    return await log.page(log_filter, limit, page_token)
+
+
+@router.get("/{delivery_id:path}")
+async def get_delivery(delivery_id: str, log: DeliveryLogDep) -> DeliveryDetail:
+    """Everything sent and received; for a pending delivery, its attempts so far and the next one's time."""
+    return await log.detail(delivery_id)
+
+
+@router.post("/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED)
+async def retry_delivery(
+    delivery_id: str, log: DeliveryLogDep, registry: RegistryDep, client: ClientDep, settings: SettingsDep
+) -> RerunStarted:
+    """Re-run a finished delivery as a new one, with the endpoint's current configuration."""
+    rerun = await rerun_delivery(client, settings.task_queue, log, registry, delivery_id)
+    return RerunStarted(id=rerun.delivery_id, rerun_of=delivery_id)

@@ -1,0 +1,335 @@
+"""The delivery log, read from Temporal: visibility for the list, the workflow itself for one record."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.delivery import DeliveryInput
+from domain.events import EventType
+from domain.records import (
+    AttemptRecord,
+    DeliveryKind,
+    DeliveryRecord,
+    DeliveryResult,
+    HttpRequestRecord,
+    HttpResponseRecord,
+)
+from workflows import search_attributes as sa
+from workflows.delivery import DeliveryWorkflow
+
+# A page is cut from a StartTime window holding at most this many deliveries per
+# requested row; the window is found with counts, so no page reads the whole log.
+_WINDOW_FACTOR = 4
+_MIN_WINDOW_ROWS = 200
+_FIRST_SPAN = timedelta(minutes=1)
+_MAX_SPAN = timedelta(days=3650)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class DeliveryNotFound(Exception):
+    pass
+
+
+class BadPageToken(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The log's filters; every one combines with the others."""
+
+    endpoint_id: str | None = None
+    event: EventType | None = None
+    result: DeliveryResult | None = None
+    retried: bool | None = None
+    order_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def visibility_query(self, account: str) -> str:
+        """The same filter as an operator types it in the Temporal Web UI."""
+        clauses = [f'WorkflowType = "{DeliveryWorkflow.__name__}"', f"{sa.ACCOUNT.name} = {_quote(account)}"]
+        if self.endpoint_id is not None:
+            clauses.append(f"{sa.ENDPOINT_ID.name} = {_quote(self.endpoint_id)}")
+        if self.event is not None:
+            clauses.append(f"{sa.EVENT_TYPE.name} = {_quote(self.event.value)}")
+        if self.result is not None:
+            clauses.append(f"{sa.RESULT.name} = {_quote(self.result.value)}")
+        if self.retried is not None:
+            clauses.append(f"{sa.RETRIES.name} {'>' if self.retried else '='} 0")
+        if self.order_id is not None:
+            clauses.append(f"{sa.ORDER_ID.name} = {_quote(self.order_id)}")
+        if self.since is not None:
+            clauses.append(f"StartTime >= {_quote(_timestamp(self.since))}")
+        if self.until is not None:
+            clauses.append(f"StartTime < {_quote(_timestamp(self.until))}")
+        return " AND ".join(clauses)
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class DeliverySummary(BaseModel):
+    """One row of the log list: the seed's columns, from visibility alone."""
+
+    id: str
+    kind: DeliveryKind | None
+    event_id: str | None
+    event: EventType | None
+    endpoint_id: str | None
+    endpoint_url: str | None
+    order_id: str | None
+    transaction_id: str | None
+    carrier: str | None
+    result: DeliveryResult
+    retry: int
+    date: datetime
+    date_end: datetime | None
+    time_spent_ms: int | None
+    rerun_of: str | None
+    web_ui_url: str
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliverySummary]
+    next_page_token: str | None
+
+
+class DeliveryDetail(DeliveryRecord):
+    """The full record, plus where a pending delivery stands and its link in the Web UI."""
+
+    attempts: int
+    next_attempt_at: datetime | None = None
+    web_ui_url: str
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """The last row served: rows are ordered by (start time, id), newest first."""
+
+    start: datetime
+    id: str
+    filter_digest: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"t": _timestamp(self.start), "id": self.id, "f": self.filter_digest})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, filter_digest: str) -> _Cursor:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            cursor = cls(datetime.fromisoformat(raw["t"]), str(raw["id"]), str(raw["f"]))
+        except (ValueError, KeyError, TypeError):
+            raise BadPageToken("is not a token this API issued") from None
+        if cursor.filter_digest != filter_digest:
+            raise BadPageToken("belongs to other filters; start again without it")
+        return cursor
+
+
+class DeliveryLog:
+    """One account's deliveries."""
+
+    def __init__(self, client: Client, account: str, web_ui_url: str) -> None:
+        self._client = client
+        self._account = account
+        self._web_ui_url = web_ui_url.rstrip("/")
+
+    def web_ui_link(self, workflow_id: str, run_id: str | None = None) -> str:
+        base = f"{self._web_ui_url}/namespaces/{quote(self._client.namespace, safe='')}/workflows/"
+        return base + quote(workflow_id, safe="") + (f"/{run_id}/history" if run_id else "")
+
+    # -- the list ------------------------------------------------------------
+
+    async def page(self, log_filter: LogFilter, limit: int, page_token: str | None = None) -> DeliveryPage:
+        """Newest first by start time. Start times never change and new deliveries start
+        later than any row already served, so a cursor on them never skips or repeats."""
+        query = log_filter.visibility_query(self._account)
+        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+        cursor = _Cursor.decode(page_token, digest) if page_token else None
+        # Bounds are exclusive; one microsecond past the cursor keeps rows that share its start.
+        upper = cursor.start + _ONE_MICROSECOND if cursor else None
+        window_max = max(limit * _WINDOW_FACTOR, _MIN_WINDOW_ROWS)
+        total = await self._count(query, None, upper)
+        lower = None if total <= window_max else await self._window_start(query, upper, limit, window_max)
+        rows = [e async for e in self._client.list_workflows(_bounded(query, lower, upper))]
+        rows.sort(key=lambda e: (e.start_time, e.id), reverse=True)
+        if cursor:
+            seen = [e for e in rows if (e.start_time, e.id) >= (cursor.start, cursor.id)]
+            rows = rows[len(seen) :]
+            total -= len(seen)
+        served = rows[:limit]
+        more = total > len(served)
+        next_token = _Cursor(served[-1].start_time, served[-1].id, digest).encode() if more and served else None
+        return DeliveryPage(data=[await self._summary(e) for e in served], next_page_token=next_token)
+
+    async def _window_start(self, query: str, upper: datetime | None, limit: int, window_max: int) -> datetime:
+        """A start time below `upper` with between `limit` and `window_max` rows after it."""
+        top = upper or datetime.now(UTC) + timedelta(minutes=5)
+        short, long = timedelta(0), _FIRST_SPAN
+        while long < _MAX_SPAN and await self._count(query, top - long, upper) < limit:
+            short, long = long, long * 4
+        while long - short > _ONE_MICROSECOND * 1000:
+            middle = short + (long - short) / 2
+            found = await self._count(query, top - middle, upper)
+            if found > window_max:
+                long = middle
+            elif found < limit:
+                short = middle
+            else:
+                return top - middle
+        return top - long
+
+    async def _count(self, query: str, lower: datetime | None, upper: datetime | None) -> int:
+        return (await self._client.count_workflows(_bounded(query, lower, upper))).count
+
+    async def _summary(self, execution: WorkflowExecution) -> DeliverySummary:
+        attrs = execution.typed_search_attributes
+        memo = await execution.memo()
+        event = attrs.get(sa.EVENT_TYPE)
+        kind = attrs.get(sa.KIND)
+        return DeliverySummary(
+            id=execution.id,
+            kind=DeliveryKind(kind) if kind else None,
+            event_id=attrs.get(sa.EVENT_ID),
+            event=EventType(event) if event else None,
+            endpoint_id=attrs.get(sa.ENDPOINT_ID),
+            endpoint_url=memo.get(sa.MEMO_ENDPOINT_URL),
+            order_id=attrs.get(sa.ORDER_ID),
+            transaction_id=attrs.get(sa.TRANSACTION_ID),
+            carrier=attrs.get(sa.CARRIER),
+            result=_result(execution.status, attrs.get(sa.RESULT)),
+            retry=attrs.get(sa.RETRIES) or 0,
+            date=execution.start_time,
+            date_end=execution.close_time,
+            time_spent_ms=attrs.get(sa.TIME_SPENT_MS),
+            rerun_of=memo.get(sa.MEMO_RERUN_OF),
+            web_ui_url=self.web_ui_link(execution.id, execution.run_id),
+        )
+
+    # -- one delivery --------------------------------------------------------
+
+    async def describe(self, delivery_id: str) -> WorkflowExecutionDescription:
+        """The delivery's workflow, if it is a delivery of this account."""
+        if not delivery_id.startswith("delivery/"):
+            raise DeliveryNotFound(delivery_id)
+        try:
+            execution = await self._client.get_workflow_handle(delivery_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise DeliveryNotFound(delivery_id) from None
+            raise
+        if execution.typed_search_attributes.get(sa.ACCOUNT) != self._account:
+            raise DeliveryNotFound(delivery_id)
+        return execution
+
+    async def detail(self, delivery_id: str) -> DeliveryDetail:
+        execution = await self.describe(delivery_id)
+        link = self.web_ui_link(execution.id, execution.run_id)
+        handle = self._client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id, run_id=execution.run_id)
+        if execution.status == WorkflowExecutionStatus.COMPLETED:
+            record = await handle.result()
+            return DeliveryDetail(**dict(record), attempts=record.retry + 1, web_ui_url=link)
+        delivery = await self.delivery_input(delivery_id, execution.run_id)
+        pending = await _pending(self._client, execution)
+
+        return DeliveryDetail(
+            id=delivery.delivery_id,
+            kind=delivery.kind,
+            event_id=delivery.event_id,
+            event=delivery.event.event,
+            endpoint_id=delivery.endpoint_id,
+            endpoint_url=pending.request.url if pending.request else delivery.endpoint_url,
+            order_id=delivery.event.order.order_id,
+            transaction_id=delivery.event.order.transaction_id,
+            carrier=delivery.event.order.carrier,
+            result=_result(execution.status, None),
+            retry=max(pending.attempts - 1, 0),
+            attempts=pending.attempts,
+            date=execution.start_time,
+            date_end=execution.close_time,
+            time_spent_ms=pending.time_spent_ms,
+            request=pending.request,
+            response=pending.response,
+            error=pending.error,
+            rerun_of=delivery.rerun_of,
+            next_attempt_at=pending.next_attempt_at,
+            web_ui_url=link,
+        )
+
+    async def delivery_input(self, delivery_id: str, run_id: str | None = None) -> DeliveryInput:
+        """What the delivery was started with: the first event of its history."""
+        handle = self._client.get_workflow_handle(delivery_id, run_id=run_id)
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [delivery] = await self._client.data_converter.decode(payloads, [DeliveryInput])
+            assert isinstance(delivery, DeliveryInput)
+            return delivery
+        raise DeliveryNotFound(delivery_id)
+
+
+def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
+    if lower is not None:
+        query += f" AND StartTime >= {_quote(_timestamp(lower))}"
+    if upper is not None:
+        query += f" AND StartTime < {_quote(_timestamp(upper))}"
+    return query
+
+
+def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:
+    if status == WorkflowExecutionStatus.RUNNING:
+        return DeliveryResult.PENDING
+    if recorded and recorded != DeliveryResult.PENDING:
+        return DeliveryResult(recorded)
+    # Closed without recording an outcome (terminated, timed out): it did not deliver.
+    return DeliveryResult.SUCCESS if status == WorkflowExecutionStatus.COMPLETED else DeliveryResult.FAILED
+
+
+@dataclass
+class _PendingState:
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    request: HttpRequestRecord | None = None
+    response: HttpResponseRecord | None = None
+    time_spent_ms: int | None = None
+
+
+async def _pending(client: Client, description: WorkflowExecutionDescription) -> _PendingState:
+    """Where a running delivery stands: its activity's attempts and last failure."""
+    state = _PendingState()
+    for activity in description.raw_description.pending_activities:
+        # `attempt` is the attempt in flight or due next; the ones before it are done.
+        state.attempts = activity.attempt - 1
+        if activity.HasField("next_attempt_schedule_time"):
+            state.next_attempt_at = activity.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+        if not activity.HasField("last_failure"):
+            continue
+        failure = await client.data_converter.decode_failure(activity.last_failure)
+        state.error = str(failure)
+        details = getattr(failure, "details", ())
+        try:
+            attempt = AttemptRecord.model_validate(details[0]) if details else None
+        except ValidationError:
+            attempt = None
+        if attempt is not None:
+            state.request, state.response = attempt.request, attempt.response
+            state.error, state.time_spent_ms = attempt.error, attempt.time_spent_ms
+    return state

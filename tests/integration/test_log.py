@@ -1,0 +1,252 @@
+"""The delivery log over real HTTP: filters, paging, records, re-runs and recovery (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.conftest import free_port
+from tests.integration.helpers import (
+    create_endpoint,
+    delivery_outcome,
+    eventually,
+    first_connection_id,
+    list_ids,
+    post_event,
+    tracking_event,
+)
+from tests.receiver import OK, error
+
+SHIPPED = {"date": 1622152801, "label_url": "https://labels.example.com/l.pdf"}
+
+
+async def _settled(client, accepted: dict[str, Any]) -> list[str]:
+    ids = [d["id"] for d in accepted["deliveries"]]
+    for delivery_id in ids:
+        await delivery_outcome(client, delivery_id)
+    return ids
+
+
+async def test_every_filter_alone_and_combined(api, client, receiver):
+    good = await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE", "ORDER_SHIPPED"])
+    bad = await create_endpoint(
+        api, receiver.url(error(503)), events=["TRACKING_UPDATE"], retry={"enabled": True, "max_retries": 1}
+    )
+    order = f"ord-{uuid.uuid4().hex[:8]}"
+    tracking = await post_event(api, tracking_event(order_id=order))
+    shipped = await post_event(api, {"event": "ORDER_SHIPPED", "order": {"order_id": order}, "shipment": SHIPPED})
+    ids = await _settled(client, tracking) + await _settled(client, shipped)
+    good_tracking, bad_tracking, good_shipped = ids
+    expectations = [
+        ({"order_id": order}, {good_tracking, bad_tracking, good_shipped}),
+        ({"order_id": order, "endpoint_id": good["id"]}, {good_tracking, good_shipped}),
+        ({"order_id": order, "event": "ORDER_SHIPPED"}, {good_shipped}),
+        ({"order_id": order, "result": "failed"}, {bad_tracking}),
+        ({"order_id": order, "result": "success", "event": "TRACKING_UPDATE"}, {good_tracking}),
+        ({"order_id": order, "retried": "true"}, {bad_tracking}),
+        ({"order_id": order, "retried": "false"}, {good_tracking, good_shipped}),
+        # The failing endpoint's first connection failed the same way.
+        (
+            {"endpoint_id": bad["id"], "result": "failed", "retried": "true"},
+            {bad_tracking, first_connection_id(bad["id"])},
+        ),
+        ({"endpoint_id": bad["id"], "result": "success"}, set()),
+        ({"order_id": order, "until": "2000-01-01T00:00:00Z"}, set()),
+    ]
+    for params, expected in expectations:
+
+        async def matching(params: dict[str, str] = params) -> list[str]:
+            return await list_ids(api, **params)
+
+        def complete(got: list[str], expected: set[str] = expected) -> bool:
+            return set(got) == expected
+
+        found = await eventually(matching, complete)
+        assert set(found) == expected, params
+        assert len(found) == len(set(found))
+
+
+async def test_rows_carry_the_seeds_columns(api, client, receiver):
+    endpoint = await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"])
+    accepted = await post_event(api, tracking_event())
+    [delivery_id] = await _settled(client, accepted)
+
+    response = await eventually(
+        lambda: api.get("/v1/deliveries", params={"endpoint_id": endpoint["id"], "event": "TRACKING_UPDATE"}),
+        lambda r: len(r.json()["data"]) == 1 and r.json()["data"][0]["result"] == "success",
+    )
+
+    [row] = response.json()["data"]
+    assert row["id"] == delivery_id
+    assert row["order_id"] == "24957298" and row["transaction_id"] == "48572_1" and row["carrier"] == "FedEx"
+    assert row["endpoint_id"] == endpoint["id"] and row["endpoint_url"] == endpoint["url"]
+    assert row["event"] == "TRACKING_UPDATE" and row["retry"] == 0
+    assert row["date"] <= row["date_end"] and row["time_spent_ms"] >= 0
+    assert "/workflows/delivery%2F" in row["web_ui_url"]
+
+
+async def test_paging_serves_every_record_once_newest_first_while_new_ones_arrive(api, client, receiver):
+    endpoint = await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"])
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    expected = [first_connection_id(endpoint["id"])]
+    for _ in range(6):
+        expected += await _settled(client, await post_event(api, tracking_event()))
+    await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], limit=100), lambda ids: len(ids) == 7)
+
+    served: list[str] = []
+    dates: list[str] = []
+    token = None
+    while True:
+        params = {"endpoint_id": endpoint["id"], "limit": 2} | ({"page_token": token} if token else {})
+        page = (await api.get("/v1/deliveries", params=params)).json()
+        served += [row["id"] for row in page["data"]]
+        dates += [row["date"] for row in page["data"]]
+        await post_event(api, tracking_event())  # arrives mid-paging: newer than every served row
+        token = page["next_page_token"]
+        if not token:
+            break
+
+    assert sorted(served) == sorted(expected)
+    assert len(served) == len(set(served)) == 7
+    assert dates == sorted(dates, reverse=True)
+
+
+async def test_detail_of_a_success(api, client, receiver):
+    endpoint = await create_endpoint(
+        api,
+        receiver.url(),
+        auth={"username": "shop", "password": "pw-77x"},
+        custom_header={"key": "X-Shop-Token", "value": "hv-88y"},
+    )
+    delivery_id = first_connection_id(endpoint["id"])
+    await delivery_outcome(client, delivery_id)
+
+    response = await api.get(f"/v1/deliveries/{delivery_id}")
+
+    assert response.status_code == 200
+    detail = response.json()
+    assert detail["result"] == "success" and detail["attempts"] == 1 and detail["retry"] == 0
+    assert detail["request"]["method"] == "POST" and detail["request"]["url"] == endpoint["url"]
+    assert detail["request"]["headers"]["Authorization"] == "********"
+    assert detail["request"]["headers"]["X-Shop-Token"] == "********"
+    assert detail["request"]["body"].startswith('{"Event":"ORDER_SHIPPED"')
+    assert detail["response"]["status_text"] == "200 OK"
+    assert detail["response"]["body"] == '{"received": true}'
+    assert detail["web_ui_url"].endswith("/history")
+    assert "pw-77x" not in response.text and "hv-88y" not in response.text
+
+
+async def test_detail_of_a_failure_after_retries_and_of_an_unreachable_endpoint(api, client, receiver):
+    failing = await create_endpoint(api, receiver.url(error(500)), retry={"enabled": True, "max_retries": 2})
+    unreachable = await create_endpoint(api, f"http://127.0.0.1:{free_port()}/gone")
+    failing_id, unreachable_id = first_connection_id(failing["id"]), first_connection_id(unreachable["id"])
+    await delivery_outcome(client, failing_id)
+    await delivery_outcome(client, unreachable_id)
+
+    failed = (await api.get(f"/v1/deliveries/{failing_id}")).json()
+    gone = (await api.get(f"/v1/deliveries/{unreachable_id}")).json()
+
+    assert failed["result"] == "failed" and failed["retry"] == 2 and failed["attempts"] == 3
+    assert failed["error"] == "HTTP response code is 500 (Internal Server Error), it must be 200"
+    assert failed["response"]["status_text"] == "500 Internal Server Error"
+    assert gone["result"] == "failed" and gone["response"] is None
+    assert gone["error"] == "Endpoint unreachable: could not connect (Connection refused)"
+    assert gone["request"]["url"] == unreachable["url"]
+
+
+async def test_a_pending_delivery_shows_its_attempts_and_when_the_next_is_due(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    receiver.script(url, error(503, **{"retry-after": "4"}))
+    [delivery] = (await post_event(api, tracking_event()))["deliveries"]
+    await receiver.wait_for(url, 2)
+
+    detail = (
+        await eventually(lambda: api.get(f"/v1/deliveries/{delivery['id']}"), lambda r: r.json()["attempts"] == 1)
+    ).json()
+    retry = await api.post(f"/v1/deliveries/{delivery['id']}/retry")
+
+    assert detail["result"] == "pending" and detail["date_end"] is None
+    assert detail["attempts"] == 1
+    assert detail["error"] == "HTTP response code is 503 (Service Unavailable), it must be 200"
+    assert detail["response"]["status_code"] == 503
+    due = datetime.fromisoformat(detail["next_attempt_at"])
+    assert datetime.now(UTC) < due < datetime.now(UTC) + timedelta(seconds=5)
+    assert retry.status_code == 409  # a pending delivery is not re-run
+
+
+async def test_a_failed_delivery_re_run_succeeds_as_a_new_delivery(api, client, receiver):
+    url = receiver.url(error(500))
+    endpoint = await create_endpoint(api, url)
+    original_id = first_connection_id(endpoint["id"])
+    assert (await delivery_outcome(client, original_id)).result == "failed"
+    receiver.script(url, OK)
+
+    response = await api.post(f"/v1/deliveries/{original_id}/retry")
+    rerun = await delivery_outcome(client, response.json()["id"])
+
+    assert response.status_code == 202
+    assert response.json()["rerun_of"] == original_id and response.json()["id"] != original_id
+    assert rerun.result == "success" and rerun.rerun_of == original_id and rerun.kind == "rerun"
+    first, second = receiver.requests(url)
+    assert first.body == second.body
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == original_id
+    detail = (await api.get(f"/v1/deliveries/{response.json()['id']}")).json()
+    assert detail["rerun_of"] == original_id
+
+
+async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receiver):
+    url = receiver.url()
+    since = datetime.now(UTC).isoformat()
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    receiver.script(url, error(500))
+    failed = [await _settled(client, await post_event(api, tracking_event())) for _ in range(3)]
+    receiver.script(url, OK)
+    succeeded = await _settled(client, await post_event(api, tracking_event()))
+    await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], result="failed"), lambda ids: len(ids) == 3)
+
+    first = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+    second = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+
+    assert first.status_code == 200 and first.json() == {"found": 3, "started": 3}
+    assert second.json() == {"found": 3, "started": 0}
+    recovered = [f"{ids[0]}/recovered" for ids in failed]
+    for delivery_id in recovered:
+        assert (await delivery_outcome(client, delivery_id)).result == "success"
+    posts = [r.headers["webhook-id"] for r in receiver.requests(url)]
+    assert sorted(posts.count(ids[0]) for ids in failed) == [2, 2, 2]  # the failure, then its one re-run
+    assert posts.count(succeeded[0]) == 1
+
+
+async def test_unknown_ids_and_malformed_filters(api):
+    assert (await api.get("/v1/deliveries/delivery/nope/ep_none")).status_code == 404
+    assert (await api.get("/v1/deliveries/endpoints/default")).status_code == 404  # not a delivery
+    assert (await api.post("/v1/deliveries/delivery/nope/ep_none/retry")).status_code == 404
+    for params, field in [
+        ({"result": "maybe"}, "result"),
+        ({"since": "yesterday"}, "since"),
+        ({"retried": "perhaps"}, "retried"),
+        ({"limit": 0}, "limit"),
+        ({"page_token": "garbage"}, "page_token"),
+    ]:
+        response = await api.get("/v1/deliveries", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["errors"][0]["field"].endswith(field), response.text
+
+
+async def test_an_order_id_with_quotes_cannot_change_the_query(api, client, receiver):
+    await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"])
+    await _settled(client, await post_event(api, tracking_event(order_id='x" OR WebhookResult != "none')))
+
+    response = await api.get("/v1/deliveries", params={"order_id": 'nope" OR WebhookResult != "none'})
+
+    assert response.status_code == 200
+    assert response.json()["data"] == []
+
+
+async def test_delivery_log_reply_is_shaped_for_paging(api):
+    page = (await api.get("/v1/deliveries", params={"limit": 1})).json()
+    assert set(page) == {"data", "next_page_token"}
