@@ -50,18 +50,9 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _set_retention(address: str, namespace: str) -> None:
+    command = [temporal_binary(), "operator", "namespace", "update", "--address", address]
     subprocess.run(
-        [
-            temporal_binary(),
-            "operator",
-            "namespace",
-            "update",
-            "--address",
-            address,
-            "--retention",
-            LOG_RETENTION,
-            namespace,
-        ],
+        [*command, "--retention", LOG_RETENTION, "-n", namespace],
         check=True,
         stdout=subprocess.DEVNULL,
     )
