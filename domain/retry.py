@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 # Statuses whose Retry-After header the receiver means as a request to us.
@@ -31,12 +31,13 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isdigit() alone also accepts "²"; delta-seconds are ASCII digits only.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # the asctime form carries no zone; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
