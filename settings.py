@@ -5,10 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.delivery import ATTEMPT_TIMEOUT_SECONDS
+from domain.delivery import ACCOUNT_PATTERN, ATTEMPT_TIMEOUT_SECONDS, DEFAULT_ACCOUNT
+from runtime.codec import AesGcmCodec, parse_key
+
+AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 
 
 class Settings(BaseSettings):
@@ -18,13 +21,46 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "webhooks"
     api_port: int = 8000
+    # One token for the `default` account, and/or tokens of named accounts:
+    # WEBHOOKS_API_TOKENS='{"shop-a": "<token>", "shop-b": "<token>"}'.
     api_token: SecretStr | None = None
+    api_tokens: dict[AccountName, SecretStr] = {}
     temporal_ui_url: str = "http://localhost:8233"
+
+    # Base64url AES-256 key for what is stored in Temporal; old keys still decrypt
+    # (WEBHOOKS_ENCRYPTION_OLD_KEYS='["<key>", …]').
+    encryption_key: SecretStr | None = None
+    encryption_old_keys: list[SecretStr] = []
+    allow_private_networks: bool = False
+    # How long a rotated signing secret keeps signing beside its successor.
+    signing_secret_grace_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24.0
 
     retry_initial_interval: Annotated[float, Field(gt=0)] = 10.0
     retry_backoff: Annotated[float, Field(ge=1.0)] = 2.0
     retry_max_interval: Annotated[float, Field(gt=0)] = 3600.0
     http_timeout: Annotated[float, Field(gt=0, le=ATTEMPT_TIMEOUT_SECONDS - 10)] = 10.0
+
+    @field_validator("encryption_key", "encryption_old_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
+        for key in value if isinstance(value, list) else [value] if value else []:
+            parse_key(key.get_secret_value())
+        return value
+
+    def account_tokens(self) -> list[tuple[str, SecretStr]]:
+        tokens = [(DEFAULT_ACCOUNT, self.api_token)] if self.api_token else []
+        return tokens + list(self.api_tokens.items())
+
+    def codec(self) -> AesGcmCodec:
+        if self.encryption_key is None:
+            raise RuntimeError(
+                "WEBHOOKS_ENCRYPTION_KEY is not set: everything stored in Temporal is encrypted with it. "
+                "Create one with: python -c 'from runtime.codec import new_key; print(new_key())'"
+            )
+        return AesGcmCodec(
+            parse_key(self.encryption_key.get_secret_value()),
+            [parse_key(k.get_secret_value()) for k in self.encryption_old_keys],
+        )
 
 
 @lru_cache

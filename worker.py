@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpcore
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -21,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.delivery import DeliveryActivities
 from activities.recovery import RecoveryActivities
 from domain.retry import Backoff
+from runtime.network_guard import GuardedNetworkBackend, Resolver, system_resolver
 from runtime.registry import EndpointRegistry
 from runtime.temporal import connect
 from settings import Settings, get_settings
@@ -33,23 +35,33 @@ from workflows.registry import EndpointRegistryWorkflow
 _PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types")
 
 
-def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The worker's one HTTP client: pooled connections, no redirects followed."""
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=httpx.Timeout(settings.http_timeout),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-    )
+def http_client(settings: Settings, resolve: Resolver = system_resolver) -> httpx.AsyncClient:
+    """The worker's one HTTP client: pooled connections, no redirects followed, and
+    unless private networks are allowed, connections only to public addresses."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    if not settings.allow_private_networks:
+        # httpx takes no network backend, so its connection pool is built here with ours.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetworkBackend(resolve),
+        )
+    return httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(settings.http_timeout), transport=transport)
 
 
 @asynccontextmanager
-async def delivery_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+async def delivery_worker(
+    client: Client, settings: Settings, resolve: Resolver = system_resolver
+) -> AsyncIterator[Worker]:
     """A configured worker with its HTTP client; the client is closed when the worker is done."""
 
     def registries(account: str) -> EndpointRegistry:
         return EndpointRegistry(client, settings.task_queue, account)
 
-    async with http_client(settings) as http:
+    async with http_client(settings, resolve) as http:
         delivery = DeliveryActivities(
             http=http,
             registries=registries,

@@ -13,13 +13,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from domain.delivery import DELIVER_WEBHOOK, ENDPOINT_DELETED, AttemptInput
+from domain.delivery import DELIVER_WEBHOOK, ENDPOINT_DELETED, FORBIDDEN_DESTINATION, AttemptInput
 from domain.endpoints import Endpoint
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
+from runtime.network_guard import ForbiddenDestination
 from runtime.registry import EndpointRegistry
 
 # Read at most this much of a response: enough to judge any sane JSON answer,
@@ -55,20 +56,24 @@ class DeliveryActivities:
                 non_retryable=True,
                 category=ApplicationErrorCategory.BENIGN,
             )
-        record, retry_after = await self._post(endpoint, attempt, number)
+        record, retry_after, forbidden = await self._post(endpoint, attempt, number)
         if record.succeeded:
             return record
         assert record.error is not None
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
-            type="DeliveryFailed",
+            type=FORBIDDEN_DESTINATION if forbidden else "DeliveryFailed",
+            non_retryable=forbidden,
             next_retry_delay=timedelta(seconds=self._backoff.delay(number, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
         )
 
-    async def _post(self, endpoint: Endpoint, attempt: AttemptInput, number: int) -> tuple[AttemptRecord, float | None]:
+    async def _post(
+        self, endpoint: Endpoint, attempt: AttemptInput, number: int
+    ) -> tuple[AttemptRecord, float | None, bool]:
+        """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
         headers = request_headers(endpoint, attempt.webhook_id)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
@@ -77,6 +82,7 @@ class DeliveryActivities:
         clock = time.monotonic()
         response: HttpResponseRecord | None = None
         retry_after: float | None = None
+        forbidden = False
         try:
             async with self._http.stream("POST", endpoint.url, content=attempt.body.encode(), headers=headers) as resp:
                 body, complete = await _read_capped(resp)
@@ -95,6 +101,8 @@ class DeliveryActivities:
                 retry_after = parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC))
         except httpx.HTTPError as exc:
             error = unreachable(_describe(exc, self._http_timeout))
+        except ForbiddenDestination as exc:
+            error, forbidden = f"Endpoint not allowed: {exc}", True
         elapsed_ms = round((time.monotonic() - clock) * 1000)
         record = AttemptRecord(
             attempt=number,
@@ -105,7 +113,7 @@ class DeliveryActivities:
             error=error,
         )
         activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
-        return record, retry_after
+        return record, retry_after, forbidden
 
 
 async def _read_capped(resp: httpx.Response) -> tuple[bytes, bool]:

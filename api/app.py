@@ -5,26 +5,41 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.deps import require_token
-from api.routers import deliveries, endpoints, events, health
+from api.routers import codec, deliveries, endpoints, events, health
+from runtime.network_guard import Resolver, system_resolver
 from runtime.temporal import connect
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def ui_origins(ui_url: str) -> list[str]:
+    """The Web UI's origin, under both names a local browser may use for it."""
+    parts = urlsplit(ui_url)
+    origins = {f"{parts.scheme}://{parts.netloc}"}
+    if parts.hostname in ("localhost", "127.0.0.1"):
+        port = f":{parts.port}" if parts.port else ""
+        origins |= {f"{parts.scheme}://localhost{port}", f"{parts.scheme}://127.0.0.1{port}"}
+    return sorted(origins)
+
+
+def create_app(settings: Settings | None = None, resolve: Resolver = system_resolver) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.api_token is None:
+        if not settings.account_tokens():
             log.warning("WEBHOOKS_API_TOKEN is not set: the API accepts every caller (local use only)")
         app.state.settings = settings
+        app.state.codec = settings.codec()
+        app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True)
         yield
 
@@ -35,7 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # The Web UI calls the codec endpoint from the browser, from its own origin.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=ui_origins(settings.temporal_ui_url),
+        allow_methods=["POST"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
+    )
     app.include_router(health.router)
-    for router in (endpoints.router, events.router, deliveries.router):
+    for router in (endpoints.router, events.router, deliveries.router, codec.router):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,6 +13,7 @@ from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
 from runtime.delivery_log import DeliveryLog
+from runtime.network_guard import check_url
 from runtime.registry import EndpointRegistry
 from settings import Settings
 
@@ -31,21 +34,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
+def _digest(token: str) -> bytes:
+    # Equal-length inputs for compare_digest, whatever the token lengths.
+    return hashlib.sha256(token.encode()).digest()
+
+
 def require_token(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
-    """The caller's account; a 401 unless it presents the configured bearer token."""
-    expected = settings.api_token
-    if expected is None:
+    """The caller's account, named by its bearer token; a 401 without a known one."""
+    tokens = settings.account_tokens()
+    if not tokens:
         return DEFAULT_ACCOUNT
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    given = _digest(credentials.credentials if credentials else "")
+    account = None
+    for name, token in tokens:  # every token is compared: the time taken names none
+        if hmac.compare_digest(given, _digest(token.get_secret_value())):
+            account = name
+    if account is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or wrong bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return DEFAULT_ACCOUNT
+    return account
 
 
 AccountDep = Annotated[str, Depends(require_token)]
@@ -63,3 +75,22 @@ def get_delivery_log(client: ClientDep, settings: SettingsDep, account: AccountD
 
 
 DeliveryLogDep = Annotated[DeliveryLog, Depends(get_delivery_log)]
+
+
+async def _any_destination(url: str) -> None:
+    return None
+
+
+def get_destination_check(request: Request, settings: SettingsDep) -> Callable[[str], Awaitable[None]]:
+    """Refuses endpoint URLs on private networks (ForbiddenDestination), unless they are allowed."""
+    if settings.allow_private_networks:
+        return _any_destination
+    resolve = request.app.state.resolve
+
+    async def check(url: str) -> None:
+        await check_url(url, resolve)
+
+    return check
+
+
+DestinationCheckDep = Annotated[Callable[[str], Awaitable[None]], Depends(get_destination_check)]

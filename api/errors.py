@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 from domain.problems import field_errors
 from runtime.deliveries import DeliveryStillPending
 from runtime.delivery_log import BadPageToken, DeliveryNotFound
+from runtime.network_guard import ForbiddenDestination
 from runtime.registry import EndpointNotFound, EndpointRejected
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EndpointRejected)
     async def _rejected(_: Request, exc: EndpointRejected) -> JSONResponse:
         return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.problems)
+
+    @app.exception_handler(ForbiddenDestination)
+    async def _forbidden(_: Request, exc: ForbiddenDestination) -> JSONResponse:
+        problem = {"field": "url", "message": f"{exc}; webhooks go to public addresses only"}
+        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
 
     @app.exception_handler(EndpointNotFound)
     async def _not_found(_: Request, exc: EndpointNotFound) -> JSONResponse:

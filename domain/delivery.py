@@ -12,11 +12,13 @@ from domain.events import OrderEvent
 from domain.records import DeliveryKind
 
 DEFAULT_ACCOUNT = "default"
+ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
-# The delivery activity, and the failure type that ends a delivery without retrying.
+# The delivery activity, and the failure types that end a delivery without retrying.
 DELIVER_WEBHOOK = "deliver_webhook"
 RECOVER_DELIVERIES = "recover_deliveries"
 ENDPOINT_DELETED = "EndpointDeleted"
+FORBIDDEN_DESTINATION = "ForbiddenDestination"
 # The delivery activity's own time limit in Temporal; one POST must end well within it.
 ATTEMPT_TIMEOUT_SECONDS = 60
 

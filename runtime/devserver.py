@@ -42,19 +42,15 @@ def temporal_binary() -> str:
     return found
 
 
-def dev_server_command(port: int, ui_port: int | None, db_file: Path | None) -> list[str]:
-    """`ui_port=None` runs headless; `db_file=None` keeps state in memory only."""
-    command = [
-        temporal_binary(),
-        "server",
-        "start-dev",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warn",
-    ]
+def dev_server_command(
+    port: int, ui_port: int | None, db_file: Path | None, codec_endpoint: str | None = None
+) -> list[str]:
+    """`ui_port=None` runs headless; `db_file=None` keeps state in memory only; the Web UI
+    decodes payloads through `codec_endpoint`."""
+    command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warn"]
+    if ui_port and codec_endpoint:
+        command += ["--ui-codec-endpoint", codec_endpoint]
     command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     if db_file is not None:
         command += ["--db-filename", str(db_file)]
@@ -66,10 +62,15 @@ def dev_server_command(port: int, ui_port: int | None, db_file: Path | None) -> 
 
 
 def start_dev_server(
-    port: int, *, ui_port: int | None = None, db_file: Path | None = None, log: IO[bytes] | None = None
+    port: int,
+    *,
+    ui_port: int | None = None,
+    db_file: Path | None = None,
+    log: IO[bytes] | None = None,
+    codec_endpoint: str | None = None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        dev_server_command(port, ui_port, db_file),
+        dev_server_command(port, ui_port, db_file, codec_endpoint),
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # our Ctrl-C handling decides when it stops

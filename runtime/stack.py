@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runtime.codec import new_key
 from runtime.devserver import start_dev_server, temporal_binary, wait_until_serving
 from settings import get_settings
 
@@ -49,6 +50,18 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def _encryption_key(data_dir: Path) -> str:
+    """WEBHOOKS_ENCRYPTION_KEY if set, else the key kept beside the data it encrypts."""
+    configured = get_settings().encryption_key
+    if configured is not None:
+        return configured.get_secret_value()
+    key_file = data_dir / "encryption.key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(new_key())
+    return key_file.read_text().strip()
+
+
 def _set_retention(address: str, namespace: str) -> None:
     command = [temporal_binary(), "operator", "namespace", "update", "--address", address]
     subprocess.run(
@@ -66,10 +79,17 @@ async def _run(args: argparse.Namespace) -> int:
         "WEBHOOKS_TEMPORAL_ADDRESS": address,
         "WEBHOOKS_API_PORT": str(args.api_port),
         "WEBHOOKS_TEMPORAL_UI_URL": ui_url,
+        "WEBHOOKS_ENCRYPTION_KEY": _encryption_key(args.data_dir),
+        # Local use: endpoints on this machine (a receiver on localhost) are allowed.
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
     }
     server_log = (args.data_dir / "temporal.log").open("ab")
     server = start_dev_server(
-        args.temporal_port, ui_port=args.ui_port, db_file=args.data_dir / "temporal.db", log=server_log
+        args.temporal_port,
+        ui_port=args.ui_port,
+        db_file=args.data_dir / "temporal.db",
+        log=server_log,
+        codec_endpoint=f"http://localhost:{args.api_port}/codec",
     )
     children: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal", server)]
     stop = asyncio.Event()

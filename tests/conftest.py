@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
+from runtime.codec import new_key
 from runtime.devserver import start_dev_server, wait_until_serving
 from runtime.temporal import connect
 from settings import Settings
@@ -55,6 +57,9 @@ def settings(temporal_address: str) -> Settings:
         retry_max_interval=5.0,
         http_timeout=2.0,
         api_token=None,
+        encryption_key=SecretStr(new_key()),
+        # The receivers of the tests live on 127.0.0.1.
+        allow_private_networks=True,
     )
 
 

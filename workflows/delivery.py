@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
         ATTEMPT_TIMEOUT_SECONDS,
         DELIVER_WEBHOOK,
         ENDPOINT_DELETED,
+        FORBIDDEN_DESTINATION,
         AttemptInput,
         DeliveryInput,
     )
@@ -46,7 +47,7 @@ class DeliveryWorkflow:
                 # this policy only caps the number of POSTs.
                 retry_policy=RetryPolicy(
                     maximum_attempts=delivery.max_attempts,
-                    non_retryable_error_types=[ENDPOINT_DELETED],
+                    non_retryable_error_types=[ENDPOINT_DELETED, FORBIDDEN_DESTINATION],
                 ),
                 summary=f"POST {delivery.event.event.value} to {delivery.endpoint_id}",
             )

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
-from api.deps import AccountDep, ClientDep, RegistryDep, SettingsDep
+from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
 from domain.delivery import DeliveryInput, RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
 from domain.records import DeliveryKind, DeliveryRecord
@@ -20,8 +20,9 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_endpoint(spec: EndpointSpec, registry: RegistryDep) -> EndpointView:
+async def create_endpoint(spec: EndpointSpec, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
     """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
+    await check(spec.url)
     return await registry.create(spec)
 
 
@@ -36,8 +37,12 @@ async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
 
 
 @router.patch("/{endpoint_id}")
-async def update_endpoint(endpoint_id: str, patch: EndpointPatch, registry: RegistryDep) -> EndpointView:
+async def update_endpoint(
+    endpoint_id: str, patch: EndpointPatch, registry: RegistryDep, check: DestinationCheckDep
+) -> EndpointView:
     """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
+    if patch.url is not None:
+        await check(patch.url)
     return await registry.update(endpoint_id, patch)
 
 

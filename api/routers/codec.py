@@ -1,0 +1,39 @@
+"""`/codec`: the codec server the Temporal Web UI calls to show operators decrypted payloads.
+
+The protocol is Temporal's: POST `{"payloads": [...]}` (protobuf JSON) to
+`/codec/encode` or `/codec/decode`, answered in the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from google.protobuf.json_format import MessageToJson, Parse, ParseError
+from temporalio.api.common.v1 import Payload, Payloads
+
+router = APIRouter(prefix="/codec", tags=["codec"])
+
+Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+
+
+async def _apply(request: Request, transform: Transform) -> Response:
+    try:
+        payloads = Parse(await request.body(), Payloads())
+    except ParseError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads: {err}") from None
+    try:
+        result = await transform(list(payloads.payloads))
+    except ValueError as err:  # unknown key or tampered data: say so, do not crash
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads: {err}") from None
+    return Response(MessageToJson(Payloads(payloads=result)), media_type="application/json")
+
+
+@router.post("/decode")
+async def decode(request: Request) -> Response:
+    return await _apply(request, request.app.state.codec.decode)
+
+
+@router.post("/encode")
+async def encode(request: Request) -> Response:
+    return await _apply(request, request.app.state.codec.encode)

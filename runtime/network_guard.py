@@ -1,0 +1,97 @@
+"""Keeps webhooks off private networks: at registration, and at each connection.
+
+The check at send time looks at the very address the connection is made to,
+after DNS, so a name that resolved to a public address when the endpoint was
+registered cannot be rebound to an internal one later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
+
+import httpcore
+
+from domain.network import IPAddress, forbidden_reason, literal_address
+
+# host, port -> the addresses it resolves to
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class ForbiddenDestination(Exception):
+    """The endpoint's host is, or resolves to, an address webhooks may not reach."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _refuse(host: str, address: IPAddress) -> None:
+    reason = forbidden_reason(address)
+    if reason is not None and host == str(address):
+        raise ForbiddenDestination(f"{host} is {reason}")
+    if reason is not None:
+        raise ForbiddenDestination(f"{host} resolves to {address}, which is {reason}")
+
+
+async def check_destination(host: str, port: int, resolve: Resolver = system_resolver) -> list[str]:
+    """The host's addresses, all of them public; raises ForbiddenDestination otherwise.
+
+    A name that does not resolve yet is let through: the send-time check guards it.
+    """
+    literal = literal_address(host)
+    if literal is not None:
+        _refuse(host, literal)
+        return [str(literal)]
+    try:
+        addresses = await resolve(host, port)
+    except OSError:
+        return []
+    for address in addresses:
+        parsed = literal_address(address)
+        if parsed is None:
+            raise ForbiddenDestination(f"{host} resolves to {address!r}, which is not an address")
+        _refuse(host, parsed)
+    return addresses
+
+
+async def check_url(url: str, resolve: Resolver = system_resolver) -> None:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    await check_destination(parts.hostname or "", port, resolve)
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks, then connects to the checked address (TLS still verifies the name)."""
+
+    def __init__(self, resolve: Resolver = system_resolver) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._resolve = resolve
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await check_destination(host, port, self._resolve)
+        if not addresses:
+            raise httpcore.ConnectError(f"DNS lookup failed for {host}")
+        return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise ForbiddenDestination("webhooks do not go to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

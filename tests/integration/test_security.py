@@ -1,0 +1,193 @@
+"""Secrets stay secret and accounts stay apart: raw histories, the codec server, tokens, SSRF."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from api.app import create_app
+from runtime.network_guard import Resolver, system_resolver
+from settings import Settings
+from tests.conftest import free_port
+from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from tests.receiver import BackgroundServer
+from worker import delivery_worker
+from workflows.registry import registry_workflow_id
+
+PASSWORD, HEADER_VALUE = "pw-Zq81-secret", "hv-Kx92-secret"
+
+
+@asynccontextmanager
+async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        BackgroundServer(create_app(settings, resolve), free_port()) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+    ):
+        yield http
+
+
+async def _raw_history(address: str, workflow_id: str) -> bytes:
+    """The history as Temporal stores it, read by a client that holds no key."""
+    keyless = await Client.connect(address)
+    events = [e.SerializeToString() async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
+    return b"".join(events)
+
+
+async def test_no_secret_is_stored_in_clear_in_temporal(api, client, receiver, temporal_address):
+    url = receiver.url()
+    endpoint = await create_endpoint(
+        api,
+        url,
+        auth={"username": "shop", "password": PASSWORD},
+        custom_header={"key": "X-Shop-Token", "value": HEADER_VALUE},
+    )
+    await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"auth": {"username": "shop", "password": PASSWORD + "2"}})
+    accepted = await post_event(api, tracking_event())
+    [delivery] = accepted["deliveries"]
+    await delivery_outcome(client, delivery["id"])
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    assert receiver.requests(url)[-1].headers["x-shop-token"] == HEADER_VALUE  # they were really used
+
+    for workflow_id in (registry_workflow_id("default"), delivery["id"], first_connection_id(endpoint["id"])):
+        raw = await _raw_history(temporal_address, workflow_id)
+        assert PASSWORD.encode() not in raw, workflow_id
+        assert HEADER_VALUE.encode() not in raw, workflow_id
+        # Not just absent: the payloads are sealed (the body's words are not readable either).
+        assert b"Shipment delivered" not in raw and b"binary/encrypted" in raw
+
+
+async def test_the_codec_server_decodes_for_the_web_ui(api, settings):
+    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJhIjogMX0="}  # json/plain, {"a": 1}
+
+    encoded = await api.post("/codec/encode", json={"payloads": [plain]})
+    decoded = await api.post("/codec/decode", json=encoded.json())
+    preflight = await api.options(
+        "/codec/decode",
+        headers={
+            "Origin": "http://127.0.0.1:8233",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-namespace",
+        },
+    )
+    foreign = await api.options(
+        "/codec/decode", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+
+    assert encoded.status_code == 200 and encoded.json()["payloads"][0]["data"] != plain["data"]
+    assert decoded.json() == {"payloads": [plain]}
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
+    assert "x-namespace" in preflight.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in foreign.headers
+    assert (await api.post("/codec/decode", content=b"{nope")).status_code == 422
+
+
+async def test_each_token_sees_only_its_own_account(settings, worker, client, receiver):
+    tokens = {"shop-a": SecretStr("token-a"), "shop-b": SecretStr("token-b")}
+    async with api_with(settings.model_copy(update={"api_tokens": tokens})) as http:
+        a = {"Authorization": "Bearer token-a"}
+        b = {"Authorization": "Bearer token-b"}
+        url = receiver.url()
+        created = await http.post("/v1/endpoints", json={"url": url, "events": ["TRACKING_UPDATE"]}, headers=a)
+        endpoint_id = created.json()["id"]
+        delivery_id = first_connection_id(endpoint_id)
+        await delivery_outcome(client, delivery_id)
+        from_b = await post_event_as(http, b, tracking_event())
+
+        answers: dict[str, httpx.Response] = {
+            "list": await http.get("/v1/endpoints", headers=b),
+            "get": await http.get(f"/v1/endpoints/{endpoint_id}", headers=b),
+            "patch": await http.patch(f"/v1/endpoints/{endpoint_id}", json={"description": "x"}, headers=b),
+            "test": await http.post(f"/v1/endpoints/{endpoint_id}/test", headers=b),
+            "recover": await http.post(
+                f"/v1/endpoints/{endpoint_id}/recover", json={"since": "2020-01-01T00:00:00Z"}, headers=b
+            ),
+            "delete": await http.delete(f"/v1/endpoints/{endpoint_id}", headers=b),
+            "delivery": await http.get(f"/v1/deliveries/{delivery_id}", headers=b),
+            "retry": await http.post(f"/v1/deliveries/{delivery_id}/retry", headers=b),
+            "deliveries": await http.get("/v1/deliveries", params={"endpoint_id": endpoint_id}, headers=b),
+        }
+        own = await http.get(f"/v1/deliveries/{delivery_id}", headers=a)
+        unknown = await http.get("/v1/endpoints", headers={"Authorization": "Bearer token-c"})
+
+    assert answers.pop("list").json() == []
+    assert answers.pop("deliveries").json()["data"] == []
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 404)
+    assert from_b["deliveries"] == []  # B's events never reach A's endpoints
+    assert own.status_code == 200 and own.json()["endpoint_id"] == endpoint_id
+    assert unknown.status_code == 401
+    assert len(receiver.requests(url)) == 1  # the first connection only
+
+
+async def post_event_as(http: httpx.AsyncClient, headers: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    response = await http.post("/v1/events", json=event, headers=headers)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+async def test_private_destinations_are_refused_at_registration(settings, worker):
+    guarded = settings.model_copy(update={"allow_private_networks": False})
+    urls = [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://10.0.0.1/hook",
+        "http://0/hook",
+    ]
+    async with api_with(guarded) as http:
+        refusals = [await http.post("/v1/endpoints", json={"url": u, "events": ["ORDER_SHIPPED"]}) for u in urls]
+        listed = await http.get("/v1/endpoints")
+
+    for url, response in zip(urls, refusals, strict=True):
+        assert response.status_code == 422, url
+        [problem] = response.json()["errors"]
+        assert problem["field"] == "url" and "public addresses only" in problem["message"], url
+    assert listed.json() == []
+
+
+async def test_a_name_rebound_to_loopback_after_registration_is_refused_at_send_time(settings, client, receiver):
+    # Its own account and task queue: the registry, and so the first connection, run on the guarded worker.
+    queue = settings.task_queue + "-guarded"
+    tokens = {"rebind": SecretStr("token-r")}
+    guarded = settings.model_copy(update={"allow_private_networks": False, "task_queue": queue, "api_tokens": tokens})
+    port = receiver.base_url.rsplit(":", 1)[1]
+    path = receiver.path()
+
+    async def at_registration(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]  # public when the merchant registers it…
+
+    async def at_send_time(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # …and rebound to loopback afterwards
+
+    async with (
+        delivery_worker(client, guarded, at_send_time) as running,
+        running,
+        api_with(guarded, at_registration) as http,
+    ):
+        auth = {"Authorization": "Bearer token-r"}
+        created = await http.post(
+            "/v1/endpoints",
+            headers=auth,
+            json={
+                "url": f"http://rebind.test:{port}{path}",
+                "events": ["ORDER_SHIPPED"],
+                "retry": {"enabled": True, "max_retries": 3},
+            },
+        )
+        assert created.status_code == 201, created.text
+        record = await delivery_outcome(client, first_connection_id(created.json()["id"]))
+        await http.delete(f"/v1/endpoints/{created.json()['id']}", headers=auth)
+
+    assert record.result == "failed" and record.retry == 0  # not retried: it would never be allowed
+    assert record.error == "Endpoint not allowed: rebind.test resolves to 127.0.0.1, which is a loopback address"
+    assert receiver.requests(path) == []
