@@ -74,11 +74,11 @@ class DeliveryActivities:
         self, endpoint: Endpoint, attempt: AttemptInput, number: int
     ) -> tuple[AttemptRecord, float | None, bool]:
         """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
-        headers = request_headers(endpoint, attempt.webhook_id)
+        started_at = datetime.now(UTC)
+        headers = request_headers(endpoint, attempt.webhook_id, attempt.body, started_at)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )
-        started_at = datetime.now(UTC)
         clock = time.monotonic()
         response: HttpResponseRecord | None = None
         retry_after: float | None = None

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.deps import require_token
+from api.limits import BodySizeLimit
 from api.routers import codec, deliveries, endpoints, events, health
 from runtime.network_guard import Resolver, system_resolver
 from runtime.temporal import connect
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodySizeLimit)
     # The Web UI calls the codec endpoint from the browser, from its own origin.
     app.add_middleware(
         CORSMiddleware,

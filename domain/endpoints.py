@@ -8,6 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from domain.events import EventType
+from domain.signing import SigningSecret
 from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
 
 MAX_RETRIES = 10
@@ -125,6 +126,7 @@ class Endpoint(EndpointSpec):
     id: str
     created_at: datetime
     updated_at: datetime
+    signing_secrets: list[SigningSecret] = []
 
     @property
     def spec(self) -> EndpointSpec:
@@ -133,7 +135,19 @@ class Endpoint(EndpointSpec):
     def masked(self) -> EndpointView:
         auth = self.auth and MaskedAuth(username=self.auth.username)
         header = self.custom_header and MaskedHeader(key=self.custom_header.key)
-        return EndpointView(**self.model_dump(exclude={"auth", "custom_header"}), auth=auth, custom_header=header)
+        signing = None
+        if self.signing_secrets:
+            current = max(self.signing_secrets, key=lambda s: s.created_at)
+            older = [s.expires_at for s in self.signing_secrets if s.expires_at is not None]
+            signing = SigningView(
+                secret_created_at=current.created_at, previous_secret_expires_at=max(older, default=None)
+            )
+        return EndpointView(
+            **self.model_dump(exclude={"auth", "custom_header", "signing_secrets"}),
+            auth=auth,
+            custom_header=header,
+            signing=signing,
+        )
 
 
 class MaskedAuth(BaseModel):
@@ -146,6 +160,13 @@ class MaskedHeader(BaseModel):
     value: str = MASK
 
 
+class SigningView(BaseModel):
+    """That requests are signed, and since when; the secret itself is shown once, at rotation."""
+
+    secret_created_at: datetime
+    previous_secret_expires_at: datetime | None
+
+
 class EndpointView(BaseModel):
     """An endpoint as every API answer shows it: the secrets never leave in clear."""
 
@@ -156,6 +177,7 @@ class EndpointView(BaseModel):
     retry: RetrySettings
     custom_header: MaskedHeader | None
     description: str
+    signing: SigningView | None = None
     created_at: datetime
     updated_at: datetime
 

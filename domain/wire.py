@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 
 from domain.endpoints import MASK, Endpoint
 from domain.events import OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.signing import signature_header
 
 USER_AGENT = "ShippyWebhooks/1.0"
 
@@ -58,13 +60,18 @@ def wire_body(event: AnyEvent) -> str:
     return json.dumps(wire_payload(event), ensure_ascii=False, separators=(",", ":"))
 
 
-def request_headers(endpoint: Endpoint, webhook_id: str) -> dict[str, str]:
-    """Every header of the POST, secrets included."""
+def request_headers(endpoint: Endpoint, webhook_id: str, body: str, now: datetime) -> dict[str, str]:
+    """Every header of the POST, secrets included; signed when the endpoint has a signing secret."""
+    timestamp = int(now.timestamp())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
     }
+    signatures = signature_header(endpoint.signing_secrets, webhook_id, timestamp, body, now)
+    if signatures:
+        headers["webhook-signature"] = signatures
     if endpoint.auth is not None:
         credentials = f"{endpoint.auth.username}:{endpoint.auth.password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()

@@ -18,6 +18,7 @@ from workflows.registry import (
     EndpointEdit,
     EndpointRegistryWorkflow,
     RegistryState,
+    SecretRotation,
     registry_workflow_id,
 )
 
@@ -99,6 +100,15 @@ class EndpointRegistry:
         return await self._update(
             self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
         )
+
+    async def rotate_signing_secret(self, endpoint_id: str, secret: str, grace_seconds: float) -> EndpointView:
+        rotation = SecretRotation(endpoint_id=endpoint_id, secret=secret, grace_seconds=grace_seconds)
+        call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
+        return await self._update(call, endpoint_id)
+
+    async def stop_signing(self, endpoint_id: str) -> EndpointView:
+        call = self._handle().execute_update(EndpointRegistryWorkflow.stop_signing, endpoint_id)
+        return await self._update(call, endpoint_id)
 
     async def delete(self, endpoint_id: str) -> None:
         await self._update(

@@ -7,6 +7,8 @@ the API always sees the latest accepted state.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
+    from domain.signing import SigningSecret
     from workflows.delivery import start_delivery_child
 
 MAX_ENDPOINTS_PER_ACCOUNT = 100
@@ -44,6 +47,14 @@ class RegistryState(BaseModel):
 class EndpointEdit(BaseModel):
     endpoint_id: str
     patch: EndpointPatch
+
+
+class SecretRotation(BaseModel):
+    """A new signing secret (made by the caller: workflows have no secure randomness)."""
+
+    endpoint_id: str
+    secret: str
+    grace_seconds: float  # how long the replaced secret keeps signing
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
@@ -126,7 +137,13 @@ class EndpointRegistryWorkflow:
     def update_endpoint(self, edit: EndpointEdit) -> EndpointView:
         current = self._endpoints[edit.endpoint_id]
         spec = edit.patch.apply_to(current.spec)
-        updated = Endpoint(**spec.model_dump(), id=current.id, created_at=current.created_at, updated_at=workflow.now())
+        updated = Endpoint(
+            **spec.model_dump(),
+            id=current.id,
+            created_at=current.created_at,
+            updated_at=workflow.now(),
+            signing_secrets=current.signing_secrets,
+        )
         self._endpoints[edit.endpoint_id] = updated
         return updated.masked()
 
@@ -137,6 +154,36 @@ class EndpointRegistryWorkflow:
             edit.patch.apply_to(current.spec)
         except ValidationError as err:
             raise _invalid(err) from None
+
+    @workflow.update
+    def rotate_signing_secret(self, rotation: SecretRotation) -> EndpointView:
+        now = workflow.now()
+        current = self._endpoints[rotation.endpoint_id]
+        grace_end = now + timedelta(seconds=rotation.grace_seconds)
+        kept = [
+            s.model_copy(update={"expires_at": min(s.expires_at or grace_end, grace_end)})
+            for s in current.signing_secrets
+            if s.active_at(now)
+        ]
+        new = SigningSecret(secret=rotation.secret, created_at=now)
+        updated = current.model_copy(update={"signing_secrets": [*kept, new], "updated_at": now})
+        self._endpoints[rotation.endpoint_id] = updated
+        return updated.masked()
+
+    @rotate_signing_secret.validator
+    def _validate_rotation(self, rotation: SecretRotation) -> None:
+        self._require(rotation.endpoint_id)
+
+    @workflow.update
+    def stop_signing(self, endpoint_id: str) -> EndpointView:
+        current = self._endpoints[endpoint_id]
+        updated = current.model_copy(update={"signing_secrets": [], "updated_at": workflow.now()})
+        self._endpoints[endpoint_id] = updated
+        return updated.masked()
+
+    @stop_signing.validator
+    def _validate_stop_signing(self, endpoint_id: str) -> None:
+        self._require(endpoint_id)
 
     @workflow.update
     def delete_endpoint(self, endpoint_id: str) -> None:

@@ -13,6 +13,7 @@ from domain.delivery import DeliveryInput, RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
 from domain.records import DeliveryKind, DeliveryRecord
 from domain.samples import sample_tracking_update
+from domain.signing import new_secret
 from runtime.deliveries import start_delivery
 from workflows.recovery import RecoveryWorkflow
 
@@ -74,6 +75,29 @@ async def test_endpoint(
         ),
     )
     return await handle.result()
+
+
+class NewSigningSecret(BaseModel):
+    secret: str  # shown this once
+    endpoint: EndpointView
+
+
+@router.post("/{endpoint_id}/secret")
+async def rotate_signing_secret(endpoint_id: str, registry: RegistryDep, settings: SettingsDep) -> NewSigningSecret:
+    """Start signing requests with a new secret (`whsec_…`), shown only in this answer.
+
+    A secret it replaces keeps signing beside it for WEBHOOKS_SIGNING_SECRET_GRACE_HOURS,
+    so receivers can switch without losing a webhook.
+    """
+    secret = new_secret()
+    grace = settings.signing_secret_grace_hours * 3600
+    return NewSigningSecret(secret=secret, endpoint=await registry.rotate_signing_secret(endpoint_id, secret, grace))
+
+
+@router.delete("/{endpoint_id}/secret")
+async def stop_signing(endpoint_id: str, registry: RegistryDep) -> EndpointView:
+    """Stop signing requests to this endpoint; every secret is forgotten."""
+    return await registry.stop_signing(endpoint_id)
 
 
 class RecoverySince(BaseModel):

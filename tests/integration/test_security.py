@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -191,3 +196,66 @@ async def test_a_name_rebound_to_loopback_after_registration_is_refused_at_send_
     assert record.result == "failed" and record.retry == 0  # not retried: it would never be allowed
     assert record.error == "Endpoint not allowed: rebind.test resolves to 127.0.0.1, which is a loopback address"
     assert receiver.requests(path) == []
+
+
+def _verify(secret: str, headers: dict[str, str], body: bytes) -> list[bool]:
+    """A receiver's check, written from the Standard Webhooks spec: one verdict per signature."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return [hmac.compare_digest(s.removeprefix("v1,"), expected) for s in headers["webhook-signature"].split(" ")]
+
+
+async def _deliver_once(api, client, receiver, url: str) -> dict[str, str]:
+    accepted = await post_event(api, tracking_event())
+    [delivery] = accepted["deliveries"]
+    await delivery_outcome(client, delivery["id"])
+    [request] = [r for r in receiver.requests(url) if r.headers["webhook-id"] == delivery["id"]]
+    assert json.loads(request.body)["Event"] == "TRACKING_UPDATE"
+    seen: dict[str, str] = request.headers | {"_body": request.body.decode()}
+    return seen
+
+
+async def test_signed_webhooks_verify_and_rotate_with_a_grace_period(api, client, receiver, settings):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
+    first = (await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()
+    signed = await _deliver_once(api, client, receiver, url)
+
+    second = (await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()
+    during_grace = await _deliver_once(api, client, receiver, url)
+    async with api_with(settings.model_copy(update={"signing_secret_grace_hours": 0})) as no_grace:
+        third = (await no_grace.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()
+    after_grace = await _deliver_once(api, client, receiver, url)
+    shown = await api.get(f"/v1/endpoints/{endpoint['id']}")
+    stopped = await api.delete(f"/v1/endpoints/{endpoint['id']}/secret")
+    unsigned = await _deliver_once(api, client, receiver, url)
+
+    assert first["secret"].startswith("whsec_") and first["endpoint"]["signing"]["secret_created_at"]
+    assert abs(int(signed["webhook-timestamp"]) - time.time()) < 60
+    assert _verify(first["secret"], signed, signed["_body"].encode()) == [True]
+    # During the grace period both secrets sign: the newest first, then the old one.
+    assert _verify(second["secret"], during_grace, during_grace["_body"].encode()) == [True, False]
+    assert _verify(first["secret"], during_grace, during_grace["_body"].encode()) == [False, True]
+    assert _verify(third["secret"], after_grace, after_grace["_body"].encode()) == [True]
+    assert "whsec_" not in shown.text and shown.json()["signing"] is not None
+    assert stopped.json()["signing"] is None and "webhook-signature" not in unsigned
+
+
+async def test_oversized_bodies_are_413_and_accept_nothing(api, receiver):
+    huge = {"url": receiver.url(), "events": ["ORDER_SHIPPED"], "description": "x" * (2 * 1024 * 1024)}
+
+    declared = await api.post("/v1/endpoints", json=huge)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        payload = json.dumps(huge).encode()
+        for start in range(0, len(payload), 65536):
+            yield payload[start : start + 65536]
+
+    streamed = await api.post("/v1/endpoints", content=chunks(), headers={"content-type": "application/json"})
+    long_field = await api.post("/v1/endpoints", json=huge | {"description": "x" * 1025})
+
+    assert declared.status_code == 413 and declared.json()["errors"][0]["field"] == "body"
+    assert streamed.status_code == 413
+    assert long_field.status_code == 422 and long_field.json()["errors"][0]["field"] == "description"
+    assert (await api.get("/v1/endpoints")).json() == []

@@ -231,7 +231,7 @@ def _endpoint(**changes: object) -> Endpoint:
 
 def test_request_headers_carry_json_type_delivery_id_basic_auth_and_the_custom_header() -> None:
     """Every POST: JSON content type, the delivery's `webhook-id`, Basic auth and the merchant's header."""
-    headers = request_headers(_endpoint(), "msg_42")
+    headers = request_headers(_endpoint(), "msg_42", "{}", NOW)
     assert headers["Content-Type"] == "application/json"
     assert headers["webhook-id"] == "msg_42"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"user:pass").decode()
@@ -241,7 +241,7 @@ def test_request_headers_carry_json_type_delivery_id_basic_auth_and_the_custom_h
 
 def test_without_auth_there_is_no_authorization_header() -> None:
     """Auth is optional: without it no Authorization header is sent at all."""
-    headers = request_headers(_endpoint(auth=None, custom_header=None), "msg_1")
+    headers = request_headers(_endpoint(auth=None, custom_header=None), "msg_1", "{}", NOW)
     assert not {name.lower() for name in headers} & {"authorization", "x-shop-token"}
     assert headers["webhook-id"] == "msg_1"
 
@@ -249,7 +249,7 @@ def test_without_auth_there_is_no_authorization_header() -> None:
 def test_masked_headers_hide_credentials_and_the_custom_value_and_keep_the_rest() -> None:
     """The log shows the headers sent, with the password and the custom header's value masked."""
     endpoint = _endpoint()
-    shown = masked_headers(endpoint, request_headers(endpoint, "msg_42"))
+    shown = masked_headers(endpoint, request_headers(endpoint, "msg_42", "{}", NOW))
     assert shown["Authorization"] == "********"
     assert shown["X-Shop-Token"] == "********"
     assert shown["Content-Type"] == "application/json"
