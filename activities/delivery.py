@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
@@ -13,7 +14,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from domain.delivery import DELIVER_WEBHOOK, ENDPOINT_DELETED, FORBIDDEN_DESTINATION, AttemptInput
+from domain.delivery import (
+    DELIVER_WEBHOOK,
+    ENDPOINT_DELETED,
+    FORBIDDEN_DESTINATION,
+    HEARTBEAT_EVERY_SECONDS,
+    AttemptInput,
+    PostProgress,
+)
 from domain.endpoints import Endpoint
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
@@ -33,6 +41,13 @@ STORED_BODY_BYTES = 16 * 1024
 RegistryLookup = Callable[[str], EndpointRegistry]
 
 
+async def _heartbeat_while_posting(progress: PostProgress) -> None:
+    # Proves the worker alive during a slow POST; a dead one is noticed within the heartbeat timeout.
+    while True:
+        activity.heartbeat(progress.model_dump(mode="json"))
+        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+
 class DeliveryActivities:
     """Holds what every attempt shares: the worker's HTTP client and Temporal client."""
 
@@ -46,8 +61,15 @@ class DeliveryActivities:
 
     @activity.defn(name=DELIVER_WEBHOOK)
     async def deliver_webhook(self, attempt: AttemptInput) -> AttemptRecord:
-        """POST the body; return the attempt on success, raise with it on failure."""
-        number = activity.info().attempt
+        """POST the body; return the attempt on success, raise with it on failure.
+
+        The POSTs made so far travel in the heartbeat details, so an attempt
+        lost with its worker is re-run without spending the endpoint's retries,
+        and one whose POST was already recorded is not POSTed again.
+        """
+        progress = PostProgress.from_details(activity.info().heartbeat_details)
+        if progress.last is not None and (progress.last.succeeded or progress.posts >= attempt.max_posts):
+            return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
         endpoint = await self._registries(attempt.account).for_delivery(attempt.endpoint_id)
         if endpoint is None:
             raise ApplicationError(
@@ -56,16 +78,27 @@ class DeliveryActivities:
                 non_retryable=True,
                 category=ApplicationErrorCategory.BENIGN,
             )
-        record, retry_after, forbidden = await self._post(endpoint, attempt, number)
+        heartbeats = asyncio.create_task(_heartbeat_while_posting(progress))
+        try:
+            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.posts + 1)
+        finally:
+            heartbeats.cancel()
+        activity.heartbeat(PostProgress(posts=record.attempt, last=record).model_dump(mode="json"))
+        return self._conclude(record, attempt, retry_after, forbidden)
+
+    def _conclude(
+        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, forbidden: bool
+    ) -> AttemptRecord:
         if record.succeeded:
             return record
         assert record.error is not None
+        final = forbidden or record.attempt >= attempt.max_posts
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
             type=FORBIDDEN_DESTINATION if forbidden else "DeliveryFailed",
-            non_retryable=forbidden,
-            next_retry_delay=timedelta(seconds=self._backoff.delay(number, retry_after)),
+            non_retryable=final,
+            next_retry_delay=timedelta(seconds=self._backoff.delay(record.attempt, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
         )

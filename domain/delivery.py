@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from domain.endpoints import MAX_RETRIES, Subscription
 from domain.events import OrderEvent
-from domain.records import DeliveryKind
+from domain.records import AttemptRecord, DeliveryKind
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -21,6 +22,11 @@ ENDPOINT_DELETED = "EndpointDeleted"
 FORBIDDEN_DESTINATION = "ForbiddenDestination"
 # The delivery activity's own time limit in Temporal; one POST must end well within it.
 ATTEMPT_TIMEOUT_SECONDS = 60
+# A worker that dies mid-attempt is noticed when its heartbeats stop.
+HEARTBEAT_EVERY_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 10
+# Attempts lost with their worker (no POST recorded) beyond the endpoint's retries.
+LOST_ATTEMPTS_ALLOWED = 5
 
 
 def delivery_id(event_id: str, endpoint_id: str) -> str:
@@ -61,6 +67,24 @@ class AttemptInput(BaseModel):
     account: str
     endpoint_id: str
     body: str
+    max_posts: int  # the endpoint's retry budget: 1 + max_retries when enabled
+
+
+class PostProgress(BaseModel):
+    """What the delivery activity's heartbeat carries across attempts: the POSTs made
+    for this delivery, and the last one's record."""
+
+    posts: int = 0
+    last: AttemptRecord | None = None
+
+    @classmethod
+    def from_details(cls, details: Sequence[Any]) -> PostProgress:
+        if not details:
+            return cls()
+        try:
+            return cls.model_validate(details[0])
+        except ValidationError:
+            return cls()
 
 
 class DeliveryRef(BaseModel):

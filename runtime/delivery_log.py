@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.delivery import DeliveryInput
+from domain.delivery import DeliveryInput, PostProgress
 from domain.events import EventType
 from domain.records import (
-    AttemptRecord,
     DeliveryKind,
     DeliveryRecord,
     DeliveryResult,
@@ -313,23 +312,20 @@ class _PendingState:
 
 
 async def _pending(client: Client, description: WorkflowExecutionDescription) -> _PendingState:
-    """Where a running delivery stands: its activity's attempts and last failure."""
+    """Where a running delivery stands: the POSTs its activity made, the last one, the next."""
     state = _PendingState()
     for activity in description.raw_description.pending_activities:
-        # `attempt` is the attempt in flight or due next; the ones before it are done.
-        state.attempts = activity.attempt - 1
         if activity.HasField("next_attempt_schedule_time"):
             state.next_attempt_at = activity.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
-        if not activity.HasField("last_failure"):
-            continue
-        failure = await client.data_converter.decode_failure(activity.last_failure)
-        state.error = str(failure)
-        details = getattr(failure, "details", ())
-        try:
-            attempt = AttemptRecord.model_validate(details[0]) if details else None
-        except ValidationError:
-            attempt = None
-        if attempt is not None:
-            state.request, state.response = attempt.request, attempt.response
-            state.error, state.time_spent_ms = attempt.error, attempt.time_spent_ms
+        progress = PostProgress()
+        if activity.HasField("heartbeat_details"):
+            details = await client.data_converter.decode(activity.heartbeat_details.payloads)
+            progress = PostProgress.from_details(details)
+        state.attempts = progress.posts
+        if progress.last is not None:
+            last = progress.last
+            state.request, state.response = last.request, last.response
+            state.error, state.time_spent_ms = last.error, last.time_spent_ms
+        elif activity.HasField("last_failure"):
+            state.error = str(await client.data_converter.decode_failure(activity.last_failure))
     return state

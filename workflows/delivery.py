@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TimeoutError as AttemptTimeout
 
 with workflow.unsafe.imports_passed_through():
     from domain.delivery import (
@@ -15,8 +16,11 @@ with workflow.unsafe.imports_passed_through():
         DELIVER_WEBHOOK,
         ENDPOINT_DELETED,
         FORBIDDEN_DESTINATION,
+        HEARTBEAT_TIMEOUT_SECONDS,
+        LOST_ATTEMPTS_ALLOWED,
         AttemptInput,
         DeliveryInput,
+        PostProgress,
     )
     from domain.records import AttemptRecord, DeliveryRecord, DeliveryResult
     from domain.wire import wire_body
@@ -33,6 +37,7 @@ class DeliveryWorkflow:
             account=delivery.account,
             endpoint_id=delivery.endpoint_id,
             body=wire_body(delivery.event),
+            max_posts=delivery.max_attempts,
         )
         attempt: AttemptRecord | None
         error: str | None = None
@@ -42,11 +47,13 @@ class DeliveryWorkflow:
                 attempt_input,
                 result_type=AttemptRecord,
                 start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
+                heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
                 # The activity sets each failure's next_retry_delay itself (backoff
-                # from the worker's settings, or the receiver's Retry-After), so
-                # this policy only caps the number of POSTs.
+                # from the worker's settings, or the receiver's Retry-After) and ends
+                # the retries at the endpoint's count of POSTs; the attempts this
+                # policy allows beyond that are for ones lost with their worker.
                 retry_policy=RetryPolicy(
-                    maximum_attempts=delivery.max_attempts,
+                    maximum_attempts=delivery.max_attempts + LOST_ATTEMPTS_ALLOWED,
                     non_retryable_error_types=[ENDPOINT_DELETED, FORBIDDEN_DESTINATION],
                 ),
                 summary=f"POST {delivery.event.event.value} to {delivery.endpoint_id}",
@@ -54,7 +61,7 @@ class DeliveryWorkflow:
             retries = attempt.attempt - 1
         except ActivityError as failure:
             attempt, error = _failed_attempt(failure)
-            retries = attempt.attempt - 1 if attempt else _retries_without_record(failure, delivery)
+            retries = attempt.attempt - 1 if attempt else 0
 
         record = _record(delivery, attempt, error, retries)
         workflow.upsert_search_attributes(sa.outcome_updates(record))
@@ -63,22 +70,21 @@ class DeliveryWorkflow:
         return record
 
 
-def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str]:
-    """The last attempt's record, carried as the failure's details by the activity."""
+def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str | None]:
+    """The last POST's record: the failure's details, or, when the last attempt was
+    lost with its worker, the heartbeat it left."""
     cause = failure.cause
     if isinstance(cause, ApplicationError):
         if cause.details:
             attempt = AttemptRecord.model_validate(cause.details[0])
             return attempt, attempt.error or cause.message
         return None, cause.message
-    # No record: the attempt itself timed out or was lost with its worker.
-    return None, f"Delivery attempt did not complete: {cause or failure}"
-
-
-def _retries_without_record(failure: ActivityError, delivery: DeliveryInput) -> int:
-    if failure.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
-        return delivery.max_attempts - 1
-    return 0
+    lost = f"Delivery attempts were lost with their workers: {cause or failure}"
+    if isinstance(cause, AttemptTimeout):
+        last = PostProgress.from_details(cause.last_heartbeat_details).last
+        if last is not None:
+            return last, last.error if not last.succeeded else None
+    return None, lost
 
 
 def _record(delivery: DeliveryInput, attempt: AttemptRecord | None, error: str | None, retries: int) -> DeliveryRecord:
