@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     encryption_old_keys: list[SecretStr] = []
     allow_private_networks: bool = False
+    # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
+    worker_metrics_port: int | None = None
+    log_format: Literal["json", "text"] = "json"
     # How long a rotated signing secret keeps signing beside its successor.
     signing_secret_grace_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24.0
 

@@ -22,9 +22,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.delivery import DeliveryActivities
 from activities.recovery import RecoveryActivities
 from domain.retry import Backoff
+from runtime.logs import configure_json_logging
 from runtime.network_guard import GuardedNetworkBackend, Resolver, system_resolver
 from runtime.registry import EndpointRegistry
-from runtime.temporal import connect
+from runtime.temporal import connect, metrics_runtime
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
 from workflows.fanout import EventFanoutWorkflow
@@ -84,7 +85,10 @@ async def delivery_worker(
 
 async def main() -> None:
     settings = get_settings()
-    client = await connect(settings)
+    if settings.log_format == "json":
+        configure_json_logging()
+    port = settings.worker_metrics_port
+    client = await connect(settings, runtime=metrics_runtime(port) if port else None)
     async with delivery_worker(client, settings) as worker:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

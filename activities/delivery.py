@@ -146,7 +146,17 @@ class DeliveryActivities:
             error=error,
         )
         activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
+        _measure(response, error, elapsed_ms)
         return record, retry_after, forbidden
+
+
+def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms: int) -> None:
+    """Attempts by outcome and their HTTP latency, on the worker's Prometheus endpoint."""
+    meter = activity.metric_meter()
+    outcome = "delivered" if error is None else ("failed" if response is not None else "unreachable")
+    meter.create_counter("webhook_attempts", "POSTs made to endpoints").add(1, {"outcome": outcome})
+    latency = meter.create_histogram_float("webhook_http_latency", "Time one POST took", "s")
+    latency.record(elapsed_ms / 1000, {"outcome": outcome})
 
 
 async def _read_capped(resp: httpx.Response) -> tuple[bytes, bool]:

@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors
+from api import errors, metrics
 from api.deps import require_token
 from api.limits import BodySizeLimit
+from api.metrics import MetricsMiddleware
 from api.routers import codec, deliveries, endpoints, events, health
+from runtime.logs import configure_json_logging
 from runtime.network_guard import Resolver, system_resolver
 from runtime.temporal import connect
 from settings import Settings, get_settings
@@ -36,6 +38,8 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":
+            configure_json_logging()
         if not settings.account_tokens():
             log.warning("WEBHOOKS_API_TOKEN is not set: the API accepts every caller (local use only)")
         app.state.settings = settings
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(MetricsMiddleware)
     # The Web UI calls the codec endpoint from the browser, from its own origin.
     app.add_middleware(
         CORSMiddleware,
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         allow_credentials=True,
     )
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (endpoints.router, events.router, deliveries.router, codec.router):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app

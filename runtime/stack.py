@@ -30,6 +30,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--temporal-port", type=int, default=int(settings.temporal_address.rsplit(":", 1)[-1]))
     parser.add_argument("--ui-port", type=int, default=8233)
     parser.add_argument("--api-port", type=int, default=settings.api_port)
+    parser.add_argument("--worker-metrics-port", type=int, default=settings.worker_metrics_port or 9464)
     return parser.parse_args()
 
 
@@ -80,6 +81,7 @@ async def _run(args: argparse.Namespace) -> int:
         "WEBHOOKS_API_PORT": str(args.api_port),
         "WEBHOOKS_TEMPORAL_UI_URL": ui_url,
         "WEBHOOKS_ENCRYPTION_KEY": _encryption_key(args.data_dir),
+        "WEBHOOKS_WORKER_METRICS_PORT": str(args.worker_metrics_port),
         # Local use: endpoints on this machine (a receiver on localhost) are allowed.
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
     }
@@ -106,6 +108,8 @@ async def _run(args: argparse.Namespace) -> int:
             f"\nWebhook service running (Ctrl-C stops it)\n"
             f"  API       http://localhost:{args.api_port}  (docs: /docs, OpenAPI: /openapi.json)\n"
             f"  Web UI    {ui_url}\n"
+            f"  Metrics   http://localhost:{args.api_port}/metrics (API), "
+            f"http://localhost:{args.worker_metrics_port}/metrics (worker)\n"
             f"  Temporal  {address}, state in {args.data_dir / 'temporal.db'}\n",
             flush=True,
         )

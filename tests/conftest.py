@@ -60,6 +60,7 @@ def settings(temporal_address: str) -> Settings:
         encryption_key=SecretStr(new_key()),
         # The receivers of the tests live on 127.0.0.1.
         allow_private_networks=True,
+        log_format="text",  # leave pytest's log capture in place
     )
 
 

@@ -65,6 +65,8 @@ class DeliveryWorkflow:
 
         record = _record(delivery, attempt, error, retries)
         workflow.upsert_search_attributes(sa.outcome_updates(record))
+        deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
+        deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
         workflow.set_current_details(f"{record.result.value} after {retries} retries: {error or 'delivered'}")
         return record

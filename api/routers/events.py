@@ -13,6 +13,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import AccountDep, ClientDep, RegistryDep, SettingsDep
+from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef, EventFanout
 from domain.events import OrderEvent
 from workflows.fanout import EventFanoutWorkflow, fanout_workflow_id
@@ -73,4 +74,5 @@ async def post_event(
     # down delays them but loses nothing, so past the wait the answer stands.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(handle.result(), FANOUT_WAIT_SECONDS)
+    EVENTS_ACCEPTED.labels(event.event.value).inc()
     return EventAccepted(id=event.id, deliveries=fanout.deliveries)

@@ -29,6 +29,7 @@ async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[
     """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
     flags = {"--data-dir": data_dir, "--temporal-port": ports["temporal"], "--ui-port": ports["ui"]}
     flags["--api-port"] = ports["api"]
+    flags["--worker-metrics-port"] = ports["metrics"]
     args = [str(part) for pair in flags.items() for part in pair]
     stack = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime.stack", *args, cwd=ROOT)
     try:
@@ -52,8 +53,19 @@ async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[
         assert not any(_listening(port) for port in ports.values()), "a process outlived Ctrl-C"
 
 
+async def eventually_text(http: httpx.AsyncClient, url: str, needle: str) -> str:
+    """The page once it mentions `needle` (metrics are exported periodically)."""
+    text = ""
+    for _ in range(50):
+        text = (await http.get(url)).text
+        if needle in text:
+            break
+        await asyncio.sleep(0.2)
+    return text
+
+
 async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
-    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port(), "metrics": free_port()}
     receiver = Receiver()
     async with BackgroundServer(receiver, free_port()) as server:
         receiver.base_url = server.url
@@ -65,6 +77,11 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
             assert (await api.get("/docs")).status_code == 200
             await receiver.wait_for(url, 1, timeout=60)  # the first connection
             assert _listening(ports["ui"])
+            api_metrics = (await api.get("/metrics")).text
+            async with httpx.AsyncClient() as http:
+                worker_metrics = await eventually_text(
+                    http, f"http://127.0.0.1:{ports['metrics']}/metrics", "webhook_deliveries"
+                )
 
         async with running_stack(tmp_path, ports) as api:
             listed = (await api.get("/v1/endpoints")).json()
@@ -75,3 +92,6 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
     assert accepted.status_code == 202
     assert second.headers["webhook-id"] == accepted.json()["deliveries"][0]["id"]
     assert (tmp_path / "temporal.db").exists()
+    assert 'webhooks_api_requests_total{method="POST",route="/v1/endpoints",status="201"}' in api_metrics
+    assert "webhook_deliveries_total{" in worker_metrics and 'result="success"' in worker_metrics
+    assert "webhook_http_latency" in worker_metrics and "webhook_attempts_total" in worker_metrics
