@@ -35,6 +35,12 @@ from workflows.registry import EndpointRegistryWorkflow
 # Pure modules the workflows use: imported once, not re-imported in every sandbox.
 _PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types")
 
+WORKFLOWS = [DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow]
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH))
+
 
 def http_client(settings: Settings, resolve: Resolver = system_resolver) -> httpx.AsyncClient:
     """The worker's one HTTP client: pooled connections, no redirects followed, and
@@ -73,11 +79,9 @@ async def delivery_worker(
         yield Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow],
+            workflows=WORKFLOWS,
             activities=[delivery.deliver_webhook, recovery.recover_deliveries],
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH)
-            ),
+            workflow_runner=workflow_runner(),
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
         )

@@ -1,0 +1,91 @@
+"""Records the histories the replay test runs: `python -m tests.histories.record`.
+
+Run it after a deliberate change to a workflow's behaviour, on code that is
+known to be right; the replay test then holds every later change to them.
+Encrypted with a fixed, published test key (it protects nothing real).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from api.app import create_app
+from runtime.devserver import start_dev_server, wait_until_serving
+from runtime.temporal import connect
+from settings import Settings
+from tests.conftest import free_port
+from tests.integration.helpers import tracking_event
+from tests.receiver import OK, BackgroundServer, Receiver, error
+from worker import delivery_worker
+
+HERE = Path(__file__).parent
+TEST_KEY = "cmVwbGF5LXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMmI="  # base64url of 32 bytes, public on purpose
+
+
+async def _record() -> None:
+    port = free_port()
+    server = start_dev_server(port)
+    address = f"127.0.0.1:{port}"
+    settings = Settings(
+        temporal_address=address,
+        task_queue=f"record-{uuid.uuid4().hex[:6]}",
+        encryption_key=SecretStr(TEST_KEY),
+        allow_private_networks=True,
+        retry_initial_interval=0.05,
+        retry_backoff=1.0,
+        http_timeout=2.0,
+        log_format="text",
+    )
+    try:
+        await wait_until_serving(address, server)
+        client = await connect(settings)
+        receiver = Receiver()
+        async with (
+            BackgroundServer(receiver, free_port()) as hooks,
+            delivery_worker(client, settings) as worker,
+            worker,
+            BackgroundServer(create_app(settings), free_port()) as api_server,
+            httpx.AsyncClient(base_url=api_server.url, timeout=30) as api,
+        ):
+            receiver.base_url = hooks.url
+            url = receiver.url(error(503), OK)
+            spec = {"url": url, "events": ["TRACKING_UPDATE"], "retry": {"enabled": True, "max_retries": 2}}
+            endpoint = (await api.post("/v1/endpoints", json=spec)).json()
+            first = f"delivery/first-connection/{endpoint['id']}"
+            await client.get_workflow_handle(first).result()
+            await api.post(f"/v1/endpoints/{endpoint['id']}/secret")
+            receiver.script(url, error(500))
+            accepted = (await api.post("/v1/events", json=tracking_event(event_id="evt-replay-1"))).json()
+            failed = accepted["deliveries"][0]["id"]
+            await client.get_workflow_handle(failed).result()
+            receiver.script(url, OK)
+            await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2000-01-01T00:00:00Z"})
+            await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "recorded"})
+            await api.delete(f"/v1/endpoints/{endpoint['id']}")
+            recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
+            recorded = {
+                "delivery_retried_then_succeeded": first,
+                "delivery_failed_after_retries": failed,
+                "delivery_recovered": f"{failed}/recovered",
+                "event_fanout": "event/default/evt-replay-1",
+                "endpoint_registry": "endpoints/default",
+                "recovery": recoveries[0],
+            }
+            for name, workflow_id in recorded.items():
+                history = await client.get_workflow_handle(workflow_id).fetch_history()
+                (HERE / f"{name}.json").write_text(history.to_json())
+                print(f"recorded {name}: {workflow_id}")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    asyncio.run(_record())
+    os._exit(0)  # the SDK runtime can crash at interpreter exit (sdk-python#300)
