@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.delivery import ACCOUNT_PATTERN, ATTEMPT_TIMEOUT_SECONDS, DEFAULT_ACCOUNT
+from domain.endpoints import HealthPolicy
 from runtime.codec import AesGcmCodec, parse_key
 
 AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
     worker_metrics_port: int | None = None
     log_format: Literal["json", "text"] = "json"
+    # An endpoint is disabled after this many failed deliveries in a row (0 = never)
+    # spanning at least this many hours; its events are then recorded as skipped.
+    disable_after_failures: Annotated[int, Field(ge=0)] = 50
+    disable_after_hours: Annotated[float, Field(ge=0)] = 24.0
     # How long a rotated signing secret keeps signing beside its successor.
     signing_secret_grace_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24.0
 
@@ -53,6 +58,9 @@ class Settings(BaseSettings):
     def account_tokens(self) -> list[tuple[str, SecretStr]]:
         tokens = [(DEFAULT_ACCOUNT, self.api_token)] if self.api_token else []
         return tokens + list(self.api_tokens.items())
+
+    def health_policy(self) -> HealthPolicy:
+        return HealthPolicy(failures=self.disable_after_failures, seconds=self.disable_after_hours * 3600)
 
     def codec(self) -> AesGcmCodec:
         if self.encryption_key is None:

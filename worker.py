@@ -74,6 +74,7 @@ async def delivery_worker(
             registries=registries,
             backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
             http_timeout=settings.http_timeout,
+            health=settings.health_policy(),
         )
         recovery = RecoveryActivities(client, settings.task_queue, registries)
         yield Worker(

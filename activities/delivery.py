@@ -17,12 +17,13 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from domain.delivery import (
     DELIVER_WEBHOOK,
     ENDPOINT_DELETED,
+    ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
     HEARTBEAT_EVERY_SECONDS,
     AttemptInput,
     PostProgress,
 )
-from domain.endpoints import Endpoint
+from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
@@ -41,6 +42,11 @@ STORED_BODY_BYTES = 16 * 1024
 RegistryLookup = Callable[[str], EndpointRegistry]
 
 
+def _stop(message: str, kind: str) -> ApplicationError:
+    """A delivery that ends without a POST: nothing to retry."""
+    return ApplicationError(message, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
+
+
 async def _heartbeat_while_posting(progress: PostProgress) -> None:
     # Proves the worker alive during a slow POST; a dead one is noticed within the heartbeat timeout.
     while True:
@@ -52,12 +58,18 @@ class DeliveryActivities:
     """Holds what every attempt shares: the worker's HTTP client and Temporal client."""
 
     def __init__(
-        self, http: httpx.AsyncClient, registries: RegistryLookup, backoff: Backoff, http_timeout: float
+        self,
+        http: httpx.AsyncClient,
+        registries: RegistryLookup,
+        backoff: Backoff,
+        http_timeout: float,
+        health: HealthPolicy,
     ) -> None:
         self._http = http
         self._registries = registries
         self._backoff = backoff
         self._http_timeout = http_timeout
+        self._health = health
 
     @activity.defn(name=DELIVER_WEBHOOK)
     async def deliver_webhook(self, attempt: AttemptInput) -> AttemptRecord:
@@ -70,20 +82,29 @@ class DeliveryActivities:
         progress = PostProgress.from_details(activity.info().heartbeat_details)
         if progress.last is not None and (progress.last.succeeded or progress.posts >= attempt.max_posts):
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
-        endpoint = await self._registries(attempt.account).for_delivery(attempt.endpoint_id)
+        registry = self._registries(attempt.account)
+        endpoint = await registry.for_delivery(attempt.endpoint_id)
         if endpoint is None:
-            raise ApplicationError(
-                f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped",
-                type=ENDPOINT_DELETED,
-                non_retryable=True,
-                category=ApplicationErrorCategory.BENIGN,
-            )
+            raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
+        if endpoint.disabled and attempt.skip_if_disabled:
+            raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
         heartbeats = asyncio.create_task(_heartbeat_while_posting(progress))
         try:
             record, retry_after, forbidden = await self._post(endpoint, attempt, progress.posts + 1)
         finally:
             heartbeats.cancel()
         activity.heartbeat(PostProgress(posts=record.attempt, last=record).model_dump(mode="json"))
+        final = record.succeeded or forbidden or record.attempt >= attempt.max_posts
+        # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
+        if final and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
+            outcome = DeliveryOutcome(
+                endpoint_id=endpoint.id,
+                delivery_id=attempt.delivery_id,
+                succeeded=record.succeeded,
+                at=record.started_at,
+                policy=self._health,
+            )
+            await registry.record_outcome(outcome)
         return self._conclude(record, attempt, retry_after, forbidden)
 
     def _conclude(

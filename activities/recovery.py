@@ -1,4 +1,4 @@
-"""`recover_deliveries`: re-run an endpoint's failed deliveries, each at most once."""
+"""`recover_deliveries`: re-run an endpoint's failed and skipped deliveries, each at most once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from runtime.registry import EndpointRegistry
 from workflows import search_attributes as sa
 
 
+def _quoted(value: str) -> str:
+    return f'"{value}"'
+
+
 class RecoveryActivities:
     def __init__(self, client: Client, task_queue: str, registries: Callable[[str], EndpointRegistry]) -> None:
         self._client = client
@@ -27,9 +31,10 @@ class RecoveryActivities:
         """Idempotent: a failed delivery's re-run has a fixed id, so a retry of this
         activity, or a second recovery, finds it started and moves on."""
         log = DeliveryLog(self._client, request.account, web_ui_url="")
-        failed = LogFilter(endpoint_id=request.endpoint_id, result=DeliveryResult.FAILED, since=request.since)
+        since = LogFilter(endpoint_id=request.endpoint_id, since=request.since).visibility_query(request.account)
+        unsent = f"{sa.RESULT.name} IN ({_quoted(DeliveryResult.FAILED)}, {_quoted(DeliveryResult.SKIPPED)})"
         # Re-runs made by recovery are not recovered again: each failure gets one second chance.
-        query = f'{failed.visibility_query(request.account)} AND {sa.KIND.name} != "{DeliveryKind.RECOVERY.value}"'
+        query = f"{since} AND {unsent} AND {sa.KIND.name} != {_quoted(DeliveryKind.RECOVERY)}"
         registry = self._registries(request.account)
         found = started = 0
         async for execution in self._client.list_workflows(query):

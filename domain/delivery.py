@@ -20,6 +20,7 @@ DELIVER_WEBHOOK = "deliver_webhook"
 RECOVER_DELIVERIES = "recover_deliveries"
 ENDPOINT_DELETED = "EndpointDeleted"
 FORBIDDEN_DESTINATION = "ForbiddenDestination"
+ENDPOINT_DISABLED = "EndpointDisabled"
 # The delivery activity's own time limit in Temporal; one POST must end well within it.
 ATTEMPT_TIMEOUT_SECONDS = 60
 # A worker that dies mid-attempt is noticed when its heartbeats stop.
@@ -68,6 +69,7 @@ class AttemptInput(BaseModel):
     endpoint_id: str
     body: str
     max_posts: int  # the endpoint's retry budget: 1 + max_retries when enabled
+    skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
 
 
 class PostProgress(BaseModel):

@@ -79,6 +79,8 @@ class EndpointSpec(_Model):
     retry: RetrySettings = RetrySettings()
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] = ""
+    # A disabled endpoint's events are recorded as skipped; PATCH false to re-enable.
+    disabled: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -96,6 +98,7 @@ class EndpointPatch(_Model):
     retry: RetrySettings | None = None
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] | None = None
+    disabled: bool | None = None
 
     @model_serializer(mode="wrap")
     def _only_fields_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -105,7 +108,7 @@ class EndpointPatch(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        for field in ("url", "events", "retry", "description"):
+        for field in ("url", "events", "retry", "description", "disabled"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field}: cannot be null")
         _check_events(self.events)
@@ -120,6 +123,49 @@ class EndpointPatch(_Model):
         return EndpointSpec.model_validate(merged)
 
 
+class EndpointHealth(BaseModel):
+    """The current run of failed deliveries; enough of them over long enough disables the endpoint."""
+
+    failed_deliveries: list[str] = []  # ids, so a repeated report counts once
+    failing_since: datetime | None = None
+    disabled_reason: str | None = None
+
+    def after(self, outcome: DeliveryOutcome) -> EndpointHealth:
+        if outcome.succeeded:
+            return EndpointHealth()
+        if outcome.delivery_id in self.failed_deliveries:
+            return self
+        return EndpointHealth(
+            failed_deliveries=[*self.failed_deliveries, outcome.delivery_id][-max(outcome.policy.failures, 1) :],
+            failing_since=self.failing_since or outcome.at,
+        )
+
+    def should_disable(self, policy: HealthPolicy, now: datetime) -> bool:
+        return (
+            policy.failures > 0
+            and len(self.failed_deliveries) >= policy.failures
+            and self.failing_since is not None
+            and (now - self.failing_since).total_seconds() >= policy.seconds
+        )
+
+
+class HealthPolicy(BaseModel):
+    """When the worker's settings disable an endpoint: `failures` in a row (0 = never), over `seconds`."""
+
+    failures: int
+    seconds: float
+
+
+class DeliveryOutcome(BaseModel):
+    """A delivery's end, as it bears on its endpoint's health."""
+
+    endpoint_id: str
+    delivery_id: str
+    succeeded: bool
+    at: datetime
+    policy: HealthPolicy
+
+
 class Endpoint(EndpointSpec):
     """A registered endpoint, as the registry stores it (secrets in clear)."""
 
@@ -127,6 +173,7 @@ class Endpoint(EndpointSpec):
     created_at: datetime
     updated_at: datetime
     signing_secrets: list[SigningSecret] = []
+    health: EndpointHealth = EndpointHealth()
 
     @property
     def spec(self) -> EndpointSpec:
@@ -143,10 +190,12 @@ class Endpoint(EndpointSpec):
                 secret_created_at=current.created_at, previous_secret_expires_at=max(older, default=None)
             )
         return EndpointView(
-            **self.model_dump(exclude={"auth", "custom_header", "signing_secrets"}),
+            **self.model_dump(exclude={"auth", "custom_header", "signing_secrets", "health"}),
             auth=auth,
             custom_header=header,
             signing=signing,
+            disabled_reason=self.health.disabled_reason if self.disabled else None,
+            failed_deliveries_in_a_row=len(self.health.failed_deliveries),
         )
 
 
@@ -178,6 +227,9 @@ class EndpointView(BaseModel):
     custom_header: MaskedHeader | None
     description: str
     signing: SigningView | None = None
+    disabled: bool
+    disabled_reason: str | None
+    failed_deliveries_in_a_row: int
     created_at: datetime
     updated_at: datetime
 

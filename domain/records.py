@@ -13,6 +13,7 @@ from domain.events import EventType
 class DeliveryResult(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
+    SKIPPED = "skipped"  # the endpoint was disabled; recover it once re-enabled
     PENDING = "pending"
 
 

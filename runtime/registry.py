@@ -10,7 +10,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.endpoints import Endpoint, EndpointPatch, EndpointSpec, EndpointView, Subscription
+from domain.endpoints import DeliveryOutcome, Endpoint, EndpointPatch, EndpointSpec, EndpointView, Subscription
 from domain.events import EventType
 from workflows.registry import (
     INVALID,
@@ -109,6 +109,9 @@ class EndpointRegistry:
     async def stop_signing(self, endpoint_id: str) -> EndpointView:
         call = self._handle().execute_update(EndpointRegistryWorkflow.stop_signing, endpoint_id)
         return await self._update(call, endpoint_id)
+
+    async def record_outcome(self, outcome: DeliveryOutcome) -> None:
+        await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
 
     async def delete(self, endpoint_id: str) -> None:
         await self._update(

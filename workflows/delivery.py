@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
         ATTEMPT_TIMEOUT_SECONDS,
         DELIVER_WEBHOOK,
         ENDPOINT_DELETED,
+        ENDPOINT_DISABLED,
         FORBIDDEN_DESTINATION,
         HEARTBEAT_TIMEOUT_SECONDS,
         LOST_ATTEMPTS_ALLOWED,
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         DeliveryInput,
         PostProgress,
     )
-    from domain.records import AttemptRecord, DeliveryRecord, DeliveryResult
+    from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
     from domain.wire import wire_body
     from workflows import search_attributes as sa
 
@@ -38,9 +39,11 @@ class DeliveryWorkflow:
             endpoint_id=delivery.endpoint_id,
             body=wire_body(delivery.event),
             max_posts=delivery.max_attempts,
+            skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
         )
         attempt: AttemptRecord | None
         error: str | None = None
+        result = DeliveryResult.SUCCESS
         try:
             attempt = await workflow.execute_activity(
                 DELIVER_WEBHOOK,
@@ -54,7 +57,7 @@ class DeliveryWorkflow:
                 # policy allows beyond that are for ones lost with their worker.
                 retry_policy=RetryPolicy(
                     maximum_attempts=delivery.max_attempts + LOST_ATTEMPTS_ALLOWED,
-                    non_retryable_error_types=[ENDPOINT_DELETED, FORBIDDEN_DESTINATION],
+                    non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION],
                 ),
                 summary=f"POST {delivery.event.event.value} to {delivery.endpoint_id}",
             )
@@ -62,8 +65,10 @@ class DeliveryWorkflow:
         except ActivityError as failure:
             attempt, error = _failed_attempt(failure)
             retries = attempt.attempt - 1 if attempt else 0
+            skipped = isinstance(failure.cause, ApplicationError) and failure.cause.type == ENDPOINT_DISABLED
+            result = DeliveryResult.SKIPPED if skipped else DeliveryResult.FAILED if error else DeliveryResult.SUCCESS
 
-        record = _record(delivery, attempt, error, retries)
+        record = _record(delivery, attempt, result, error, retries)
         workflow.upsert_search_attributes(sa.outcome_updates(record))
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
@@ -89,7 +94,9 @@ def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str |
     return None, lost
 
 
-def _record(delivery: DeliveryInput, attempt: AttemptRecord | None, error: str | None, retries: int) -> DeliveryRecord:
+def _record(
+    delivery: DeliveryInput, attempt: AttemptRecord | None, result: DeliveryResult, error: str | None, retries: int
+) -> DeliveryRecord:
     order = delivery.event.order
     return DeliveryRecord(
         id=delivery.delivery_id,
@@ -101,7 +108,7 @@ def _record(delivery: DeliveryInput, attempt: AttemptRecord | None, error: str |
         order_id=order.order_id,
         transaction_id=order.transaction_id,
         carrier=order.carrier,
-        result=DeliveryResult.FAILED if error else DeliveryResult.SUCCESS,
+        result=result,
         retry=retries,
         date=workflow.info().workflow_start_time,
         date_end=workflow.now(),

@@ -16,7 +16,9 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.delivery import DeliveryInput
     from domain.endpoints import (
+        DeliveryOutcome,
         Endpoint,
+        EndpointHealth,
         EndpointPatch,
         EndpointSpec,
         EndpointView,
@@ -143,6 +145,8 @@ class EndpointRegistryWorkflow:
             created_at=current.created_at,
             updated_at=workflow.now(),
             signing_secrets=current.signing_secrets,
+            # Re-enabling starts the count afresh; disabling by hand keeps it.
+            health=EndpointHealth() if current.disabled and not spec.disabled else current.health,
         )
         self._endpoints[edit.endpoint_id] = updated
         return updated.masked()
@@ -154,6 +158,21 @@ class EndpointRegistryWorkflow:
             edit.patch.apply_to(current.spec)
         except ValidationError as err:
             raise _invalid(err) from None
+
+    @workflow.signal
+    def record_outcome(self, outcome: DeliveryOutcome) -> None:
+        """A delivery ended: count it in its endpoint's health, and disable the endpoint if it is time."""
+        endpoint = self._endpoints.get(outcome.endpoint_id)
+        if endpoint is None:
+            return
+        health = endpoint.health.after(outcome)
+        disabled = endpoint.disabled
+        if not disabled and health.should_disable(outcome.policy, outcome.at):
+            disabled = True
+            since = health.failing_since.isoformat() if health.failing_since else "?"
+            reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
+            health = health.model_copy(update={"disabled_reason": reason})
+        self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
 
     @workflow.update
     def rotate_signing_secret(self, rotation: SecretRotation) -> EndpointView:

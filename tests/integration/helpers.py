@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
 from temporalio.client import Client
 
+from api.app import create_app
 from domain.records import DeliveryRecord
+from runtime.network_guard import Resolver, system_resolver
+from settings import Settings
+from tests.conftest import free_port
+from tests.receiver import BackgroundServer
 from workflows.delivery import DeliveryWorkflow
 
 T = TypeVar("T")
@@ -90,3 +96,13 @@ async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
     response = await api.get("/v1/deliveries", params=params)
     assert response.status_code == 200, response.text
     return [row["id"] for row in response.json()["data"]]
+
+
+@asynccontextmanager
+async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> AsyncIterator[httpx.AsyncClient]:
+    """Another instance of the API, with its own settings, served over HTTP."""
+    async with (
+        BackgroundServer(create_app(settings, resolve), free_port()) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+    ):
+        yield http

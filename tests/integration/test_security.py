@@ -8,32 +8,24 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from api.app import create_app
-from runtime.network_guard import Resolver, system_resolver
-from settings import Settings
-from tests.conftest import free_port
-from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
-from tests.receiver import BackgroundServer
+from tests.integration.helpers import (
+    api_with,
+    create_endpoint,
+    delivery_outcome,
+    first_connection_id,
+    post_event,
+    tracking_event,
+)
 from worker import delivery_worker
 from workflows.registry import registry_workflow_id
 
 PASSWORD, HEADER_VALUE = "pw-Zq81-secret", "hv-Kx92-secret"
-
-
-@asynccontextmanager
-async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        BackgroundServer(create_app(settings, resolve), free_port()) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
-    ):
-        yield http
 
 
 async def _raw_history(address: str, workflow_id: str) -> bytes:

@@ -1,0 +1,68 @@
+"""Endpoint health: a run of failed deliveries disables an endpoint; its events are skipped, not lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from tests.integration.helpers import api_with, delivery_outcome, eventually, first_connection_id, tracking_event
+from tests.receiver import OK, error
+from worker import delivery_worker
+
+
+async def test_failing_deliveries_disable_an_endpoint_whose_events_are_then_skipped_and_recoverable(
+    settings, client, receiver
+):
+    # Its own account and worker: three failures in a row (over any time) disable.
+    health = settings.model_copy(
+        update={
+            "task_queue": settings.task_queue + "-health",
+            "api_tokens": {"health": SecretStr("token-h")},
+            "disable_after_failures": 3,
+            "disable_after_hours": 0,
+        }
+    )
+    auth = {"Authorization": "Bearer token-h"}
+    url = receiver.url()
+    since = datetime.now(UTC).isoformat()
+    async with delivery_worker(client, health) as worker, worker, api_with(health) as http:
+
+        async def deliver(*replies) -> tuple[str, str]:
+            receiver.script(url, *replies)
+            response = await http.post("/v1/events", json=tracking_event(), headers=auth)
+            [delivery] = response.json()["deliveries"]
+            return delivery["id"], (await delivery_outcome(client, delivery["id"])).result
+
+        async def endpoint() -> dict[str, Any]:
+            found: dict[str, Any] = (await http.get(f"/v1/endpoints/{endpoint_id}", headers=auth)).json()
+            return found
+
+        created = await http.post("/v1/endpoints", json={"url": url, "events": ["TRACKING_UPDATE"]}, headers=auth)
+        endpoint_id = created.json()["id"]
+        await delivery_outcome(client, first_connection_id(endpoint_id))
+
+        two_failures = [await deliver(error(500)) for _ in range(2)]
+        counted = await eventually(endpoint, lambda e: e["failed_deliveries_in_a_row"] == 2)
+        await deliver(OK)  # a success ends the run
+        reset = await eventually(endpoint, lambda e: e["failed_deliveries_in_a_row"] == 0)
+        three_failures = [await deliver(error(500)) for _ in range(3)]
+        disabled = await eventually(endpoint, lambda e: e["disabled"])
+        posts_before = len(receiver.requests(url))
+        skipped_id, skipped_result = await deliver(OK)
+        posts_while_disabled = len(receiver.requests(url)) - posts_before
+
+        enabled = await http.patch(f"/v1/endpoints/{endpoint_id}", json={"disabled": False}, headers=auth)
+        recovered = await http.post(f"/v1/endpoints/{endpoint_id}/recover", json={"since": since}, headers=auth)
+        rerun = await delivery_outcome(client, f"{skipped_id}/recovered")
+
+    assert [result for _, result in two_failures + three_failures] == ["failed"] * 5
+    assert counted["disabled"] is False and reset["disabled"] is False
+    assert disabled["failed_deliveries_in_a_row"] == 3
+    assert disabled["disabled_reason"].startswith("3 deliveries failed in a row since ")
+    assert skipped_result == "skipped" and posts_while_disabled == 0
+    assert enabled.json()["disabled"] is False and enabled.json()["failed_deliveries_in_a_row"] == 0
+    # The five failures and the skipped one are re-run, once each.
+    assert recovered.json() == {"found": 6, "started": 6}
+    assert rerun.result == "success" and rerun.rerun_of == skipped_id
