@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from domain.endpoints import MAX_RETRIES, Subscription
 from domain.events import OrderEvent
-from domain.records import AttemptRecord, DeliveryKind
+from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -58,6 +58,39 @@ class DeliveryInput(BaseModel):
     @property
     def message_id(self) -> str:
         return self.webhook_id or self.delivery_id
+
+    def record(
+        self,
+        last: AttemptRecord | None,
+        *,
+        result: DeliveryResult,
+        error: str | None,
+        retries: int,
+        date: datetime,
+        date_end: datetime | None,
+    ) -> DeliveryRecord:
+        """The delivery's log record, with what its last POST sent and received."""
+        order = self.event.order
+        return DeliveryRecord(
+            id=self.delivery_id,
+            kind=self.kind,
+            event_id=self.event_id,
+            event=self.event.event,
+            endpoint_id=self.endpoint_id,
+            endpoint_url=last.request.url if last else self.endpoint_url,
+            order_id=order.order_id,
+            transaction_id=order.transaction_id,
+            carrier=order.carrier,
+            result=result,
+            retry=retries,
+            date=date,
+            date_end=date_end,
+            time_spent_ms=last.time_spent_ms if last else None,
+            request=last.request if last else None,
+            response=last.response if last else None,
+            error=error,
+            rerun_of=self.rerun_of,
+        )
 
 
 class AttemptInput(BaseModel):

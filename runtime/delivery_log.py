@@ -15,13 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.delivery import DeliveryInput, PostProgress
 from domain.events import EventType
-from domain.records import (
-    DeliveryKind,
-    DeliveryRecord,
-    DeliveryResult,
-    HttpRequestRecord,
-    HttpResponseRecord,
-)
+from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
 from workflows import search_attributes as sa
 from workflows.delivery import DeliveryWorkflow
 
@@ -248,29 +242,16 @@ class DeliveryLog:
             return DeliveryDetail(**dict(record), attempts=record.retry + 1, web_ui_url=link)
         delivery = await self.delivery_input(delivery_id, execution.run_id)
         pending = await _pending(self._client, execution)
-
-        return DeliveryDetail(
-            id=delivery.delivery_id,
-            kind=delivery.kind,
-            event_id=delivery.event_id,
-            event=delivery.event.event,
-            endpoint_id=delivery.endpoint_id,
-            endpoint_url=pending.request.url if pending.request else delivery.endpoint_url,
-            order_id=delivery.event.order.order_id,
-            transaction_id=delivery.event.order.transaction_id,
-            carrier=delivery.event.order.carrier,
+        record = delivery.record(
+            pending.last,
             result=_result(execution.status, None),
-            retry=max(pending.attempts - 1, 0),
-            attempts=pending.attempts,
+            error=pending.last.error if pending.last else pending.error,
+            retries=max(pending.attempts - 1, 0),
             date=execution.start_time,
             date_end=execution.close_time,
-            time_spent_ms=pending.time_spent_ms,
-            request=pending.request,
-            response=pending.response,
-            error=pending.error,
-            rerun_of=delivery.rerun_of,
-            next_attempt_at=pending.next_attempt_at,
-            web_ui_url=link,
+        )
+        return DeliveryDetail(
+            **dict(record), attempts=pending.attempts, next_attempt_at=pending.next_attempt_at, web_ui_url=link
         )
 
     async def delivery_input(self, delivery_id: str, run_id: str | None = None) -> DeliveryInput:
@@ -305,10 +286,8 @@ def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> Del
 class _PendingState:
     attempts: int = 0
     next_attempt_at: datetime | None = None
-    error: str | None = None
-    request: HttpRequestRecord | None = None
-    response: HttpResponseRecord | None = None
-    time_spent_ms: int | None = None
+    last: AttemptRecord | None = None
+    error: str | None = None  # when the last attempt left no record
 
 
 async def _pending(client: Client, description: WorkflowExecutionDescription) -> _PendingState:
@@ -321,11 +300,7 @@ async def _pending(client: Client, description: WorkflowExecutionDescription) ->
         if activity.HasField("heartbeat_details"):
             details = await client.data_converter.decode(activity.heartbeat_details.payloads)
             progress = PostProgress.from_details(details)
-        state.attempts = progress.posts
-        if progress.last is not None:
-            last = progress.last
-            state.request, state.response = last.request, last.response
-            state.error, state.time_spent_ms = last.error, last.time_spent_ms
-        elif activity.HasField("last_failure"):
+        state.attempts, state.last = progress.posts, progress.last
+        if progress.last is None and activity.HasField("last_failure"):
             state.error = str(await client.data_converter.decode_failure(activity.last_failure))
     return state

@@ -68,7 +68,14 @@ class DeliveryWorkflow:
             skipped = isinstance(failure.cause, ApplicationError) and failure.cause.type == ENDPOINT_DISABLED
             result = DeliveryResult.SKIPPED if skipped else DeliveryResult.FAILED if error else DeliveryResult.SUCCESS
 
-        record = _record(delivery, attempt, result, error, retries)
+        record = delivery.record(
+            attempt,
+            result=result,
+            error=error,
+            retries=retries,
+            date=workflow.info().workflow_start_time,
+            date_end=workflow.now(),
+        )
         workflow.upsert_search_attributes(sa.outcome_updates(record))
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
@@ -92,32 +99,6 @@ def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str |
         if last is not None:
             return last, last.error if not last.succeeded else None
     return None, lost
-
-
-def _record(
-    delivery: DeliveryInput, attempt: AttemptRecord | None, result: DeliveryResult, error: str | None, retries: int
-) -> DeliveryRecord:
-    order = delivery.event.order
-    return DeliveryRecord(
-        id=delivery.delivery_id,
-        kind=delivery.kind,
-        event_id=delivery.event_id,
-        event=delivery.event.event,
-        endpoint_id=delivery.endpoint_id,
-        endpoint_url=attempt.request.url if attempt else delivery.endpoint_url,
-        order_id=order.order_id,
-        transaction_id=order.transaction_id,
-        carrier=order.carrier,
-        result=result,
-        retry=retries,
-        date=workflow.info().workflow_start_time,
-        date_end=workflow.now(),
-        time_spent_ms=attempt.time_spent_ms if attempt else None,
-        request=attempt.request if attempt else None,
-        response=attempt.response if attempt else None,
-        error=error,
-        rerun_of=delivery.rerun_of,
-    )
 
 
 async def start_delivery_child(delivery: DeliveryInput) -> None:
