@@ -42,6 +42,11 @@ STORED_BODY_BYTES = 16 * 1024
 RegistryLookup = Callable[[str], EndpointRegistry]
 
 
+def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> bool:
+    """Whether a failed POST ends the delivery: its budget is spent, or no retry could be allowed."""
+    return forbidden or record.attempt >= attempt.max_posts
+
+
 def _stop(message: str, kind: str) -> ApplicationError:
     """A delivery that ends without a POST: nothing to retry."""
     return ApplicationError(message, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
@@ -94,9 +99,9 @@ class DeliveryActivities:
         finally:
             heartbeats.cancel()
         activity.heartbeat(PostProgress(posts=record.attempt, last=record).model_dump(mode="json"))
-        final = record.succeeded or forbidden or record.attempt >= attempt.max_posts
+        ends = record.succeeded or _is_last(record, attempt, forbidden)
         # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
-        if final and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
+        if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
             outcome = DeliveryOutcome(
                 endpoint_id=endpoint.id,
                 delivery_id=attempt.delivery_id,
@@ -113,12 +118,11 @@ class DeliveryActivities:
         if record.succeeded:
             return record
         assert record.error is not None
-        final = forbidden or record.attempt >= attempt.max_posts
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
             type=FORBIDDEN_DESTINATION if forbidden else "DeliveryFailed",
-            non_retryable=final,
+            non_retryable=_is_last(record, attempt, forbidden),
             next_retry_delay=timedelta(seconds=self._backoff.delay(record.attempt, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,

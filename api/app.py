@@ -14,7 +14,7 @@ from api import errors, metrics
 from api.deps import require_token
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
-from api.routers import codec, deliveries, endpoints, events, health
+from api.routers import codec, deliveries, endpoints, events, health, ui
 from runtime.logs import configure_json_logging
 from runtime.network_guard import Resolver, system_resolver
 from runtime.temporal import connect
@@ -69,4 +69,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     app.include_router(metrics.router)
     for router in (endpoints.router, events.router, deliveries.router, codec.router):
         app.include_router(router, dependencies=[Depends(require_token)])
+    # The dashboard's files are public; everything it shows comes from /v1, with the token.
+    app.include_router(ui.router)
+    app.mount("/ui", ui.dashboard_files(), name="ui")
     return app
