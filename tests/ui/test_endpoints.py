@@ -1,0 +1,154 @@
+"""The webhook screens in a browser: add (with the API's validation), first connection, test, edit, delete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page, expect
+from pydantic import SecretStr
+
+from settings import Settings
+from tests.integration.helpers import api_with, eventually, first_connection_id, list_ids
+from tests.receiver import Receiver
+
+# Markup in a description must arrive as text: were it parsed, this would set window.pwned.
+HOSTILE = '<img src=x onerror="window.pwned=1"> Main shop'
+
+# Every form control must have a label a screen reader can announce.
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll("input, select, textarea")]
+    .filter((c) => c.labels.length === 0 && !c.getAttribute("aria-label"))
+    .map((c) => c.outerHTML)"""
+
+
+async def test_add_test_edit_and_delete_a_webhook(
+    page: Page, dashboard: str, api: httpx.AsyncClient, receiver: Receiver, artifacts: Path
+) -> None:
+    url = receiver.url()
+    await page.goto(f"{dashboard}/")
+    await expect(page).to_have_url(re.compile(r"/ui/"))
+    await expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+    await expect(page.get_by_text("No webhooks yet.")).to_be_visible()
+
+    # Keyboard only: Tab reaches Add Webhook and Enter opens the form.
+    for _ in range(8):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.textContent") == "Add Webhook":
+            break
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Add Webhook")).to_be_visible()
+    assert await page.evaluate(UNLABELLED_CONTROLS) == []
+
+    # Two fields the API refuses: each message lands next to its field.
+    await page.get_by_label("Endpoint URL").fill("ftp://shop.example.com/hooks")
+    await page.get_by_label("Order Error").uncheck()
+    await page.get_by_label("Use HTTP Basic authentication").check()
+    await page.get_by_label("Username").fill("shop")
+    await page.get_by_label("Password", exact=True).fill("s3cret")
+    await page.get_by_label("Maximum retries").fill("11")
+    await page.get_by_label("Send a custom header").check()
+    await page.get_by_label("Header name").fill("X-Shop-Token")
+    await page.get_by_label("Header value").fill("abc123")
+    await page.get_by_label("Description").fill(HOSTILE)
+    await page.get_by_role("button", name="Add Webhook").click()
+    retries = page.get_by_label("Maximum retries")
+    await expect(page.locator("#f-retry-max_retries-error")).to_have_text("Input should be less than or equal to 10")
+    await expect(retries).to_have_attribute("aria-invalid", "true")
+    await expect(retries).to_have_accessible_description(re.compile("less than or equal to 10"))
+    await expect(page.locator("#f-url-error")).not_to_be_empty()
+    await expect(page.get_by_label("Endpoint URL")).to_be_focused()
+    await page.screenshot(path=artifacts / "form-errors.png", full_page=True)
+
+    await page.get_by_label("Endpoint URL").fill(url)
+    await retries.fill("3")
+    await page.get_by_role("button", name="Add Webhook").click()
+    await expect(page.get_by_role("status")).to_contain_text("Webhook added")
+    row = page.locator("tbody tr", has_text=url)
+    await expect(row.get_by_text(HOSTILE)).to_be_visible()
+    assert await page.evaluate("window.pwned") is None
+    [endpoint] = (await api.get("/v1/endpoints")).json()
+    assert endpoint["events"] == ["ORDER_SHIPPED", "TRACKING_UPDATE"]
+    assert endpoint["retry"] == {"enabled": True, "max_retries": 3}
+    await page.screenshot(path=artifacts / "endpoints.png", full_page=True)
+
+    # Its first connection, in the logs the notice links to.
+    first = first_connection_id(endpoint["id"])
+    await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], result="success"), lambda ids: first in ids)
+    await page.get_by_role("link", name="see it in the logs").click()
+    log_row = page.locator("tbody tr")
+    await expect(log_row).to_have_count(1)
+    await expect(log_row.locator('td[data-label="Event"]')).to_contain_text("ORDER_SHIPPED")
+    await expect(log_row.locator('td[data-label="Event"]')).to_contain_text("first connection")
+    await expect(log_row.locator('td[data-label="Result"]')).to_have_text("success")
+
+    # Test: the request with its credentials masked, the response, and the seed's verdict.
+    await page.get_by_role("link", name="Webhooks", exact=True).click()
+    await page.get_by_role("button", name=f"Test {url}").click()
+    dialog = page.get_by_role("dialog", name="Test webhook")
+    await expect(dialog.get_by_text("Test passed")).to_be_visible()
+    request = dialog.locator("section", has=page.get_by_role("heading", name="Request"))
+    await expect(request.locator(".status-line")).to_have_text(f"POST {url}")
+    await expect(request.locator("dt", has_text="Authorization").locator("+ dd")).to_have_text("********")
+    await expect(request.locator("dt", has_text="X-Shop-Token").locator("+ dd")).to_have_text("********")
+    await expect(request.locator("pre")).to_contain_text('"Event": "TRACKING_UPDATE",\n  "tracking"')
+    response = dialog.locator("section", has=page.get_by_role("heading", name="Response"))
+    await expect(response.locator(".status-line")).to_have_text("200 OK")
+    await expect(response.locator("pre")).to_have_text('{\n  "received": true\n}')
+    for secret in ("s3cret", "abc123"):
+        await expect(dialog).not_to_contain_text(secret)
+    await page.screenshot(path=artifacts / "test-dialog.png")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    # Edit: a new username needs the password again, which the API never shows.
+    await page.get_by_role("link", name=f"Edit {url}").click()
+    await expect(page.get_by_label("Endpoint URL")).to_have_value(url)
+    await page.get_by_label("Order Error").check()
+    await page.get_by_label("Maximum retries").fill("5")
+    await page.get_by_label("Username").fill("shop-2")
+    await page.get_by_label("Description").fill("Main shop, v2")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.locator("#f-auth-password-error")).to_contain_text("Enter the password again")
+    await page.get_by_label("Password", exact=True).fill("n3w-secret")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    await expect(row.get_by_text("Main shop, v2")).to_be_visible()
+    edited = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
+    assert edited["events"] == ["ORDER_SHIPPED", "ORDER_ERROR", "TRACKING_UPDATE"]
+    assert edited["retry"]["max_retries"] == 5
+    assert edited["auth"]["username"] == "shop-2"
+    assert edited["custom_header"]["key"] == "X-Shop-Token"  # untouched: its value was not retyped
+
+    # Delete asks first; Cancel keeps it.
+    await page.get_by_role("button", name=f"Delete {url}").click()
+    confirm = page.get_by_role("dialog", name="Delete this webhook?")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await confirm.get_by_role("button", name="Cancel").click()
+    await expect(row).to_be_visible()
+    await page.get_by_role("button", name=f"Delete {url}").click()
+    await confirm.get_by_role("button", name="Delete webhook").click()
+    await expect(page.get_by_role("status")).to_contain_text("deleted")
+    await expect(page.get_by_text("No webhooks yet.")).to_be_visible()
+    assert (await api.get("/v1/endpoints")).json() == []
+
+
+async def test_a_401_asks_for_the_token_which_the_tab_keeps(page: Page, settings: Settings, worker: None) -> None:
+    guarded = settings.model_copy(update={"api_token": SecretStr("tok-ui-test")})
+    async with api_with(guarded) as guarded_api:
+        await page.goto(f"{guarded_api.base_url}/ui/")
+        ask = page.get_by_role("dialog", name="API token")
+        await ask.get_by_label("API token").fill("wrong")
+        await ask.get_by_role("button", name="Continue").click()
+        await expect(ask.get_by_role("alert")).to_have_text("That token was refused. Enter a valid token.")
+        await ask.get_by_label("API token").fill("tok-ui-test")
+        await ask.get_by_label("API token").press("Enter")
+        await expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+        await expect(ask).to_be_hidden()
+
+        await page.reload()
+        await expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+        await expect(ask).to_be_hidden()
+
+        await page.get_by_role("button", name="Forget token").click()
+        await expect(ask).to_be_visible()
