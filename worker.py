@@ -85,6 +85,9 @@ async def delivery_worker(
             workflow_runner=workflow_runner(),
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
+            # The registry is read by query on every attempt and event; when the worker
+            # caching it dies, its reads move to another worker after this, not 10 s.
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         )
 
 

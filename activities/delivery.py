@@ -52,11 +52,34 @@ def _stop(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
 
 
-async def _heartbeat_while_posting(progress: PostProgress) -> None:
-    # Proves the worker alive during a slow POST; a dead one is noticed within the heartbeat timeout.
-    while True:
+class _Heartbeats:
+    """Heartbeats the delivery's progress for as long as the attempt runs.
+
+    They prove the worker alive through every wait (the registry read, a slow
+    POST), so a live attempt is never timed out and repeated, and a dead one
+    is noticed within the heartbeat timeout.
+    """
+
+    def __init__(self, progress: PostProgress) -> None:
+        self._progress = progress
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, progress: PostProgress) -> None:
+        self._progress = progress
         activity.heartbeat(progress.model_dump(mode="json"))
-        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    async def __aenter__(self) -> _Heartbeats:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task:
+            self._task.cancel()
+
+    async def _beat(self) -> None:
+        while True:
+            activity.heartbeat(self._progress.model_dump(mode="json"))
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
 class DeliveryActivities:
@@ -87,29 +110,26 @@ class DeliveryActivities:
         progress = PostProgress.from_details(activity.info().heartbeat_details)
         if progress.last is not None and (progress.last.succeeded or progress.posts >= attempt.max_posts):
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
-        registry = self._registries(attempt.account)
-        endpoint = await registry.for_delivery(attempt.endpoint_id)
-        if endpoint is None:
-            raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
-        if endpoint.disabled and attempt.skip_if_disabled:
-            raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
-        heartbeats = asyncio.create_task(_heartbeat_while_posting(progress))
-        try:
+        async with _Heartbeats(progress) as heartbeats:
+            registry = self._registries(attempt.account)
+            endpoint = await registry.for_delivery(attempt.endpoint_id)
+            if endpoint is None:
+                raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
+            if endpoint.disabled and attempt.skip_if_disabled:
+                raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
             record, retry_after, forbidden = await self._post(endpoint, attempt, progress.posts + 1)
-        finally:
-            heartbeats.cancel()
-        activity.heartbeat(PostProgress(posts=record.attempt, last=record).model_dump(mode="json"))
-        ends = record.succeeded or _is_last(record, attempt, forbidden)
-        # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
-        if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
-            outcome = DeliveryOutcome(
-                endpoint_id=endpoint.id,
-                delivery_id=attempt.delivery_id,
-                succeeded=record.succeeded,
-                at=record.started_at,
-                policy=self._health,
-            )
-            await registry.record_outcome(outcome)
+            heartbeats.record(PostProgress(posts=record.attempt, last=record))
+            ends = record.succeeded or _is_last(record, attempt, forbidden)
+            # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
+            if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
+                outcome = DeliveryOutcome(
+                    endpoint_id=endpoint.id,
+                    delivery_id=attempt.delivery_id,
+                    succeeded=record.succeeded,
+                    at=record.started_at,
+                    policy=self._health,
+                )
+                await registry.record_outcome(outcome)
         return self._conclude(record, attempt, retry_after, forbidden)
 
     def _conclude(
