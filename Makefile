@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint
+.PHONY: install run test lint bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,8 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest
+
+# The pipeline against its Temporal and HTTP floors, growth and backlog (~14 min here;
+# BENCH_ARGS=--quick takes ~1.5 min). Results go to bench/results/.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,170 @@
+"""`make bench`: see bench/__init__.py. Exits 1 when any delivery was not received exactly once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import backlog as backlog_phase
+from bench.phases import Bench, http_floor, pipeline, temporal_floor
+from bench.procs import ROOT, Stack
+from bench.report import ratios, render, targets
+
+# Where the failing endpoints' retries wait: long enough that none comes due during the run.
+BACKLOG_RETRY_INTERVAL = "600"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=100, help="N: events of the main pipeline run")
+    parser.add_argument("--endpoints", type=int, default=4, help="K: endpoints subscribed to every event")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (API posts, starts, POSTs)")
+    parser.add_argument("--scale", default="1,4,10", help="growth runs, as multiples of N ('1' skips growth)")
+    parser.add_argument("--backlog", type=int, default=5000, help="deliveries left in backoff (0 skips)")
+    parser.add_argument("--backlog-endpoints", type=int, default=10, help="failing endpoints of the backlog")
+    parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of the run at half max rate")
+    parser.add_argument("--quick", action="store_true", help="no growth runs, no backlog")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--dump-ids", action="store_true", help="also write each run's accepted and received ids")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (server db, logs)")
+    args = parser.parse_args(argv)
+    args.scales = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {1})
+    if args.quick:
+        args.scales, args.backlog = [1], 0
+    return args
+
+
+def _limits(connections: int) -> httpx.Limits:
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive closes them from its side,
+    # which would otherwise race a request sent on a connection the server is closing.
+    return httpx.Limits(max_connections=connections, keepalive_expiry=1.0)
+
+
+def _strip_ids(phase: dict[str, Any], dumps: dict[str, Any], name: str) -> dict[str, Any]:
+    dumps[name] = {"accepted": phase.pop("delivery_ids", []), "received": phase.pop("received_ids", [])}
+    rate = next(phase[k] for k in ("deliveries_per_s", "workflows_per_s", "posts_per_s") if k in phase)
+    foreign = round(100 * phase["foreign_cpu_share"])
+    _log(f"  {name}: {rate}/s over {phase['duration_s']} s (other work took {foreign}% of the machine)")
+    return phase
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
+    stack = Stack(workdir, worker_env={"WEBHOOKS_RETRY_INITIAL_INTERVAL": BACKLOG_RETRY_INTERVAL})
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "config": {k: str(v) for k, v in vars(args).items()},
+    }
+    dumps: dict[str, Any] = {}
+    try:
+        client = await stack.start()
+        async with (
+            httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
+            httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
+        ):
+            bench = Bench(stack, client, api, rx, f"r{uuid.uuid4().hex[:6]}", args.concurrency)
+            await _setup(bench, args.endpoints)
+            m = args.events * args.endpoints
+            _log(f"HTTP floor: {m} POSTs")
+            results["http_floor"] = _strip_ids(await http_floor(bench, m), dumps, "http_floor")
+            _log(f"Temporal floor: {m} workflows")
+            results["temporal_floor"] = _strip_ids(await temporal_floor(bench, m), dumps, "temporal_floor")
+            _log(f"pipeline: {args.events} events x {args.endpoints} endpoints")
+            main = _strip_ids(await pipeline(bench, "max", args.events), dumps, "pipeline")
+            results["pipeline"] = main | {"scale": 1}
+            results["history"] = await backlog_phase.history_costs(bench, dumps["pipeline"]["accepted"])
+            results["probes_idle"] = await backlog_phase.probes(bench)
+            rate = round(0.5 * main["deliveries_per_s"] / args.endpoints, 2)
+            paced_events = max(1, round(rate * args.paced_seconds))
+            _log(f"paced: {paced_events} events at {rate}/s")
+            results["paced"] = _strip_ids(await pipeline(bench, "paced", paced_events, rate=rate), dumps, "paced")
+            results["growth"] = [results["pipeline"]]
+            for scale in args.scales[1:]:
+                _log(f"growth: {scale} x {args.events} events")
+                grown = await pipeline(bench, f"x{scale}", scale * args.events)
+                results["growth"].append(_strip_ids(grown, dumps, f"x{scale}") | {"scale": scale})
+            if args.backlog > 0:
+                _log(f"backlog: {args.backlog} deliveries into backoff")
+                results["backlog"] = await backlog_phase.backlog(bench, args.backlog, args.backlog_endpoints)
+    finally:
+        stack.stop()
+        if args.keep:
+            _log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    results["exactly_once_ok"] = all(_exactly_once_checks(results))
+    if args.dump_ids:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        (args.results_dir / "ids.json").write_text(json.dumps(dumps))
+    return results
+
+
+async def _setup(bench: Bench, endpoints: int) -> None:
+    """K endpoints on the receiver, each first connection received (so the worker is up), then warm-ups."""
+    since = await bench.received_total()
+    for i in range(endpoints):
+        body = {"url": f"{bench.stack.receiver_url}/ok/ep{i}", "events": ["TRACKING_UPDATE"]}
+        response = await bench.api.post("/v1/endpoints", json=body)
+        response.raise_for_status()
+        bench.endpoints.append(response.json()["id"])
+    await bench.wait_received(since, endpoints, 60, "first connections")
+    _log("warming up")
+    await temporal_floor(bench, 20, label="warm")
+    warm = await pipeline(bench, "warm", 5)
+    if not warm["exactly_once"]["ok"]:
+        raise RuntimeError(f"warm-up deliveries were not received exactly once: {warm['exactly_once']}")
+
+
+def _exactly_once_checks(results: dict[str, Any]) -> list[bool]:
+    phases = [results["http_floor"], results["pipeline"], results["paced"], *results["growth"]]
+    checks = [p["exactly_once"]["ok"] and not p.get("post_failures") for p in phases]
+    if "backlog" in results:
+        checks.append(results["backlog"]["first_attempts_exactly_once"]["ok"])
+    return checks
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        results = asyncio.run(run(args))
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(2)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    rendered = render(results)
+    (args.results_dir / "latest.txt").write_text(rendered + "\n")
+    print(rendered)
+    print(f"\nresults: {args.results_dir / 'latest.json'}; total {results['wall_s']} s")
+    if not results["exactly_once_ok"]:
+        print("FAILED: some delivery was not received exactly once (see exactly_once in the JSON)")
+    sys.stdout.flush()
+    # The SDK's runtime can crash at interpreter exit (sdk-python#300); leave cleanly.
+    os._exit(0 if results["exactly_once_ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

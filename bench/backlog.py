@@ -1,0 +1,179 @@
+"""What a delivery costs in history, and the worker and the log with thousands of deliveries in backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History
+
+from bench.phases import Bench, completion_timeout, pipeline
+from bench.procs import UsageMeter, rss_kib
+from bench.stats import exactly_once, summary_ms
+from domain.delivery import DEFAULT_ACCOUNT
+from runtime.registry import EndpointRegistry
+from tests.integration.helpers import CONTRACT_ORDER
+
+
+async def history_costs(bench: Bench, delivery_ids: list[str], sample: int = 10) -> dict[str, Any]:
+    """Events and bytes of the histories of a sample of successful first-attempt deliveries (and of
+    one fan-out, per delivery it started)."""
+    counts: list[int] = []
+    sizes: list[int] = []
+    types: list[str] = []
+    for delivery_id in delivery_ids:
+        history = await bench.client.get_workflow_handle(delivery_id).fetch_history()
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        ]
+        if attempts != [1]:
+            continue  # only first-attempt successes are sampled
+        counts.append(len(history.events))
+        sizes.append(History(events=history.events).ByteSize())
+        types = types or [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events]
+        if len(counts) >= sample:
+            break
+    fanout_id = "event/default/" + delivery_ids[0].split("/")[1]
+    fanout = await bench.client.get_workflow_handle(fanout_id).fetch_history()
+    per_event = max(len(bench.endpoints), 1)
+    return {
+        "sampled": len(counts),
+        "events_per_delivery": round(statistics.mean(counts), 2),
+        "bytes_per_delivery": round(statistics.mean(sizes)),
+        "event_types_of_one": types,
+        "fanout_events_per_delivery": round(len(fanout.events) / per_event, 2),
+        "fanout_bytes_per_delivery": round(History(events=fanout.events).ByteSize() / per_event),
+    }
+
+
+def _error_event(event_id: str) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "event": "ORDER_ERROR",
+        "order": CONTRACT_ORDER,
+        "error": {"date": 1622671204, "message": "Address not found"},
+    }
+
+
+async def _steady_rss_mib(bench: Bench, name: str, seconds: float) -> dict[str, float]:
+    samples = []
+    for _ in range(int(seconds / 0.25)):
+        samples.append(rss_kib(bench.stack.procs[name].pid) / 1024)
+        await asyncio.sleep(0.25)
+    return {"median": round(statistics.median(samples), 1), "max": round(max(samples), 1)}
+
+
+async def _timed(calls: int, call: Callable[[], Awaitable[object]]) -> dict[str, float | None]:
+    spans = []
+    for _ in range(calls):
+        t0 = time.monotonic()
+        await call()
+        spans.append(time.monotonic() - t0)
+    return summary_ms(spans)
+
+
+async def probes(bench: Bench) -> dict[str, Any]:
+    """Hints at where a delivery's time goes, on an idle system: the registry query every attempt
+    makes, and one visibility count of the kind the log's first page makes several of."""
+    registry = EndpointRegistry(bench.client, bench.stack.task_queue, DEFAULT_ACCOUNT)
+    endpoint = bench.endpoints[0]
+    query = 'WorkflowType = "DeliveryWorkflow" AND WebhookAccount = "default"'
+    return {
+        "registry_query_ms": await _timed(20, lambda: registry.for_delivery(endpoint)),
+        "visibility_count_ms": await _timed(20, lambda: bench.client.count_workflows(query)),
+    }
+
+
+async def list_latency(bench: Bench, requests: int = 50) -> dict[str, Any]:
+    """`GET /v1/deliveries` (first page, default limit) `requests` times in a row, with what is stored."""
+    stored = (await bench.client.count_workflows('WorkflowType = "DeliveryWorkflow"')).count
+    running = await bench.client.count_workflows('WorkflowType = "DeliveryWorkflow" AND ExecutionStatus = "Running"')
+    spans = []
+    rows = 0
+    async with UsageMeter(bench.stack.pids) as meter:
+        for _ in range(requests):
+            t0 = time.monotonic()
+            response = await bench.api.get("/v1/deliveries")
+            spans.append(time.monotonic() - t0)
+            response.raise_for_status()
+            rows = len(response.json()["data"])
+        usage = meter.read()
+    return {
+        "cpu_ms_per_request": {k: round(1000 * v / requests, 1) for k, v in usage.cpu_s.items()},
+        "foreign_cpu_share": round(usage.foreign_cpu_s / max(usage.wall_s * (os.cpu_count() or 1), 1e-9), 3),
+        "requests": requests,
+        "probes_now": await probes(bench),
+        "deliveries_stored": stored,
+        "deliveries_running": running.count,
+        "rows_on_first_page": rows,
+        "latency_ms": summary_ms(spans),
+    }
+
+
+async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float = 5.0) -> dict[str, Any]:
+    """`deliveries` waiting in retry backoff: a fresh worker (retries after 600 s), its RSS once warm
+    and idle, then with the backlog, and the log's first page while they wait."""
+    stack = bench.stack
+    await stack.restart_worker()
+    # Warm: the first deliveries load the workflow sandbox and the HTTP client.
+    warm = await pipeline(bench, "warm-worker", 3)
+    await asyncio.sleep(settle)
+    idle = await _steady_rss_mib(bench, "worker", 3.0)
+
+    since = await bench.received_total()
+    failing = []
+    for i in range(endpoints):
+        body = {
+            "url": f"{stack.receiver_url}/fail/ep{i}",
+            "events": ["ORDER_ERROR"],
+            "retry": {"enabled": True, "max_retries": 3},
+        }
+        response = await bench.api.post("/v1/endpoints", json=body)
+        response.raise_for_status()
+        failing.append(response.json()["id"])
+
+    events = -(-deliveries // endpoints)
+    prefix = f"{bench.run_id}-backlog-"
+    accepted: list[str] = []
+    gate = asyncio.Semaphore(bench.concurrency)
+
+    async def post(i: int) -> None:
+        async with gate:
+            response = await bench.api.post("/v1/events", json=_error_event(f"{prefix}{i:06d}"))
+        response.raise_for_status()
+        accepted.extend(d["id"] for d in response.json()["deliveries"])
+
+    wall0 = time.monotonic()
+    async with UsageMeter(stack.pids) as meter:
+        await asyncio.gather(*(post(i) for i in range(events)))
+        # Each delivery's first POST (503), plus the failing endpoints' first connections.
+        await bench.wait_received(since, len(accepted) + endpoints, completion_timeout(len(accepted)), "backlog")
+        fill_s = time.monotonic() - wall0
+        build = meter.read()
+    await asyncio.sleep(settle)
+    async with UsageMeter(stack.pids) as waiting:
+        with_backlog = await _steady_rss_mib(bench, "worker", 5.0)
+        idle_cpu = waiting.read()
+    log = await list_latency(bench)
+    arrivals = [a[0] for a in await bench.arrivals(since) if a[0].startswith(f"delivery/{prefix}")]
+    return {
+        "deliveries_in_backoff": len(accepted),
+        "failing_endpoints": endpoints,
+        "fill_s": round(fill_s, 1),
+        "fill_deliveries_per_s": round(len(accepted) / fill_s, 1),
+        "warm_up_exactly_once": warm["exactly_once"]["ok"],
+        "first_attempts_exactly_once": exactly_once(accepted, arrivals).as_json(),
+        "worker_rss_idle_mib": idle,
+        "worker_rss_with_backlog_mib": with_backlog,
+        "worker_rss_growth": round(with_backlog["median"] / idle["median"] - 1, 3),
+        "peak_rss_while_filling_mib": {k: round(v, 1) for k, v in build.peak_rss_mib.items()},
+        "cpu_s_while_waiting_5s": {k: round(v, 2) for k, v in idle_cpu.cpu_s.items()},
+        "list": log,
+    }

@@ -1,0 +1,153 @@
+"""The run's results as tables, the ratios to the floors, and the README's targets checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.stats import table
+
+PROCESSES = ("server", "worker", "api", "receiver", "floor_worker", "bench")
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    pipeline = results["pipeline"]["deliveries_per_s"]
+    temporal = results["temporal_floor"]["workflows_per_s"]
+    http = results["http_floor"]["posts_per_s"]
+    return {
+        "pipeline_over_temporal_floor": round(pipeline / temporal, 3) if temporal else None,
+        "pipeline_over_http_floor": round(pipeline / http, 4) if http else None,
+        "temporal_floor_over_http_floor": round(temporal / http, 4) if http else None,
+    }
+
+
+def _target(name: str, value: Any, goal: str, met: bool | None, note: str = "") -> dict[str, Any]:
+    return {"target": name, "measured": value, "goal": goal, "met": met, "note": note}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    ratio = results["ratios"]["pipeline_over_temporal_floor"]
+    out.append(_target("throughput / Temporal floor", ratio, ">= 0.85", ratio is not None and ratio >= 0.85))
+    paced = results.get("paced")
+    p50 = paced["latency_202_to_receiver_ms"]["p50"] if paced else None
+    rate = paced["offered_events_per_s"] if paced else None
+    note = f"paced at {rate} events/s (~50% of max)" if paced else "not run"
+    out.append(_target("p50 202->receiver at half max (ms)", p50, "< 100", None if p50 is None else p50 < 100, note))
+    history = results["history"]
+    events = history["events_per_delivery"]
+    out.append(_target("history events, first-attempt success", events, "<= 11", events <= 11))
+    backlog = results.get("backlog")
+    if backlog:
+        growth = backlog["worker_rss_growth"]
+        note = f"{backlog['deliveries_in_backoff']} in backoff"
+        out.append(_target("worker RSS with backlog vs idle", growth, "<= +10%", growth <= 0.10, note))
+        listed = backlog["list"]
+        p50 = listed["latency_ms"]["p50"]
+        stored = listed["deliveries_stored"]
+        note = f"{stored} deliveries stored" + ("" if stored >= 10_000 else " (fewer than the 10,000 asked)")
+        out.append(_target("GET /v1/deliveries first page p50 (ms)", p50, "< 100", p50 < 100, note))
+    return out
+
+
+def _latency(phase: dict[str, Any], key: str) -> list[Any]:
+    lat = phase.get(key) or {}
+    return [lat.get("p50"), lat.get("p95"), lat.get("p99")]
+
+
+def render(results: dict[str, Any]) -> str:
+    http, temporal = results["http_floor"], results["temporal_floor"]
+    rows: list[list[Any]] = [
+        ["HTTP floor", http["posts"], None, http["posts_per_s"], *_latency(http, "latency_sent_to_receiver_ms")],
+        [
+            "Temporal floor",
+            temporal["workflows"],
+            temporal["started_per_s"],
+            temporal["workflows_per_s"],
+            None,
+            None,
+            None,
+        ],
+    ]
+    phases = [("pipeline max", results["pipeline"])]
+    phases += [(f"pipeline paced {results['paced']['offered_events_per_s']}/s", results["paced"])]
+    phases += [(f"pipeline x{g['scale']}", g) for g in results["growth"] if g["scale"] != 1]
+    for name, phase in phases:
+        rows.append(
+            [
+                name,
+                phase["deliveries"],
+                phase["accepted_events_per_s"],
+                phase["deliveries_per_s"],
+                *_latency(phase, "latency_202_to_receiver_ms"),
+            ]
+        )
+    header = ["phase", "units", "accepted ev/s", "done /s", "p50 ms", "p95 ms", "p99 ms"]
+    out = [
+        "Throughput (units: deliveries, workflows or POSTs; latency: 202->receiver, or send->receiver "
+        "for the HTTP floor)",
+        table(rows, header),
+        "",
+    ]
+
+    measured = [("HTTP floor", http), ("Temporal floor", temporal), *phases]
+    cpu_rows = [
+        [name, *(_ms(p["cpu_s_per_delivery"].get(proc)) for proc in PROCESSES), round(100 * p["foreign_cpu_share"])]
+        for name, p in measured
+    ]
+    out += [
+        "CPU ms per unit, by process (foreign %: the machine's CPU taken by other work meanwhile)",
+        table(cpu_rows, ["phase", *PROCESSES, "foreign %"]),
+        "",
+    ]
+    rss_rows = [[name, *(p["peak_rss_mib"].get(proc) for proc in PROCESSES)] for name, p in measured]
+    out += ["Peak RSS MiB, by process", table(rss_rows, ["phase", *PROCESSES]), ""]
+
+    r = results["ratios"]
+    pipeline_rate = results["pipeline"]["deliveries_per_s"]
+    ratio_rows = [
+        ["pipeline / Temporal floor", pipeline_rate, temporal["workflows_per_s"], r["pipeline_over_temporal_floor"]],
+        ["pipeline / HTTP floor", pipeline_rate, http["posts_per_s"], r["pipeline_over_http_floor"]],
+    ]
+    out += ["Ratios (per second)", table(ratio_rows, ["ratio", "pipeline", "floor", "ratio"]), ""]
+    h = results["history"]
+    out.append(
+        f"History per delivery: {h['events_per_delivery']} events, {h['bytes_per_delivery']} bytes "
+        f"(+ fan-out {h['fanout_events_per_delivery']} events, {h['fanout_bytes_per_delivery']} bytes); "
+        f"one: {', '.join(h['event_types_of_one'])}"
+    )
+    idle = results["probes_idle"]
+    out.append(
+        f"Probes, idle: registry query (one per attempt) p50 {idle['registry_query_ms']['p50']} ms; "
+        f"visibility count p50 {idle['visibility_count_ms']['p50']} ms"
+    )
+    backlog = results.get("backlog")
+    if backlog:
+        busy = backlog["list"]["probes_now"]
+        out.append(
+            f"Probes, with the backlog: registry query p50 {busy['registry_query_ms']['p50']} ms; "
+            f"visibility count p50 {busy['visibility_count_ms']['p50']} ms"
+        )
+        out.append(
+            f"Backlog: {backlog['deliveries_in_backoff']} in backoff (filled at "
+            f"{backlog['fill_deliveries_per_s']}/s); worker RSS idle {backlog['worker_rss_idle_mib']['median']}"
+            f" MiB -> {backlog['worker_rss_with_backlog_mib']['median']} MiB; GET /v1/deliveries p50 "
+            f"{backlog['list']['latency_ms']['p50']} ms with {backlog['list']['deliveries_stored']} stored "
+            f"(CPU ms per request: api {backlog['list']['cpu_ms_per_request'].get('api')}, "
+            f"server {backlog['list']['cpu_ms_per_request'].get('server')})"
+        )
+    out += [
+        "",
+        table(
+            [[t["target"], t["measured"], t["goal"], _met(t["met"]), t["note"]] for t in results["targets"]],
+            ["target", "measured", "goal", "met", "note"],
+        ),
+    ]
+    return "\n".join(out)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _met(met: bool | None) -> str:
+    return "-" if met is None else "yes" if met else "NO"
