@@ -79,6 +79,7 @@ def test_temporal_ui_is_published_on_8233_and_points_at_temporal(services):
     ui = services["temporal-ui"]
     assert any(str(port).startswith("8233:") for port in ui["ports"])
     assert ui["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith("/codec")  # decoded by the API's codec server
 
 
 def test_api_is_published_on_8000_with_a_healthcheck(services):
