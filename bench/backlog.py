@@ -17,7 +17,7 @@ from bench.procs import UsageMeter, rss_kib
 from bench.stats import exactly_once, summary_ms
 from domain.delivery import DEFAULT_ACCOUNT
 from runtime.registry import EndpointRegistry
-from tests.integration.helpers import CONTRACT_ORDER
+from tests.contract import CONTRACT_ORDER
 
 
 async def history_costs(bench: Bench, delivery_ids: list[str], sample: int = 10) -> dict[str, Any]:

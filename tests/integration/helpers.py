@@ -16,33 +16,11 @@ from domain.records import DeliveryRecord
 from runtime.network_guard import Resolver, system_resolver
 from settings import Settings
 from tests.conftest import free_port
+from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
 from tests.receiver import BackgroundServer
 from workflows.delivery import DeliveryWorkflow
 
 T = TypeVar("T")
-
-CONTRACT_ORDER: dict[str, Any] = {
-    "order_id": "24957298",
-    "transaction_id": "48572_1",
-    "carrier": "FedEx",
-    "tracking_number": "WZ116539070",
-    "marketplace_id": "0",
-    "marketplace_platform": "Manual shipment",
-    "external_link": "",
-    "from_address": {"company": "John Doe srl.", "country": "IT"},
-    "to_address": {"company": "", "country": "IT"},
-    "is_return": False,
-}
-
-CONTRACT_TRACKING: dict[str, Any] = {
-    "date": 1622671204,
-    "message": "Shipment delivered",
-    "city": "Florence",
-    "code": 6,
-    "est_delivery_date": 0,
-    "first_status_date": 1622152801,
-    "late": False,
-}
 
 
 def new_event_id() -> str:

@@ -9,8 +9,8 @@ import pytest
 
 from domain.outcome import NOT_JSON
 from tests.conftest import free_port
+from tests.contract import CONTRACT_ORDER
 from tests.integration.helpers import (
-    CONTRACT_ORDER,
     create_endpoint,
     delivery_outcome,
     first_connection_id,

@@ -11,34 +11,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from domain.events import OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
 from domain.problems import field_errors
+from tests.contract import CONTRACT_EVENT
 
 EVENTS: TypeAdapter[OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent] = TypeAdapter(OrderEvent)
 
-CONTRACT_EVENT: dict[str, Any] = {
-    "id": "evt-2021-06-02-000123",
-    "event": "TRACKING_UPDATE",
-    "order": {
-        "order_id": "24957298",
-        "transaction_id": "48572_1",
-        "carrier": "FedEx",
-        "tracking_number": "WZ116539070",
-        "marketplace_id": "0",
-        "marketplace_platform": "Manual shipment",
-        "external_link": "",
-        "from_address": {"company": "John Doe srl.", "country": "IT"},
-        "to_address": {"company": "", "country": "IT"},
-        "is_return": False,
-    },
-    "tracking": {
-        "date": 1622671204,
-        "message": "Shipment delivered",
-        "city": "Florence",
-        "code": 6,
-        "est_delivery_date": 0,
-        "first_status_date": 1622152801,
-        "late": False,
-    },
-}
 SHIPPED: dict[str, Any] = {
     "id": "evt-1",
     "event": "ORDER_SHIPPED",
