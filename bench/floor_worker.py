@@ -16,22 +16,9 @@ import os
 import signal
 from datetime import timedelta
 
-from temporalio import activity, workflow
 from temporalio.worker import Worker
 
-FLOOR_TASK_QUEUE = "bench-floor"
-
-
-@activity.defn
-async def trivial(n: int) -> int:
-    return n + 1
-
-
-@workflow.defn
-class FloorWorkflow:
-    @workflow.run
-    async def run(self, n: int) -> int:
-        return await workflow.execute_activity(trivial, n, start_to_close_timeout=timedelta(seconds=60))
+from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow, trivial
 
 
 async def main() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecution
 
-from bench.floor_worker import FLOOR_TASK_QUEUE, FloorWorkflow
+from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow
 from bench.procs import Stack, Usage, UsageMeter
 from bench.stats import exactly_once, summary_ms
 from domain.events import TrackingUpdateEvent
