@@ -57,7 +57,8 @@ class _Heartbeats:
 
     They prove the worker alive through every wait (the registry read, a slow
     POST), so a live attempt is never timed out and repeated, and a dead one
-    is noticed within the heartbeat timeout.
+    is noticed within the heartbeat timeout. An attempt that ends sooner than
+    the first beat sends none: its result or failure says it all.
     """
 
     def __init__(self, progress: PostProgress) -> None:
@@ -65,8 +66,14 @@ class _Heartbeats:
         self._task: asyncio.Task[None] | None = None
 
     def record(self, progress: PostProgress) -> None:
+        """A POST was made. A failed one is sent at once: the next attempt reads
+        the count of POSTs from it. A success ends the attempt with its record."""
         self._progress = progress
-        activity.heartbeat(progress.model_dump(mode="json"))
+        if progress.last is None or not progress.last.succeeded:
+            activity.heartbeat(progress.model_dump(mode="json"))
+
+    def send(self) -> None:
+        activity.heartbeat(self._progress.model_dump(mode="json"))
 
     async def __aenter__(self) -> _Heartbeats:
         self._task = asyncio.create_task(self._beat())
@@ -78,8 +85,8 @@ class _Heartbeats:
 
     async def _beat(self) -> None:
         while True:
-            activity.heartbeat(self._progress.model_dump(mode="json"))
             await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            self.send()
 
 
 class DeliveryActivities:
@@ -129,6 +136,7 @@ class DeliveryActivities:
                     at=record.started_at,
                     policy=self._health,
                 )
+                heartbeats.send()  # the POST is recorded before a wait on the registry
                 await registry.record_outcome(outcome)
         return self._conclude(record, attempt, retry_after, forbidden)
 
