@@ -1,4 +1,4 @@
-"""The worker: runs delivery, fan-out and registry workflows and the delivery activity.
+"""The worker: runs delivery, registry and recovery workflows and the delivery and recovery activities.
 
 python worker.py
 """
@@ -24,15 +24,14 @@ from activities.recovery import RecoveryActivities
 from domain.retry import Backoff
 from runtime.logs import configure_json_logging
 from runtime.network_guard import GuardedNetworkBackend, Resolver, system_resolver
-from runtime.registry import EndpointRegistry
+from runtime.registry import EndpointRegistry, SnapshotCache
 from runtime.temporal import connect, metrics_runtime
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
-from workflows.fanout import EventFanoutWorkflow
 from workflows.recovery import RecoveryWorkflow
 from workflows.registry import EndpointRegistryWorkflow
 
-WORKFLOWS = [DeliveryWorkflow, EventFanoutWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow]
+WORKFLOWS = [DeliveryWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow]
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -68,8 +67,10 @@ async def delivery_worker(
 ) -> AsyncIterator[Worker]:
     """A configured worker with its HTTP client; the client is closed when the worker is done."""
 
+    snapshots = SnapshotCache()
+
     def registries(account: str) -> EndpointRegistry:
-        return EndpointRegistry(client, settings.task_queue, account)
+        return EndpointRegistry(client, settings.task_queue, account, snapshots)
 
     async with http_client(settings, resolve) as http:
         delivery = DeliveryActivities(
@@ -88,8 +89,8 @@ async def delivery_worker(
             workflow_runner=workflow_runner(),
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
-            # The registry is read by query on every attempt and event; when the worker
-            # caching it dies, its reads move to another worker after this, not 10 s.
+            # The registry is read by query after each change; when the worker caching
+            # it dies, those reads move to another worker after this, not 10 s.
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         )
 

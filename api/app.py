@@ -17,6 +17,7 @@ from api.metrics import MetricsMiddleware
 from api.routers import codec, deliveries, endpoints, events, health, ui
 from runtime.logs import configure_json_logging
 from runtime.network_guard import Resolver, system_resolver
+from runtime.registry import SnapshotCache
 from runtime.temporal import connect
 from settings import Settings, get_settings
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         app.state.codec = settings.codec()
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True)
+        app.state.registry_snapshots = SnapshotCache()
         yield
 
     app = FastAPI(

@@ -13,8 +13,9 @@ from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
 from runtime.delivery_log import DeliveryLog
+from runtime.ingest import EventIngest
 from runtime.network_guard import check_url
-from runtime.registry import EndpointRegistry
+from runtime.registry import EndpointRegistry, SnapshotCache
 from settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="The token set in WEBHOOKS_API_TOKEN")
@@ -63,11 +64,19 @@ def require_token(
 AccountDep = Annotated[str, Depends(require_token)]
 
 
-def get_registry(client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:
-    return EndpointRegistry(client, settings.task_queue, account)
+def get_registry(request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:
+    snapshots: SnapshotCache = request.app.state.registry_snapshots
+    return EndpointRegistry(client, settings.task_queue, account, snapshots)
 
 
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
+
+
+def get_ingest(client: ClientDep, settings: SettingsDep, account: AccountDep, registry: RegistryDep) -> EventIngest:
+    return EventIngest(client, settings.task_queue, account, registry)
+
+
+IngestDep = Annotated[EventIngest, Depends(get_ingest)]
 
 
 def get_delivery_log(client: ClientDep, settings: SettingsDep, account: AccountDep) -> DeliveryLog:

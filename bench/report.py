@@ -111,20 +111,21 @@ def render(results: dict[str, Any]) -> str:
     out += ["Ratios (per second)", table(ratio_rows, ["ratio", "pipeline", "floor", "ratio"]), ""]
     h = results["history"]
     out.append(
-        f"History per delivery: {h['events_per_delivery']} events, {h['bytes_per_delivery']} bytes "
-        f"(+ fan-out {h['fanout_events_per_delivery']} events, {h['fanout_bytes_per_delivery']} bytes); "
+        f"History per delivery: {h['events_per_delivery']} events, {h['bytes_per_delivery']} bytes; "
         f"one: {', '.join(h['event_types_of_one'])}"
     )
     idle = results["probes_idle"]
     out.append(
-        f"Probes, idle: registry query (one per attempt) p50 {idle['registry_query_ms']['p50']} ms; "
+        f"Probes, idle: registry read (one per attempt and event) p50 {idle['registry_read_ms']['p50']} ms, "
+        f"registry query (after a change) p50 {idle['registry_query_ms']['p50']} ms; "
         f"visibility count p50 {idle['visibility_count_ms']['p50']} ms"
     )
     backlog = results.get("backlog")
     if backlog:
         busy = backlog["list"]["probes_now"]
         out.append(
-            f"Probes, with the backlog: registry query p50 {busy['registry_query_ms']['p50']} ms; "
+            f"Probes, with the backlog: registry read p50 {busy['registry_read_ms']['p50']} ms, "
+            f"registry query p50 {busy['registry_query_ms']['p50']} ms; "
             f"visibility count p50 {busy['visibility_count_ms']['p50']} ms"
         )
         out.append(

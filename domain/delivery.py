@@ -30,9 +30,10 @@ HEARTBEAT_TIMEOUT_SECONDS = 10
 LOST_ATTEMPTS_ALLOWED = 5
 
 
-def delivery_id(event_id: str, endpoint_id: str) -> str:
-    """Readable and derivable, so that starting the same delivery twice finds the first."""
-    return f"delivery/{event_id}/{endpoint_id}"
+def event_delivery_id(account: str, event_id: str, index: int) -> str:
+    """The event's deliveries are numbered from 0 in the order their endpoints were
+    subscribed at acceptance: derivable from the event alone, so a re-post finds them."""
+    return f"delivery/{account}/{event_id}/{index}"
 
 
 class DeliveryInput(BaseModel):
@@ -127,29 +128,35 @@ class DeliveryRef(BaseModel):
     endpoint_id: str
 
 
-class EventFanout(BaseModel):
-    """Starts one `EventFanoutWorkflow`: an accepted event and the endpoints subscribed to it then."""
+class AcceptedEvent(BaseModel):
+    """The idempotency record of an accepted event, kept in the memo of its delivery 0:
+    the body's fingerprint and the endpoints its deliveries are numbered by."""
 
-    account: str = DEFAULT_ACCOUNT
-    event: OrderEvent
     fingerprint: str
-    subscriptions: list[Subscription]
+    endpoint_ids: list[str]
 
-    @property
-    def deliveries(self) -> list[DeliveryRef]:
-        assert self.event.id is not None
+    def refs(self, account: str, event_id: str) -> list[DeliveryRef]:
         return [
-            DeliveryRef(id=delivery_id(self.event.id, s.endpoint_id), endpoint_id=s.endpoint_id)
-            for s in self.subscriptions
+            DeliveryRef(id=event_delivery_id(account, event_id, n), endpoint_id=endpoint_id)
+            for n, endpoint_id in enumerate(self.endpoint_ids)
         ]
 
 
-class EventAcceptance(BaseModel):
-    """What ingest answers for an event, first time or again."""
-
-    event_id: str
-    fingerprint: str
-    deliveries: list[DeliveryRef]
+def event_deliveries(account: str, event: OrderEvent, subscriptions: Sequence[Subscription]) -> list[DeliveryInput]:
+    """One delivery per subscribed endpoint, numbered in the subscriptions' order."""
+    assert event.id is not None, "events get an id before they enter the pipeline"
+    return [
+        DeliveryInput(
+            delivery_id=event_delivery_id(account, event.id, n),
+            kind=DeliveryKind.EVENT,
+            account=account,
+            endpoint_id=sub.endpoint_id,
+            endpoint_url=sub.url,
+            event=event,
+            max_attempts=sub.retry.max_attempts,
+        )
+        for n, sub in enumerate(subscriptions)
+    ]
 
 
 class RecoveryRequest(BaseModel):

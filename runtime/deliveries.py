@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
@@ -21,7 +23,7 @@ class DeliveryStillPending(Exception):
 
 
 async def start_delivery(
-    client: Client, task_queue: str, delivery: DeliveryInput
+    client: Client, task_queue: str, delivery: DeliveryInput, memo: Mapping[str, Any] | None = None
 ) -> WorkflowHandle[DeliveryWorkflow, DeliveryRecord]:
     return await client.start_workflow(
         DeliveryWorkflow.run,
@@ -30,7 +32,7 @@ async def start_delivery(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # a delivery id names one delivery, ever
         task_queue=task_queue,
         search_attributes=sa.delivery_search_attributes(delivery),
-        memo=sa.delivery_memo(delivery),
+        memo={**sa.delivery_memo(delivery), **(memo or {})},
         static_summary=sa.delivery_summary(delivery),
     )
 

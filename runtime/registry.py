@@ -15,8 +15,10 @@ from domain.events import EventType
 from workflows.registry import (
     INVALID,
     NOT_FOUND,
+    VERSION_MEMO,
     EndpointEdit,
     EndpointRegistryWorkflow,
+    RegistrySnapshot,
     RegistryState,
     SecretRotation,
     registry_workflow_id,
@@ -43,14 +45,37 @@ def _is_not_found(err: RPCError) -> bool:
     return err.status == RPCStatusCode.NOT_FOUND
 
 
-class EndpointRegistry:
-    """One account's endpoints. Reads are queries: they see every change accepted before them."""
+class SnapshotCache:
+    """The registry snapshots one process read last, by account: one per process.
 
-    def __init__(self, client: Client, task_queue: str, account: str) -> None:
+    A snapshot is reused while the registry's version (in its memo, read by a
+    describe that the server answers alone) is unchanged; a query, which needs a
+    worker to answer it, runs only after a change. Ingest and every delivery
+    attempt read the registry, and changes are rare.
+    """
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, RegistrySnapshot] = {}
+
+    def current(self, account: str, version: int) -> RegistrySnapshot | None:
+        found = self._snapshots.get(account)
+        return found if found is not None and found.version >= version else None
+
+    def keep(self, account: str, snapshot: RegistrySnapshot) -> None:
+        kept = self._snapshots.get(account)
+        if kept is None or kept.version < snapshot.version:
+            self._snapshots[account] = snapshot
+
+
+class EndpointRegistry:
+    """One account's endpoints. Reads see every change accepted before them."""
+
+    def __init__(self, client: Client, task_queue: str, account: str, cache: SnapshotCache | None = None) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
         self._workflow_id = registry_workflow_id(account)
+        self._cache = cache or SnapshotCache()
 
     def _handle(self) -> WorkflowHandle[EndpointRegistryWorkflow, None]:
         return self._client.get_workflow_handle_for(EndpointRegistryWorkflow.run, self._workflow_id)
@@ -71,13 +96,31 @@ class EndpointRegistry:
 
     async def for_delivery(self, endpoint_id: str) -> Endpoint | None:
         """The endpoint with its secrets, or None once it is deleted."""
-        return await self._query_or_none(
-            self._handle().query(EndpointRegistryWorkflow.endpoint_for_delivery, endpoint_id)
-        )
+        snapshot = await self.snapshot()
+        return snapshot.endpoints.get(endpoint_id) if snapshot else None
 
     async def subscriptions(self, event: EventType) -> list[Subscription]:
-        subs = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.subscriptions, event))
-        return subs or []
+        """The endpoints an event of this type goes to, oldest first."""
+        snapshot = await self.snapshot()
+        endpoints = sorted(snapshot.endpoints.values(), key=lambda e: e.created_at) if snapshot else []
+        return [Subscription(endpoint_id=e.id, url=e.url, retry=e.retry) for e in endpoints if event in e.events]
+
+    async def snapshot(self) -> RegistrySnapshot | None:
+        """Every endpoint as of now, or None when the account has none yet."""
+        try:
+            description = await self._handle().describe()
+        except RPCError as err:
+            if _is_not_found(err):
+                return None
+            raise
+        version = await description.memo_value(VERSION_MEMO, 0, type_hint=int)
+        cached = self._cache.current(self._account, version)
+        if cached is not None:
+            return cached
+        fresh = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
+        if fresh is not None:
+            self._cache.keep(self._account, fresh)
+        return fresh
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
         start = WithStartWorkflowOperation(

@@ -22,9 +22,7 @@ with workflow.unsafe.imports_passed_through():
         EndpointPatch,
         EndpointSpec,
         EndpointView,
-        Subscription,
     )
-    from domain.events import EventType
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
@@ -37,6 +35,11 @@ NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
 
 
+# The memo key of the registry's version, which counts its changes: readers that
+# kept a snapshot learn from one describe whether it is still current.
+VERSION_MEMO = "version"
+
+
 def registry_workflow_id(account: str) -> str:
     return f"endpoints/{account}"
 
@@ -44,6 +47,14 @@ def registry_workflow_id(account: str) -> str:
 class RegistryState(BaseModel):
     account: str
     endpoints: dict[str, Endpoint] = {}
+    version: int = 0
+
+
+class RegistrySnapshot(BaseModel):
+    """Every endpoint, secrets included, as of one version of the registry."""
+
+    version: int
+    endpoints: dict[str, Endpoint]
 
 
 class EndpointEdit(BaseModel):
@@ -70,6 +81,7 @@ class EndpointRegistryWorkflow:
     def __init__(self, state: RegistryState) -> None:
         self._account = state.account
         self._endpoints: dict[str, Endpoint] = dict(state.endpoints)
+        self._version = state.version
 
     @workflow.run
     async def run(self, state: RegistryState) -> None:
@@ -77,7 +89,15 @@ class EndpointRegistryWorkflow:
         await workflow.wait_condition(
             lambda: workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
         )
-        workflow.continue_as_new(RegistryState(account=self._account, endpoints=self._endpoints))
+        workflow.continue_as_new(
+            RegistryState(account=self._account, endpoints=self._endpoints, version=self._version),
+            memo={VERSION_MEMO: self._version},
+        )
+
+    def _changed(self) -> None:
+        """Every change goes through here, so no reader keeps a stale snapshot."""
+        self._version += 1
+        workflow.upsert_memo({VERSION_MEMO: self._version})
 
     # -- reads -------------------------------------------------------------
 
@@ -91,17 +111,9 @@ class EndpointRegistryWorkflow:
         return found.masked() if found else None
 
     @workflow.query
-    def endpoint_for_delivery(self, endpoint_id: str) -> Endpoint | None:
-        """With secrets: only the delivery activity asks for this."""
-        return self._endpoints.get(endpoint_id)
-
-    @workflow.query
-    def subscriptions(self, event: EventType) -> list[Subscription]:
-        return [
-            Subscription(endpoint_id=e.id, url=e.url, retry=e.retry)
-            for e in self._endpoints.values()
-            if event in e.events
-        ]
+    def snapshot(self) -> RegistrySnapshot:
+        """With secrets: for ingest and the delivery activity, which keep it while it is current."""
+        return RegistrySnapshot(version=self._version, endpoints=self._endpoints)
 
     # -- changes -----------------------------------------------------------
 
@@ -111,6 +123,7 @@ class EndpointRegistryWorkflow:
         endpoint_id = "ep_" + workflow.uuid4().hex[:20]
         endpoint = Endpoint(**spec.model_dump(), id=endpoint_id, created_at=now, updated_at=now)
         self._endpoints[endpoint_id] = endpoint
+        self._changed()
         # First connection: a new endpoint always receives an ORDER_SHIPPED sample.
         await start_delivery_child(
             DeliveryInput(
@@ -149,6 +162,7 @@ class EndpointRegistryWorkflow:
             health=EndpointHealth() if current.disabled and not spec.disabled else current.health,
         )
         self._endpoints[edit.endpoint_id] = updated
+        self._changed()
         return updated.masked()
 
     @update_endpoint.validator
@@ -173,6 +187,7 @@ class EndpointRegistryWorkflow:
             reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
             health = health.model_copy(update={"disabled_reason": reason})
         self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
+        self._changed()
 
     @workflow.update
     def rotate_signing_secret(self, rotation: SecretRotation) -> EndpointView:
@@ -187,6 +202,7 @@ class EndpointRegistryWorkflow:
         new = SigningSecret(secret=rotation.secret, created_at=now)
         updated = current.model_copy(update={"signing_secrets": [*kept, new], "updated_at": now})
         self._endpoints[rotation.endpoint_id] = updated
+        self._changed()
         return updated.masked()
 
     @rotate_signing_secret.validator
@@ -198,6 +214,7 @@ class EndpointRegistryWorkflow:
         current = self._endpoints[endpoint_id]
         updated = current.model_copy(update={"signing_secrets": [], "updated_at": workflow.now()})
         self._endpoints[endpoint_id] = updated
+        self._changed()
         return updated.masked()
 
     @stop_signing.validator
@@ -207,6 +224,7 @@ class EndpointRegistryWorkflow:
     @workflow.update
     def delete_endpoint(self, endpoint_id: str) -> None:
         del self._endpoints[endpoint_id]
+        self._changed()
 
     @delete_endpoint.validator
     def _validate_delete(self, endpoint_id: str) -> None:

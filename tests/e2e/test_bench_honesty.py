@@ -42,11 +42,12 @@ def test_a_tiny_benchmark_delivers_every_event_to_every_endpoint_exactly_once(tm
         assert _received(ids[run]) == Counter(accepted), run
         assert results[run]["exactly_once"]["ok"], run
 
-    # The main run covers every (event, endpoint) pair: delivery ids are delivery/{event}/{endpoint}.
-    pairs = [tuple(d.split("/")[1:]) for d in ids["pipeline"]["accepted"]]
+    # The main run covers every (event, endpoint) pair: delivery ids are delivery/{account}/{event}/{n},
+    # one n per subscribed endpoint.
+    pairs = [tuple(d.split("/")[2:]) for d in ids["pipeline"]["accepted"]]
     events = {event for event, _ in pairs}
-    endpoints = {endpoint for _, endpoint in pairs}
-    assert (len(events), len(endpoints)) == (EVENTS, ENDPOINTS)
+    endpoints = {n for _, n in pairs}
+    assert (len(events), endpoints) == (EVENTS, {str(n) for n in range(ENDPOINTS)})
     assert sorted(pairs) == sorted(itertools.product(events, endpoints))
     assert results["pipeline"]["deliveries"] == EVENTS * ENDPOINTS
     assert results["pipeline"]["workflow_status"] == {"COMPLETED": EVENTS * ENDPOINTS}

@@ -25,7 +25,6 @@ from typing import IO, Any, TypeVar
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from domain.records import DeliveryRecord
 from runtime.codec import new_key
@@ -334,24 +333,10 @@ async def create_endpoint(
 
 
 async def outcome(client: Client, delivery_id: str, timeout: float) -> DeliveryRecord:
-    """The finished delivery's record from Temporal, waiting at most `timeout` seconds.
-
-    A 202 whose fan-out was on a worker that died names deliveries that start only
-    once another worker takes the fan-out over, so "not found yet" is waited out too.
-    """
+    """The finished delivery's record from Temporal, waiting at most `timeout` seconds."""
     handle = client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id)
-
-    async def finished() -> DeliveryRecord:
-        while True:
-            try:
-                return await handle.result()
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                await asyncio.sleep(0.2)
-
     try:
-        return await asyncio.wait_for(finished(), timeout)
+        return await asyncio.wait_for(handle.result(), timeout)
     except TimeoutError:
         raise AssertionError(f"delivery {delivery_id} did not finish within {timeout:g}s") from None
 

@@ -73,7 +73,6 @@ async def _record() -> None:
                 "delivery_retried_then_succeeded": first,
                 "delivery_failed_after_retries": failed,
                 "delivery_recovered": f"{failed}/recovered",
-                "event_fanout": "event/default/evt-replay-1",
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
             }

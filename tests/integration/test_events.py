@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
 from api.app import create_app
+from domain.delivery import DEFAULT_ACCOUNT, event_deliveries
+from domain.events import OrderEvent
+from runtime.deliveries import start_delivery
+from runtime.ingest import ACCEPTED_EVENT_MEMO
+from runtime.registry import EndpointRegistry
 from tests.conftest import free_port
-from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from tests.integration.helpers import (
+    create_endpoint,
+    delivery_outcome,
+    eventually,
+    first_connection_id,
+    post_event,
+    tracking_event,
+)
 from tests.receiver import BackgroundServer
 
 
@@ -38,6 +50,47 @@ async def test_the_same_id_with_another_body_is_a_conflict(api, receiver):
 
     assert changed.status_code == 409
     assert "id" in changed.json()["detail"]
+
+
+async def test_a_repost_starts_the_deliveries_an_interrupted_first_post_left(api, client, settings, receiver):
+    urls = [receiver.url(), receiver.url()]
+    endpoints = [await create_endpoint(api, url) for url in urls]
+    event = tracking_event()
+    # What an API killed between its starts leaves: delivery 0, with the acceptance, and nothing else.
+    accepted = TypeAdapter(OrderEvent).validate_python(event)
+    subscriptions = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).subscriptions(accepted.event)
+    first, second = event_deliveries(DEFAULT_ACCOUNT, accepted, subscriptions)
+    memo = {ACCEPTED_EVENT_MEMO: {"fingerprint": accepted.fingerprint(), "endpoint_ids": [e["id"] for e in endpoints]}}
+    await start_delivery(client, settings.task_queue, first, memo=memo)
+
+    again = await post_event(api, event)
+
+    assert [d["endpoint_id"] for d in again["deliveries"]] == [e["id"] for e in endpoints]
+    assert [d["id"] for d in again["deliveries"]] == [first.delivery_id, second.delivery_id]
+    for delivery in again["deliveries"]:
+        assert (await delivery_outcome(client, delivery["id"])).result == "success"
+    # One first connection and one event delivery per endpoint: nothing twice.
+    assert [len(receiver.requests(url)) for url in urls] == [2, 2]
+
+
+async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
+    url = receiver.url()
+    await create_endpoint(api, url)
+    event = tracking_event()
+    first = await post_event(api, event)
+    await delivery_outcome(client, first["deliveries"][0]["id"])
+    await create_endpoint(api, receiver.url())  # a new subscriber would get a delivery, were one started
+
+    changed = await api.post("/v1/events", json=event | {"order": event["order"] | {"carrier": "DHL"}})
+
+    assert changed.status_code == 409
+    ids = await eventually(lambda: _delivery_ids_of(client, event["id"]), lambda found: len(found) >= 1, timeout=5)
+    assert ids == [first["deliveries"][0]["id"]]
+
+
+async def _delivery_ids_of(client, event_id: str) -> list[str]:
+    query = f'WorkflowType = "DeliveryWorkflow" AND WebhookEventId = "{event_id}"'
+    return sorted([e.id async for e in client.list_workflows(query)])
 
 
 async def test_an_event_without_id_gets_one_and_no_subscriber_means_no_delivery(api):

@@ -1,0 +1,97 @@
+"""Accepting an event: one `DeliveryWorkflow` started per subscribed endpoint.
+
+The deliveries' ids come from the event (`delivery/{account}/{event_id}/{n}`),
+so Temporal's id uniqueness is the idempotency store: delivery 0 is started
+first and carries the acceptance (the body's fingerprint and the endpoints) in
+its memo. A second post of the same id finds it, answers the same deliveries,
+and starts any a crash kept the first post from starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.delivery import AcceptedEvent, DeliveryInput, DeliveryRef, event_deliveries, event_delivery_id
+from domain.endpoints import RetrySettings, Subscription
+from domain.events import OrderEvent
+from runtime.deliveries import start_delivery
+from runtime.registry import EndpointRegistry
+
+# The memo key of delivery 0 that holds its event's `AcceptedEvent`.
+ACCEPTED_EVENT_MEMO = "accepted_event"
+
+
+class EventConflict(Exception):
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id} was already accepted with a different body")
+
+
+class EventIngest:
+    """One account's door for events."""
+
+    def __init__(self, client: Client, task_queue: str, account: str, registry: EndpointRegistry) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._account = account
+        self._registry = registry
+
+    async def accept(self, event: OrderEvent) -> list[DeliveryRef]:
+        """Start the event's deliveries; when this returns, every one is durably started.
+
+        Raises EventConflict for a known id with another body.
+        """
+        assert event.id is not None, "events get an id before they are accepted"
+        subscriptions = await self._registry.subscriptions(event.event)
+        accepted = AcceptedEvent(fingerprint=event.fingerprint(), endpoint_ids=[s.endpoint_id for s in subscriptions])
+        if not subscriptions:
+            # Nothing to start and nothing recorded, unless an earlier post of this id was.
+            earlier = await self._earlier(event.id)
+            return await self._again(event, accepted, earlier) if earlier else []
+        first, *rest = event_deliveries(self._account, event, subscriptions)
+        try:
+            await start_delivery(self._client, self._task_queue, first, memo={ACCEPTED_EVENT_MEMO: accepted})
+        except WorkflowAlreadyStartedError:
+            earlier = await self._earlier(event.id)
+            assert earlier is not None, "delivery 0 exists, so it has its memo"
+            return await self._again(event, accepted, earlier)
+        await asyncio.gather(*(start_delivery(self._client, self._task_queue, d) for d in rest))
+        return accepted.refs(self._account, event.id)
+
+    async def _earlier(self, event_id: str) -> AcceptedEvent | None:
+        handle = self._client.get_workflow_handle(event_delivery_id(self._account, event_id, 0))
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        found: AcceptedEvent = await description.memo_value(ACCEPTED_EVENT_MEMO, type_hint=AcceptedEvent)
+        return found
+
+    async def _again(self, event: OrderEvent, now: AcceptedEvent, earlier: AcceptedEvent) -> list[DeliveryRef]:
+        """A re-post: the same deliveries, after starting those an interrupted first post left."""
+        assert event.id is not None
+        if earlier.fingerprint != now.fingerprint:
+            raise EventConflict(event.id)
+        # The endpoints were fixed at acceptance; where they point now is read from the registry.
+        # One deleted since gets its delivery anyway, which stops at once and says why.
+        snapshot = await self._registry.snapshot()
+        endpoints = snapshot.endpoints if snapshot else {}
+        subscriptions = [
+            Subscription(endpoint_id=e.id, url=e.url, retry=e.retry)
+            if (e := endpoints.get(endpoint_id))
+            else Subscription(endpoint_id=endpoint_id, url="(deleted)", retry=RetrySettings())
+            for endpoint_id in earlier.endpoint_ids
+        ]
+        _, *rest = event_deliveries(self._account, event, subscriptions)
+        await asyncio.gather(*(self._start_if_missing(d) for d in rest))
+        return earlier.refs(self._account, event.id)
+
+    async def _start_if_missing(self, delivery: DeliveryInput) -> None:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await start_delivery(self._client, self._task_queue, delivery)

@@ -1,0 +1,29 @@
+"""The per-process registry snapshot cache: never older than the version asked for."""
+
+from __future__ import annotations
+
+from runtime.registry import SnapshotCache
+from workflows.registry import RegistrySnapshot
+
+
+def _snapshot(version: int) -> RegistrySnapshot:
+    return RegistrySnapshot(version=version, endpoints={})
+
+
+def test_a_snapshot_serves_its_version_and_older_ones_only():
+    cache = SnapshotCache()
+    assert cache.current("shop", 0) is None
+    cache.keep("shop", _snapshot(3))
+
+    assert cache.current("shop", 3) == _snapshot(3)
+    assert cache.current("shop", 2) == _snapshot(3)
+    assert cache.current("shop", 4) is None  # the registry changed since: read it again
+    assert cache.current("other", 0) is None
+
+
+def test_a_late_answer_never_replaces_a_newer_snapshot():
+    cache = SnapshotCache()
+    cache.keep("shop", _snapshot(5))
+    cache.keep("shop", _snapshot(4))  # a query that was answered before the one that stored 5
+
+    assert cache.current("shop", 5) == _snapshot(5)
