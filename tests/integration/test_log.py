@@ -6,6 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.client import Client
+
+from runtime import delivery_log
 from tests.conftest import free_port
 from tests.integration.helpers import (
     create_endpoint,
@@ -110,6 +113,60 @@ async def test_paging_serves_every_record_once_newest_first_while_new_ones_arriv
     assert sorted(served) == sorted(expected)
     assert len(served) == len(set(served)) == 7
     assert dates == sorted(dates, reverse=True)
+
+
+async def test_paging_a_log_larger_than_the_window_cap_serves_every_record_once(api, client, receiver, monkeypatch):
+    # Windows of at most 2 x limit rows: a log of 21 takes the capped-sample path.
+    monkeypatch.setattr(delivery_log, "_WINDOW_FACTOR", 2)
+    monkeypatch.setattr(delivery_log, "_MIN_WINDOW_ROWS", 1)
+    probes: list[str] = []
+    list_workflows = Client.list_workflows
+
+    def spy(self: Client, query: str | None = None, **kwargs: Any) -> Any:
+        probes.append(query or "")
+        return list_workflows(self, query, **kwargs)
+
+    monkeypatch.setattr(Client, "list_workflows", spy)
+    good = [await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"]) for _ in range(2)]
+    bad = await create_endpoint(api, receiver.url(error(500)), events=["TRACKING_UPDATE"])
+    order = f"ord-{uuid.uuid4().hex[:8]}"
+    by_endpoint: dict[str, set[str]] = {endpoint["id"]: set() for endpoint in [*good, bad]}
+    for _ in range(7):
+        accepted = await post_event(api, tracking_event(order_id=order))
+        await _settled(client, accepted)
+        for delivery in accepted["deliveries"]:
+            by_endpoint[delivery["endpoint_id"]].add(delivery["id"])
+    everything = set().union(*by_endpoint.values())
+    await eventually(lambda: list_ids(api, order_id=order, limit=100), lambda ids: len(ids) == 21)
+
+    async def page_through(params: dict[str, Any], arriving: bool = False) -> list[tuple[datetime, str]]:
+        served: list[tuple[datetime, str]] = []
+        sizes: list[int] = []
+        token = None
+        while True:
+            query = params | {"limit": 2} | ({"page_token": token} if token else {})
+            page = (await api.get("/v1/deliveries", params=query)).json()
+            served += [(datetime.fromisoformat(row["date"]), row["id"]) for row in page["data"]]
+            sizes.append(len(page["data"]))
+            if arriving and not token:  # newer than every row: it must not turn up on a later page
+                await _settled(client, await post_event(api, tracking_event(order_id=order)))
+            token = page["next_page_token"]
+            if not token:
+                assert set(sizes[:-1]) <= {2}, sizes  # only the last page is short
+                return served
+
+    for params, expected in [
+        ({"order_id": order, "endpoint_id": good[0]["id"]}, by_endpoint[good[0]["id"]]),
+        ({"order_id": order, "result": "success"}, everything - by_endpoint[bad["id"]]),
+        ({"order_id": order}, everything),
+    ]:
+        probes.clear()
+        served = await page_through(params, arriving=params == {"order_id": order})
+
+        assert {delivery_id for _, delivery_id in served} == expected, params
+        assert len(served) == len(expected), params
+        assert served == sorted(served, reverse=True) and len(set(served)) == len(served), params  # strictly
+        assert any("StartTime >=" in query for query in probes), "the capped path was not taken"
 
 
 async def test_detail_of_a_success(api, client, receiver):

@@ -1,0 +1,167 @@
+"""The delivery log's paging, against a fake visibility that lists in any order it likes.
+
+Visibility lists by close time, not start time, so a capped list is an arbitrary sample of
+the matching rows; paging must still serve each row once, newest first by (start, id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from unittest.mock import patch
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes
+
+from runtime import delivery_log
+from runtime.delivery_log import BadPageToken, DeliveryLog, LogFilter
+
+BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+_BOUND = re.compile(r'StartTime (>=|<) "([^"]+)"')
+
+
+@dataclass
+class _Row:
+    """What the log reads of a listed workflow execution."""
+
+    id: str
+    start_time: datetime
+    rank: int  # where visibility lists it
+    run_id: str = "run"
+    close_time: datetime | None = None
+    status: WorkflowExecutionStatus = WorkflowExecutionStatus.RUNNING
+    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
+
+    async def memo(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class _Visibility:
+    """Applies the query's StartTime bounds (the fake holds only rows matching the rest)."""
+
+    rows: list[_Row]
+    namespace: str = "default"
+    lists: list[tuple[int | None, int]] = field(default_factory=list)  # (cap, rows listed)
+
+    def list_workflows(self, query: str, *, limit: int | None = None, page_size: int = 1000) -> AsyncIterator[_Row]:
+        bounds = [(op, datetime.fromisoformat(moment)) for op, moment in _BOUND.findall(query)]
+        found = [
+            row
+            for row in sorted(self.rows, key=lambda r: r.rank)
+            if all(row.start_time >= t if op == ">=" else row.start_time < t for op, t in bounds)
+        ]
+        listed = found[:limit] if limit is not None else found
+        self.lists.append((limit, len(listed)))
+        return _iterate(listed)
+
+    async def count_workflows(self, query: str) -> None:
+        raise AssertionError("counts scan every matching row")
+
+
+async def _iterate(rows: list[_Row]) -> AsyncIterator[_Row]:
+    for row in rows:
+        yield row
+
+
+def _log(visibility: _Visibility) -> DeliveryLog:
+    return DeliveryLog(cast(Client, visibility), "acme", web_ui_url="http://ui")
+
+
+async def _page_through(log: DeliveryLog, visibility: _Visibility, limit: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    token = None
+    while True:
+        page = await log.page(LogFilter(), limit, token)
+        pages.append([row.id for row in page.data])
+        # A delivery that starts mid-paging is newer than every row served so far.
+        newest = max((row.start_time for row in visibility.rows), default=BASE)
+        visibility.rows.append(_Row(f"late-{len(pages)}", newest + timedelta(seconds=1), rank=-len(pages)))
+        token = page.next_page_token
+        if token is None:
+            return pages
+        assert len(pages) < 1000, "paging does not end"
+
+
+def _newest_first(rows: list[_Row]) -> list[str]:
+    return [row.id for row in sorted(rows, key=lambda r: (r.start_time, r.id), reverse=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # Few distinct start times, so many rows tie on their start.
+    rows=st.lists(st.tuples(st.integers(0, 12), st.integers()), max_size=60),
+    limit=st.integers(1, 6),
+    min_window_rows=st.integers(1, 12),
+)
+def test_paging_serves_every_row_once_newest_first_in_any_listing_order(
+    rows: list[tuple[int, int]], limit: int, min_window_rows: int
+) -> None:
+    log_rows = [_Row(f"d{i:02d}", BASE + timedelta(microseconds=start), rank) for i, (start, rank) in enumerate(rows)]
+    visibility = _Visibility(list(log_rows))
+
+    with patch.object(delivery_log, "_MIN_WINDOW_ROWS", min_window_rows):
+        pages = asyncio.run(_page_through(_log(visibility), visibility, limit))
+
+    served = [delivery_id for page in pages for delivery_id in page]
+    assert served == _newest_first(log_rows)
+    assert all(len(page) == limit for page in pages[:-1])  # only the last page is short
+    assert len(pages[-1]) <= limit and (len(pages) == 1 or pages[-1])
+
+
+def test_a_first_page_lists_little_more_than_twice_its_rows_when_visibility_lists_newest_first() -> None:
+    """Running rows come newest first: the first few bound a window holding just the page."""
+    rows = [_Row(f"d{i:05d}", BASE + timedelta(milliseconds=i), rank=-i) for i in range(10_000)]
+    visibility = _Visibility(rows)
+
+    page = asyncio.run(_log(visibility).page(LogFilter(), 5))
+
+    assert [row.id for row in page.data] == _newest_first(rows)[:5]
+    assert page.next_page_token is not None
+    assert visibility.lists == [(7, 7), (201, 6)]
+
+
+def test_a_listing_order_unrelated_to_start_time_still_narrows_to_a_window() -> None:
+    """Each capped list of 201 rows narrows the window about 30-fold: from 10,000 rows to a
+    dozen in a few lists, none of them uncapped."""
+    ranks = list(range(10_000))
+    random.Random(7).shuffle(ranks)
+    rows = [_Row(f"d{i:05d}", BASE + timedelta(milliseconds=i), rank) for i, rank in enumerate(ranks)]
+    visibility = _Visibility(rows)
+
+    page = asyncio.run(_log(visibility).page(LogFilter(), 5))
+
+    assert [row.id for row in page.data] == _newest_first(rows)[:5]
+    assert page.next_page_token is not None
+    assert [cap for cap, _ in visibility.lists] == [7, 201, 201, 201]
+    assert visibility.lists[-1][1] < 201
+
+
+def test_rows_that_tie_on_their_start_beyond_the_cap_are_read_in_full() -> None:
+    rows = [_Row(f"d{i:03d}", BASE, rank=i) for i in range(300)]
+    visibility = _Visibility(rows)
+    log = _log(visibility)
+
+    first = asyncio.run(log.page(LogFilter(), 5))
+    second = asyncio.run(log.page(LogFilter(), 5, first.next_page_token))
+
+    assert [row.id for row in first.data + second.data] == _newest_first(rows)[:10]
+    assert second.next_page_token is not None
+
+
+def test_a_token_of_other_filters_is_refused() -> None:
+    rows = [_Row(f"d{i}", BASE + timedelta(seconds=i), rank=i) for i in range(3)]
+    log = _log(_Visibility(rows))
+    token = asyncio.run(log.page(LogFilter(), 1)).next_page_token
+    assert token is not None
+
+    with pytest.raises(BadPageToken):
+        asyncio.run(log.page(LogFilter(order_id="o-1"), 1, token))
