@@ -119,7 +119,9 @@ class DeliveryActivities:
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
         async with _Heartbeats(progress) as heartbeats:
             registry = self._registries(attempt.account)
-            endpoint = await registry.for_delivery(attempt.endpoint_id)
+            # A first attempt may read the registry as ingest saw it; a retry reads it now.
+            seen = attempt.registry_version if activity.info().attempt == 1 else None
+            endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
             if endpoint is None:
                 raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
             if endpoint.disabled and attempt.skip_if_disabled:

@@ -50,6 +50,8 @@ class DeliveryInput(BaseModel):
     # The `webhook-id` header: a re-run keeps the original delivery's, so a
     # receiver that did process the first one can tell it is the same message.
     webhook_id: str | None = None
+    # The registry version ingest read the subscriptions at, when it was ingest.
+    registry_version: int | None = None
 
     @property
     def event_id(self) -> str:
@@ -104,6 +106,7 @@ class AttemptInput(BaseModel):
     body: str
     max_posts: int  # the endpoint's retry budget: 1 + max_retries when enabled
     skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
+    registry_version: int | None = None  # see DeliveryInput
 
 
 class PostProgress(BaseModel):
@@ -142,7 +145,9 @@ class AcceptedEvent(BaseModel):
         ]
 
 
-def event_deliveries(account: str, event: OrderEvent, subscriptions: Sequence[Subscription]) -> list[DeliveryInput]:
+def event_deliveries(
+    account: str, event: OrderEvent, subscriptions: Sequence[Subscription], registry_version: int | None = None
+) -> list[DeliveryInput]:
     """One delivery per subscribed endpoint, numbered in the subscriptions' order."""
     assert event.id is not None, "events get an id before they enter the pipeline"
     return [
@@ -154,6 +159,7 @@ def event_deliveries(account: str, event: OrderEvent, subscriptions: Sequence[Su
             endpoint_url=sub.url,
             event=event,
             max_attempts=sub.retry.max_attempts,
+            registry_version=registry_version,
         )
         for n, sub in enumerate(subscriptions)
     ]

@@ -240,3 +240,15 @@ class Subscription(BaseModel):
     endpoint_id: str
     url: str
     retry: RetrySettings
+
+
+class RegistrySnapshot(BaseModel):
+    """Every endpoint of an account, secrets included, as of one version of its registry."""
+
+    version: int
+    endpoints: dict[str, Endpoint]
+
+    def subscriptions(self, event: EventType) -> list[Subscription]:
+        """The endpoints an event of this type goes to, oldest first."""
+        endpoints = sorted(self.endpoints.values(), key=lambda e: e.created_at)
+        return [Subscription(endpoint_id=e.id, url=e.url, retry=e.retry) for e in endpoints if event in e.events]

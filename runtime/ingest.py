@@ -46,13 +46,14 @@ class EventIngest:
         Raises EventConflict for a known id with another body.
         """
         assert event.id is not None, "events get an id before they are accepted"
-        subscriptions = await self._registry.subscriptions(event.event)
+        snapshot = await self._registry.snapshot()
+        subscriptions = snapshot.subscriptions(event.event) if snapshot else []
         accepted = AcceptedEvent(fingerprint=event.fingerprint(), endpoint_ids=[s.endpoint_id for s in subscriptions])
         if not subscriptions:
             # Nothing to start and nothing recorded, unless an earlier post of this id was.
             earlier = await self._earlier(event.id)
             return await self._again(event, accepted, earlier) if earlier else []
-        first, *rest = event_deliveries(self._account, event, subscriptions)
+        first, *rest = event_deliveries(self._account, event, subscriptions, snapshot.version if snapshot else None)
         try:
             await start_delivery(self._client, self._task_queue, first, memo={ACCEPTED_EVENT_MEMO: accepted})
         except WorkflowAlreadyStartedError:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
@@ -10,7 +12,15 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.endpoints import DeliveryOutcome, Endpoint, EndpointPatch, EndpointSpec, EndpointView, Subscription
+from domain.endpoints import (
+    DeliveryOutcome,
+    Endpoint,
+    EndpointPatch,
+    EndpointSpec,
+    EndpointView,
+    RegistrySnapshot,
+    Subscription,
+)
 from domain.events import EventType
 from workflows.registry import (
     INVALID,
@@ -18,13 +28,15 @@ from workflows.registry import (
     VERSION_MEMO,
     EndpointEdit,
     EndpointRegistryWorkflow,
-    RegistrySnapshot,
     RegistryState,
     SecretRotation,
     registry_workflow_id,
 )
 
 T = TypeVar("T")
+
+# How long a first attempt may trust a snapshot confirmed by an earlier read.
+FRESH_SECONDS = 1.0
 
 
 class EndpointNotFound(Exception):
@@ -45,6 +57,12 @@ def _is_not_found(err: RPCError) -> bool:
     return err.status == RPCStatusCode.NOT_FOUND
 
 
+@dataclass
+class _Kept:
+    snapshot: RegistrySnapshot
+    confirmed_at: float  # monotonic: when a describe last found no newer version
+
+
 class SnapshotCache:
     """The registry snapshots one process read last, by account: one per process.
 
@@ -54,17 +72,29 @@ class SnapshotCache:
     attempt read the registry, and changes are rare.
     """
 
-    def __init__(self) -> None:
-        self._snapshots: dict[str, RegistrySnapshot] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._kept: dict[str, _Kept] = {}
+        self._clock = clock
 
     def current(self, account: str, version: int) -> RegistrySnapshot | None:
-        found = self._snapshots.get(account)
-        return found if found is not None and found.version >= version else None
+        """The snapshot, if it holds `version`, which a describe just read."""
+        kept = self._kept.get(account)
+        if kept is None or kept.snapshot.version < version:
+            return None
+        kept.confirmed_at = self._clock()
+        return kept.snapshot
+
+    def recent(self, account: str, version: int, within: float) -> RegistrySnapshot | None:
+        """The snapshot, if it holds `version` and was confirmed current `within` seconds."""
+        kept = self._kept.get(account)
+        if kept is None or kept.snapshot.version < version or self._clock() - kept.confirmed_at > within:
+            return None
+        return kept.snapshot
 
     def keep(self, account: str, snapshot: RegistrySnapshot) -> None:
-        kept = self._snapshots.get(account)
-        if kept is None or kept.version < snapshot.version:
-            self._snapshots[account] = snapshot
+        kept = self._kept.get(account)
+        if kept is None or kept.snapshot.version < snapshot.version:
+            self._kept[account] = _Kept(snapshot, self._clock())
 
 
 class EndpointRegistry:
@@ -94,16 +124,26 @@ class EndpointRegistry:
             raise EndpointNotFound(endpoint_id)
         return found
 
-    async def for_delivery(self, endpoint_id: str) -> Endpoint | None:
-        """The endpoint with its secrets, or None once it is deleted."""
-        snapshot = await self.snapshot()
+    async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None:
+        """The endpoint with its secrets, or None once it is deleted.
+
+        With `seen_version`, the registry version the delivery was accepted
+        under, a snapshot at least that new and confirmed current within
+        FRESH_SECONDS is used without asking the server: a first attempt
+        follows its acceptance closely, and a burst of them costs one describe
+        a second instead of one each.
+        """
+        snapshot = None
+        if seen_version is not None:
+            snapshot = self._cache.recent(self._account, seen_version, FRESH_SECONDS)
+        if snapshot is None:
+            snapshot = await self.snapshot()
         return snapshot.endpoints.get(endpoint_id) if snapshot else None
 
     async def subscriptions(self, event: EventType) -> list[Subscription]:
         """The endpoints an event of this type goes to, oldest first."""
         snapshot = await self.snapshot()
-        endpoints = sorted(snapshot.endpoints.values(), key=lambda e: e.created_at) if snapshot else []
-        return [Subscription(endpoint_id=e.id, url=e.url, retry=e.retry) for e in endpoints if event in e.events]
+        return snapshot.subscriptions(event) if snapshot else []
 
     async def snapshot(self) -> RegistrySnapshot | None:
         """Every endpoint as of now, or None when the account has none yet."""

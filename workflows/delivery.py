@@ -40,6 +40,7 @@ class DeliveryWorkflow:
             body=wire_body(delivery.event),
             max_posts=delivery.max_attempts,
             skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
+            registry_version=delivery.registry_version,
         )
         attempt: AttemptRecord | None
         error: str | None = None

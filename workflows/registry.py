@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         EndpointPatch,
         EndpointSpec,
         EndpointView,
+        RegistrySnapshot,
     )
     from domain.problems import field_errors
     from domain.records import DeliveryKind
@@ -48,13 +49,6 @@ class RegistryState(BaseModel):
     account: str
     endpoints: dict[str, Endpoint] = {}
     version: int = 0
-
-
-class RegistrySnapshot(BaseModel):
-    """Every endpoint, secrets included, as of one version of the registry."""
-
-    version: int
-    endpoints: dict[str, Endpoint]
 
 
 class EndpointEdit(BaseModel):

@@ -221,7 +221,11 @@ async def test_a_pending_delivery_shows_its_attempts_and_when_the_next_is_due(ap
     await receiver.wait_for(url, 2)
 
     detail = (
-        await eventually(lambda: api.get(f"/v1/deliveries/{delivery['id']}"), lambda r: r.json()["attempts"] == 1)
+        # The failed POST is recorded a moment before its attempt ends and the next is scheduled.
+        await eventually(
+            lambda: api.get(f"/v1/deliveries/{delivery['id']}"),
+            lambda r: r.json()["attempts"] == 1 and r.json()["next_attempt_at"] is not None,
+        )
     ).json()
     retry = await api.post(f"/v1/deliveries/{delivery['id']}/retry")
 

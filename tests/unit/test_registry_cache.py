@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from domain.endpoints import RegistrySnapshot
 from runtime.registry import SnapshotCache
-from workflows.registry import RegistrySnapshot
 
 
 def _snapshot(version: int) -> RegistrySnapshot:
@@ -27,3 +27,25 @@ def test_a_late_answer_never_replaces_a_newer_snapshot():
     cache.keep("shop", _snapshot(4))  # a query that was answered before the one that stored 5
 
     assert cache.current("shop", 5) == _snapshot(5)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_first_attempt_trusts_a_snapshot_only_while_it_was_recently_confirmed():
+    clock = _Clock()
+    cache = SnapshotCache(clock)
+    cache.keep("shop", _snapshot(3))
+
+    clock.now += 0.5
+    assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
+    assert cache.recent("shop", 4, within=1.0) is None  # accepted under a newer registry than this snapshot
+    clock.now += 1.0
+    assert cache.recent("shop", 3, within=1.0) is None  # unconfirmed for too long: describe again
+    assert cache.current("shop", 3) == _snapshot(3)  # ... which confirms it
+    assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
