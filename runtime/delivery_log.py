@@ -55,7 +55,7 @@ class LogFilter:
         if self.event is not None:
             clauses.append(f"{sa.EVENT_TYPE.name} = {_quote(self.event.value)}")
         if self.result is not None:
-            clauses.append(f"{sa.RESULT.name} = {_quote(self.result.value)}")
+            clauses.append(_RESULT_CLAUSES[self.result])
         if self.retried is not None:
             clauses.append(f"{sa.RETRIES.name} {'>' if self.retried else '='} 0")
         if self.order_id is not None:
@@ -65,6 +65,19 @@ class LogFilter:
         if self.until is not None:
             clauses.append(f"StartTime < {_quote(_timestamp(self.until))}")
         return " AND ".join(clauses)
+
+
+# A delivery's result in visibility terms. A first-attempt success records nothing
+# at its end (see DeliveryWorkflow), so it is a completed run whose result still
+# reads "pending"; a run closed any other way than completing did not deliver.
+_RESULT_CLAUSES = {
+    DeliveryResult.PENDING: 'ExecutionStatus = "Running"',
+    DeliveryResult.SUCCESS: f'ExecutionStatus = "Completed" AND ({sa.RESULT.name} = "{DeliveryResult.PENDING}" '
+    f'OR {sa.RESULT.name} = "{DeliveryResult.SUCCESS}")',
+    DeliveryResult.FAILED: f'({sa.RESULT.name} = "{DeliveryResult.FAILED}" '
+    'OR (ExecutionStatus != "Running" AND ExecutionStatus != "Completed"))',
+    DeliveryResult.SKIPPED: f'{sa.RESULT.name} = "{DeliveryResult.SKIPPED}"',
+}
 
 
 def _quote(value: str) -> str:
@@ -288,7 +301,8 @@ def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> Del
         return DeliveryResult.PENDING
     if recorded and recorded != DeliveryResult.PENDING:
         return DeliveryResult(recorded)
-    # Closed without recording an outcome (terminated, timed out): it did not deliver.
+    # Completed without recording an outcome: a first-attempt success. Closed any
+    # other way (terminated, timed out) without one: it did not deliver.
     return DeliveryResult.SUCCESS if status == WorkflowExecutionStatus.COMPLETED else DeliveryResult.FAILED
 
 

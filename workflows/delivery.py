@@ -77,7 +77,10 @@ class DeliveryWorkflow:
             date=workflow.info().workflow_start_time,
             date_end=workflow.now(),
         )
-        workflow.upsert_search_attributes(sa.outcome_updates(record))
+        # A first-attempt success is what the start attributes and a completed run
+        # already say; indexing it would cost every such delivery a history event.
+        if record.result != DeliveryResult.SUCCESS or retries > 0:
+            workflow.upsert_search_attributes(sa.outcome_updates(record))
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
