@@ -60,7 +60,6 @@ class DeliveryWorkflow:
                     maximum_attempts=delivery.max_attempts + LOST_ATTEMPTS_ALLOWED,
                     non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION],
                 ),
-                summary=f"POST {delivery.event.event.value} to {delivery.endpoint_id}",
             )
             retries = attempt.attempt - 1
         except ActivityError as failure:
