@@ -139,7 +139,7 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
         last_202 = max((a for _, a in accepted.values()), default=time.monotonic())
         expected = len(accepted)
         await bench.wait_received(since, expected, completion_timeout(expected), f"pipeline {label}")
-        query = f'WorkflowType = "DeliveryWorkflow" AND WebhookEventId STARTS_WITH "{prefix}"'
+        query = f'WorkflowType = "DeliveryWorkflow" AND WorkflowId STARTS_WITH "delivery/default/{prefix}"'
         closed = await bench.wait_closed(query, expected, completion_timeout(expected))
         usage = meter.read()
     duration, statuses = closed_stats(closed, wall0)
