@@ -108,7 +108,14 @@ def render(results: dict[str, Any]) -> str:
         ["pipeline / Temporal floor", pipeline_rate, temporal["workflows_per_s"], r["pipeline_over_temporal_floor"]],
         ["pipeline / HTTP floor", pipeline_rate, http["posts_per_s"], r["pipeline_over_http_floor"]],
     ]
-    out += ["Ratios (per second)", table(ratio_rows, ["ratio", "pipeline", "floor", "ratio"]), ""]
+    out += ["Ratios (per second)", table(ratio_rows, ["ratio", "pipeline", "floor", "ratio"])]
+    repeats = results.get("repeats")
+    if repeats:
+        out.append(
+            f"Runs, alternating (medians above): Temporal floor {repeats['temporal_floor_workflows_per_s']} "
+            f"workflows/s; pipeline {repeats['pipeline_deliveries_per_s']} deliveries/s"
+        )
+    out.append("")
     h = results["history"]
     out.append(
         f"History per delivery: {h['events_per_delivery']} events, {h['bytes_per_delivery']} bytes; "

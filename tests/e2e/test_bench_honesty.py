@@ -29,7 +29,7 @@ def _received(ids: dict[str, list[str]]) -> Counter[str]:
 
 def test_a_tiny_benchmark_delivers_every_event_to_every_endpoint_exactly_once(tmp_path):
     command = [sys.executable, "-m", "bench", "--events", str(EVENTS), "--endpoints", str(ENDPOINTS)]
-    command += ["--quick", "--paced-seconds", "2", "--results-dir", str(tmp_path), "--dump-ids"]
+    command += ["--quick", "--repeat", "1", "--paced-seconds", "2", "--results-dir", str(tmp_path), "--dump-ids"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"bench exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
