@@ -38,7 +38,7 @@ async def start_delivery(
 
 
 def rerun_id(original: DeliveryInput) -> str:
-    return f"delivery/{original.event_id}/{original.endpoint_id}/rerun-{uuid.uuid4().hex[:8]}"
+    return f"{original.delivery_id}/rerun-{uuid.uuid4().hex[:8]}"
 
 
 async def rerun_delivery(

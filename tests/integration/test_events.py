@@ -89,7 +89,7 @@ async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
 
 
 async def _delivery_ids_of(client, event_id: str) -> list[str]:
-    query = f'WorkflowType = "DeliveryWorkflow" AND WebhookEventId = "{event_id}"'
+    query = f'WorkflowType = "DeliveryWorkflow" AND WorkflowId STARTS_WITH "delivery/default/{event_id}/"'
     return sorted([e.id async for e in client.list_workflows(query)])
 
 
