@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
     worker_metrics_port: int | None = None
+    # Workflows a worker keeps in memory between their tasks. A delivery needs a
+    # place only from its first task to its last, milliseconds when the endpoint
+    # answers; one waiting out a retry is evicted and replayed (11 events) when
+    # the retry comes. Bounds the worker's memory whatever the backlog.
+    worker_cached_workflows: Annotated[int, Field(ge=2)] = 100
     log_format: Literal["json", "text"] = "json"
     # An endpoint is disabled after this many failed deliveries in a row (0 = never)
     # spanning at least this many hours; its events are then recorded as skipped.

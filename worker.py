@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TypedDict
 
 import httpcore
 import httpx
@@ -42,6 +43,17 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     re-import bought no isolation, only CPU and memory for every workflow run.
     """
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+
+class CacheLimits(TypedDict):
+    max_cached_workflows: int
+    max_concurrent_workflow_tasks: int
+
+
+def cache_limits(settings: Settings) -> CacheLimits:
+    """Worker options bounding the workflow cache; a workflow task needs its workflow cached."""
+    cached = settings.worker_cached_workflows
+    return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=min(cached, 100))
 
 
 def http_client(settings: Settings, resolve: Resolver = system_resolver) -> httpx.AsyncClient:
@@ -87,6 +99,7 @@ async def delivery_worker(
             workflows=WORKFLOWS,
             activities=[delivery.deliver_webhook, recovery.recover_deliveries],
             workflow_runner=workflow_runner(),
+            **cache_limits(settings),
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
             # The registry is read by query after each change; when the worker caching

@@ -25,7 +25,7 @@ async def main() -> None:
     # Imported here: the workflow module stays free of side effects for the sandbox.
     from runtime.temporal import connect, metrics_runtime
     from settings import get_settings
-    from worker import workflow_runner
+    from worker import cache_limits, workflow_runner
 
     settings = get_settings()
     port = settings.worker_metrics_port
@@ -36,6 +36,7 @@ async def main() -> None:
         workflows=[FloorWorkflow],
         activities=[trivial],
         workflow_runner=workflow_runner(),
+        **cache_limits(settings),
         graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
     )
     stop = asyncio.Event()
