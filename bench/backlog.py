@@ -119,8 +119,11 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
     and idle, then with the backlog, and the log's first page while they wait."""
     stack = bench.stack
     await stack.restart_worker()
-    # Warm: the first deliveries load the workflow sandbox and the HTTP client.
-    warm = await pipeline(bench, "warm-worker", 3)
+    fresh = await _steady_rss_mib(bench, "worker", 3.0)
+    # Idle means a worker that has served traffic: a burst of successful deliveries as
+    # large as the backlog's brings its heap to the size work gives it, so what the
+    # backlog adds on top is the backlog's own cost.
+    warm = await pipeline(bench, "warm-worker", -(-deliveries // max(len(bench.endpoints), 1)))
     await asyncio.sleep(settle)
     idle = await _steady_rss_mib(bench, "worker", 3.0)
 
@@ -167,6 +170,7 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
         "fill_deliveries_per_s": round(len(accepted) / fill_s, 1),
         "warm_up_exactly_once": warm["exactly_once"]["ok"],
         "first_attempts_exactly_once": exactly_once(accepted, arrivals).as_json(),
+        "worker_rss_fresh_mib": fresh,
         "worker_rss_idle_mib": idle,
         "worker_rss_with_backlog_mib": with_backlog,
         "worker_rss_growth": round(with_backlog["median"] / idle["median"] - 1, 3),

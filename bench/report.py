@@ -137,7 +137,8 @@ def render(results: dict[str, Any]) -> str:
         )
         out.append(
             f"Backlog: {backlog['deliveries_in_backoff']} in backoff (filled at "
-            f"{backlog['fill_deliveries_per_s']}/s); worker RSS idle {backlog['worker_rss_idle_mib']['median']}"
+            f"{backlog['fill_deliveries_per_s']}/s); worker RSS fresh {backlog['worker_rss_fresh_mib']['median']}"
+            f" MiB, idle after as many successes {backlog['worker_rss_idle_mib']['median']}"
             f" MiB -> {backlog['worker_rss_with_backlog_mib']['median']} MiB; GET /v1/deliveries p50 "
             f"{backlog['list']['latency_ms']['p50']} ms with {backlog['list']['deliveries_stored']} stored "
             f"(CPU ms per request: api {backlog['list']['cpu_ms_per_request'].get('api')}, "
