@@ -19,9 +19,7 @@ from domain.endpoints import (
     EndpointSpec,
     EndpointView,
     RegistrySnapshot,
-    Subscription,
 )
-from domain.events import EventType
 from workflows.registry import (
     INVALID,
     NOT_FOUND,
@@ -139,11 +137,6 @@ class EndpointRegistry:
         if snapshot is None:
             snapshot = await self.snapshot()
         return snapshot.endpoints.get(endpoint_id) if snapshot else None
-
-    async def subscriptions(self, event: EventType) -> list[Subscription]:
-        """The endpoints an event of this type goes to, oldest first."""
-        snapshot = await self.snapshot()
-        return snapshot.subscriptions(event) if snapshot else []
 
     async def snapshot(self) -> RegistrySnapshot | None:
         """Every endpoint as of now, or None when the account has none yet."""

@@ -58,7 +58,9 @@ async def test_a_repost_starts_the_deliveries_an_interrupted_first_post_left(api
     event = tracking_event()
     # What an API killed between its starts leaves: delivery 0, with the acceptance, and nothing else.
     accepted = TypeAdapter(OrderEvent).validate_python(event)
-    subscriptions = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).subscriptions(accepted.event)
+    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
+    assert snapshot is not None
+    subscriptions = snapshot.subscriptions(accepted.event)
     first, second = event_deliveries(DEFAULT_ACCOUNT, accepted, subscriptions)
     memo = {ACCEPTED_EVENT_MEMO: {"fingerprint": accepted.fingerprint(), "endpoint_ids": [e["id"] for e in endpoints]}}
     await start_delivery(client, settings.task_queue, first, memo=memo)
