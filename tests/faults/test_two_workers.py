@@ -73,6 +73,12 @@ async def test_two_workers_share_the_load_and_lose_nothing_when_one_dies(tmp_pat
 
         first = [first_connection_id(endpoint_id), *await _post_events(api, FIRST_BATCH)]
         await wait_until(lambda: all(receiver.count(d) >= 1 for d in first), 30, "the first batch's POSTs")
+
+        def logged() -> set[str]:
+            return {d for w in (worker_a, worker_b) for d, _ in w.posts_logged()}
+
+        # A worker logs a POST once it is answered, DELAY after the receiver counted it.
+        await wait_until(lambda: set(first) <= logged(), 30, "the first batch's POSTs in the workers' logs")
         served = {w.name: {d for d, _ in w.posts_logged()} & set(first) for w in (worker_a, worker_b)}
         assert all(served.values()), f"both workers should have delivered some: {served}"
 
