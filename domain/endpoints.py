@@ -179,6 +179,9 @@ class Endpoint(EndpointSpec):
     def spec(self) -> EndpointSpec:
         return EndpointSpec.model_validate(self.model_dump(include=set(EndpointSpec.model_fields)))
 
+    def subscription(self) -> Subscription:
+        return Subscription(endpoint_id=self.id, url=self.url, retry=self.retry)
+
     def masked(self) -> EndpointView:
         auth = self.auth and MaskedAuth(username=self.auth.username)
         header = self.custom_header and MaskedHeader(key=self.custom_header.key)
@@ -251,4 +254,4 @@ class RegistrySnapshot(BaseModel):
     def subscriptions(self, event: EventType) -> list[Subscription]:
         """The endpoints an event of this type goes to, oldest first."""
         endpoints = sorted(self.endpoints.values(), key=lambda e: e.created_at)
-        return [Subscription(endpoint_id=e.id, url=e.url, retry=e.retry) for e in endpoints if event in e.events]
+        return [e.subscription() for e in endpoints if event in e.events]

@@ -84,7 +84,7 @@ class EventIngest:
         snapshot = await self._registry.snapshot()
         endpoints = snapshot.endpoints if snapshot else {}
         subscriptions = [
-            Subscription(endpoint_id=e.id, url=e.url, retry=e.retry)
+            e.subscription()
             if (e := endpoints.get(endpoint_id))
             else Subscription(endpoint_id=endpoint_id, url="(deleted)", retry=RetrySettings())
             for endpoint_id in earlier.endpoint_ids
