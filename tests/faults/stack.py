@@ -239,6 +239,15 @@ class Stack:
         return ServiceProcess(name, process, log_path, url)
 
 
+def fixed_retries(seconds: float) -> dict[str, str]:
+    """WEBHOOKS_* overrides: every retry `seconds` after the failed POST (the worker's backoff is 1.0)."""
+    return {
+        "WEBHOOKS_RETRY_INITIAL_INTERVAL": str(seconds),
+        "WEBHOOKS_RETRY_MAX_INTERVAL": str(seconds),
+        "WEBHOOKS_HTTP_TIMEOUT": "10",  # not what these tests are about: no timeout under a loaded machine
+    }
+
+
 @asynccontextmanager
 async def temporal_stack(tmp_path: Path, **overrides: str) -> AsyncIterator[Stack]:
     """A dev server on `tmp_path/temporal.db`; `overrides` are WEBHOOKS_* variables of the processes."""

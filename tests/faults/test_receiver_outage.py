@@ -14,6 +14,7 @@ from tests.faults.stack import (
     api_process,
     create_endpoint,
     eventually,
+    fixed_retries,
     outcomes,
     temporal_stack,
     wait_until,
@@ -36,13 +37,8 @@ async def _pending_attempt(client, delivery_id: str) -> int:
 async def test_deliveries_resume_after_receiver_outage_and_exhausted_ones_fail(tmp_path):
     receiver = ScriptedReceiver()
     port = free_port()
-    overrides = {
-        "WEBHOOKS_RETRY_INITIAL_INTERVAL": str(INTERVAL),
-        "WEBHOOKS_RETRY_MAX_INTERVAL": str(INTERVAL),
-        "WEBHOOKS_HTTP_TIMEOUT": "10",  # not what this test is about: no timeout under a loaded machine
-    }
     async with (
-        temporal_stack(tmp_path, **overrides) as stack,
+        temporal_stack(tmp_path, **fixed_retries(INTERVAL)) as stack,
         worker_process(stack),
         api_process(stack) as api_proc,
         httpx.AsyncClient(base_url=api_proc.url, timeout=30) as api,

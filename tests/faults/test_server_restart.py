@@ -14,6 +14,7 @@ from tests.faults.stack import (
     api_process,
     create_endpoint,
     eventually,
+    fixed_retries,
     outcomes,
     temporal_stack,
     wait_until,
@@ -36,13 +37,8 @@ async def _in_backoff(client, delivery_id: str) -> bool:
 
 async def test_server_killed_during_backoff_loses_nothing(tmp_path):
     receiver = ScriptedReceiver()
-    overrides = {
-        "WEBHOOKS_RETRY_INITIAL_INTERVAL": str(BACKOFF),
-        "WEBHOOKS_RETRY_MAX_INTERVAL": str(BACKOFF),
-        "WEBHOOKS_HTTP_TIMEOUT": "10",  # not what this test is about: no timeout under a loaded machine
-    }
     async with (
-        temporal_stack(tmp_path, **overrides) as stack,
+        temporal_stack(tmp_path, **fixed_retries(BACKOFF)) as stack,
         BackgroundServer(receiver, free_port()) as server,
         worker_process(stack) as worker,
         api_process(stack) as api_proc,
