@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench
+.PHONY: install run test test-fast lint bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ install: $(INSTALLED)
 
 # Temporal dev server (state in .data/, Web UI on :8233), the worker and the API (:8000).
 run: $(INSTALLED)
-	$(BIN)/python -m runtime.stack
+	$(BIN)/python -m devstack.stack
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -25,6 +25,10 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest
+
+# The unit tests alone (the domain, the replay guard, the deploy files): seconds, no server.
+test-fast: $(INSTALLED)
+	$(BIN)/pytest tests/unit -q
 
 # The pipeline against its Temporal and HTTP floors, growth and backlog (~14 min here;
 # BENCH_ARGS=--quick takes ~1.5 min). Results go to bench/results/.

@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.delivery import ACCOUNT_PATTERN, ATTEMPT_TIMEOUT_SECONDS, DEFAULT_ACCOUNT
+from domain.activity_contract import ATTEMPT_TIMEOUT_SECONDS
+from domain.delivery import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
 from domain.endpoints import HealthPolicy
-from runtime.codec import AesGcmCodec, parse_key
+from infra.codec import AesGcmCodec, parse_key
 
 AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
         if self.encryption_key is None:
             raise RuntimeError(
                 "WEBHOOKS_ENCRYPTION_KEY is not set: everything stored in Temporal is encrypted with it. "
-                "Create one with: python -c 'from runtime.codec import new_key; print(new_key())'"
+                "Create one with: python -c 'from infra.codec import new_key; print(new_key())'"
             )
         return AesGcmCodec(
             parse_key(self.encryption_key.get_secret_value()),

@@ -9,28 +9,29 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypedDict
 
-import httpcore
-import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.delivery import DeliveryActivities
-from activities.recovery import RecoveryActivities
+from activities.deliver_webhook import DeliveryActivities
+from activities.recover_deliveries import RecoveryActivities
+from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.retry import Backoff
-from runtime.logs import configure_json_logging
-from runtime.network_guard import GuardedNetworkBackend, Resolver, system_resolver
-from runtime.registry import EndpointRegistry, SnapshotCache
-from runtime.temporal import connect, metrics_runtime
+from infra.http import http_client
+from infra.logs import configure_json_logging
+from infra.network_guard import Resolver, system_resolver
+from infra.temporal import connect, metrics_runtime
+from services.endpoints import EndpointRegistry, SnapshotCache
+from services.reruns import recover_failed
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
+from workflows.endpoint_registry import EndpointRegistryWorkflow
 from workflows.recovery import RecoveryWorkflow
-from workflows.registry import EndpointRegistryWorkflow
 
 WORKFLOWS = [DeliveryWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow]
 
@@ -56,23 +57,6 @@ def cache_limits(settings: Settings) -> CacheLimits:
     return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=min(cached, 100))
 
 
-def http_client(settings: Settings, resolve: Resolver = system_resolver) -> httpx.AsyncClient:
-    """The worker's one HTTP client: pooled connections, no redirects followed, and
-    unless private networks are allowed, connections only to public addresses."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    if not settings.allow_private_networks:
-        # httpx takes no network backend, so its connection pool is built here with ours.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(resolve),
-        )
-    return httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(settings.http_timeout), transport=transport)
-
-
 @asynccontextmanager
 async def delivery_worker(
     client: Client, settings: Settings, resolve: Resolver = system_resolver
@@ -84,15 +68,19 @@ async def delivery_worker(
     def registries(account: str) -> EndpointRegistry:
         return EndpointRegistry(client, settings.task_queue, account, snapshots)
 
-    async with http_client(settings, resolve) as http:
+    async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
+        return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
+
+    http = http_client(settings.http_timeout, allow_private_networks=settings.allow_private_networks, resolve=resolve)
+    async with http:
         delivery = DeliveryActivities(
             http=http,
-            registries=registries,
+            endpoints=registries,
             backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
             http_timeout=settings.http_timeout,
             health=settings.health_policy(),
         )
-        recovery = RecoveryActivities(client, settings.task_queue, registries)
+        recovery = RecoveryActivities(recover)
         yield Worker(
             client,
             task_queue=settings.task_queue,

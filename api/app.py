@@ -11,14 +11,14 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors, metrics
-from api.deps import require_token
+from api.deps import authenticated_account
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routers import codec, deliveries, endpoints, events, health, ui
-from runtime.logs import configure_json_logging
-from runtime.network_guard import Resolver, system_resolver
-from runtime.registry import SnapshotCache
-from runtime.temporal import connect
+from infra.logs import configure_json_logging
+from infra.network_guard import Resolver, system_resolver
+from infra.temporal import connect
+from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     app.include_router(health.router)
     app.include_router(metrics.router)
     for router in (endpoints.router, events.router, deliveries.router, codec.router):
-        app.include_router(router, dependencies=[Depends(require_token)])
+        app.include_router(router, dependencies=[Depends(authenticated_account)])
     # The dashboard's files are public; everything it shows comes from /v1, with the token.
     app.include_router(ui.router)
     app.mount("/ui", ui.dashboard_files(), name="ui")

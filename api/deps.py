@@ -12,10 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
-from runtime.delivery_log import DeliveryLog
-from runtime.ingest import EventIngest
-from runtime.network_guard import check_url
-from runtime.registry import EndpointRegistry, SnapshotCache
+from infra.network_guard import check_url
+from services.delivery_log import DeliveryLog
+from services.endpoints import EndpointRegistry, SnapshotCache
+from services.ingest import EventIngest
 from settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="The token set in WEBHOOKS_API_TOKEN")
@@ -40,7 +40,7 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def require_token(
+def authenticated_account(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
     """The caller's account, named by its bearer token; a 401 without a known one."""
@@ -61,7 +61,7 @@ def require_token(
     return account
 
 
-AccountDep = Annotated[str, Depends(require_token)]
+AccountDep = Annotated[str, Depends(authenticated_account)]
 
 
 def get_registry(request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from domain.problems import field_errors
-from runtime.deliveries import DeliveryStillPending
-from runtime.delivery_log import BadPageToken, DeliveryNotFound
-from runtime.network_guard import ForbiddenDestination
-from runtime.registry import EndpointNotFound, EndpointRejected
+from infra.network_guard import ForbiddenDestination
+from services.delivery_log import BadPageToken, DeliveryNotFound
+from services.endpoints import EndpointNotFound, EndpointRejected
+from services.reruns import DeliveryStillPending
 
 log = logging.getLogger(__name__)
 

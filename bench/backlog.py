@@ -16,9 +16,10 @@ from bench.phases import Bench, completion_timeout, pipeline
 from bench.procs import UsageMeter, rss_kib
 from bench.stats import exactly_once, summary_ms
 from domain.delivery import DEFAULT_ACCOUNT
-from runtime.registry import EndpointRegistry, SnapshotCache
+from domain.ids import registry_workflow_id
+from services.endpoints import EndpointRegistry, SnapshotCache
 from tests.contract import CONTRACT_ORDER
-from workflows.registry import EndpointRegistryWorkflow, registry_workflow_id
+from workflows.endpoint_registry import EndpointRegistryWorkflow
 
 
 async def history_costs(bench: Bench, delivery_ids: list[str], sample: int = 10) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow, trivial
 
 async def main() -> None:
     # Imported here: the workflow module stays free of side effects for the sandbox.
-    from runtime.temporal import connect, metrics_runtime
+    from infra.temporal import connect, metrics_runtime
     from settings import get_settings
     from worker import cache_limits, workflow_runner
 

@@ -17,8 +17,8 @@ RATE_HZ = 200
 
 # Checked innermost frame first; within a frame, in this order.
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("payload codec (AES-GCM, runtime/codec.py)", ("runtime/codec.py",)),
-    ("our code: deliver_webhook and helpers", ("activities/", "runtime/", "domain/")),
+    ("payload codec (AES-GCM, infra/codec.py)", ("infra/codec.py",)),
+    ("our code: deliver_webhook and helpers", ("activities/", "services/", "infra/", "domain/")),
     ("our code: workflows", ("workflows/",)),
     ("httpx / httpcore / h11 (the POST)", ("httpx/", "httpcore/", "h11/")),
     ("SDK: pydantic conversion", ("pydantic",)),

@@ -18,9 +18,9 @@ import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from runtime.codec import new_key
-from runtime.devserver import start_dev_server, wait_until_serving
-from runtime.temporal import connect
+from devstack.devserver import start_dev_server, wait_until_serving
+from infra.codec import new_key
+from infra.temporal import connect
 from settings import Settings
 from tests.conftest import free_port
 

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-FIRST_CONNECTION_PREFIX = "delivery/first-connection/"
+from domain.ids import first_connection_id
+
+FIRST_CONNECTION_PREFIX = first_connection_id("")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -6,34 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, model_validator
 
 from domain.endpoints import MAX_RETRIES, Subscription
 from domain.events import OrderEvent
+from domain.ids import event_delivery_id
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-
-# The delivery activity, and the failure types that end a delivery without retrying.
-DELIVER_WEBHOOK = "deliver_webhook"
-RECOVER_DELIVERIES = "recover_deliveries"
-ENDPOINT_DELETED = "EndpointDeleted"
-FORBIDDEN_DESTINATION = "ForbiddenDestination"
-ENDPOINT_DISABLED = "EndpointDisabled"
-# The delivery activity's own time limit in Temporal; one POST must end well within it.
-ATTEMPT_TIMEOUT_SECONDS = 60
-# A worker that dies mid-attempt is noticed when its heartbeats stop.
-HEARTBEAT_EVERY_SECONDS = 2.0
-HEARTBEAT_TIMEOUT_SECONDS = 10
-# Attempts lost with their worker (no POST recorded) beyond the endpoint's retries.
-LOST_ATTEMPTS_ALLOWED = 5
-
-
-def event_delivery_id(account: str, event_id: str, index: int) -> str:
-    """The event's deliveries are numbered from 0 in the order their endpoints were
-    subscribed at acceptance: derivable from the event alone, so a re-post finds them."""
-    return f"delivery/{account}/{event_id}/{index}"
 
 
 class DeliveryInput(BaseModel):
@@ -47,20 +28,26 @@ class DeliveryInput(BaseModel):
     event: OrderEvent
     max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
     rerun_of: str | None = None
-    # The `webhook-id` header: a re-run keeps the original delivery's, so a
-    # receiver that did process the first one can tell it is the same message.
-    webhook_id: str | None = None
+    # The `webhook-id` header: the delivery's own id, except that a re-run keeps the
+    # original's, so a receiver that did process the first one can tell it is the same message.
+    message_id: str = ""  # filled in by _message_id
     # The registry version ingest read the subscriptions at, when it was ingest.
     registry_version: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _message_id(cls, data: Any) -> Any:
+        """A new delivery is its own message; inputs recorded before the field had this
+        name call a re-run's `webhook_id` (null for the others)."""
+        if isinstance(data, dict) and not data.get("message_id"):
+            data = dict(data)
+            data["message_id"] = data.pop("webhook_id", None) or data.get("delivery_id")
+        return data
 
     @property
     def event_id(self) -> str:
         assert self.event.id is not None, "events get an id before they enter the pipeline"
         return self.event.id
-
-    @property
-    def message_id(self) -> str:
-        return self.webhook_id or self.delivery_id
 
     def record(
         self,
@@ -94,36 +81,6 @@ class DeliveryInput(BaseModel):
             error=error,
             rerun_of=self.rerun_of,
         )
-
-
-class AttemptInput(BaseModel):
-    """One call of the `deliver_webhook` activity. The endpoint's secrets are looked up at send time."""
-
-    delivery_id: str
-    webhook_id: str
-    account: str
-    endpoint_id: str
-    body: str
-    max_posts: int  # the endpoint's retry budget: 1 + max_retries when enabled
-    skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
-    registry_version: int | None = None  # see DeliveryInput
-
-
-class PostProgress(BaseModel):
-    """What the delivery activity's heartbeat carries across attempts: the POSTs made
-    for this delivery, and the last one's record."""
-
-    posts: int = 0
-    last: AttemptRecord | None = None
-
-    @classmethod
-    def from_details(cls, details: Sequence[Any]) -> PostProgress:
-        if not details:
-            return cls()
-        try:
-            return cls.model_validate(details[0])
-        except ValidationError:
-            return cls()
 
 
 class DeliveryRef(BaseModel):
@@ -163,16 +120,3 @@ def event_deliveries(
         )
         for n, sub in enumerate(subscriptions)
     ]
-
-
-class RecoveryRequest(BaseModel):
-    """Re-run every failed delivery of an endpoint started since a moment."""
-
-    account: str = DEFAULT_ACCOUNT
-    endpoint_id: str
-    since: datetime
-
-
-class RecoveryResult(BaseModel):
-    found: int  # failed deliveries since then
-    started: int  # re-runs this recovery started (the others were recovered before)

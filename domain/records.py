@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 from domain.events import EventType
 
@@ -43,9 +44,10 @@ class HttpResponseRecord(BaseModel):
 
 
 class AttemptRecord(BaseModel):
-    """One POST and its outcome, as the delivery activity reports it."""
+    """One attempt (a POST) and its outcome, as the delivery activity reports it."""
 
-    attempt: int
+    # 1 for a delivery's first POST; histories recorded before the rename call it `attempt`.
+    number: Annotated[int, Field(validation_alias=AliasChoices("number", "attempt"))]
     started_at: datetime
     time_spent_ms: int
     request: HttpRequestRecord

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
-from runtime.codec import new_key
-from runtime.devserver import start_dev_server, wait_until_serving
-from runtime.temporal import connect
+from devstack.devserver import start_dev_server, wait_until_serving
+from infra.codec import new_key
+from infra.temporal import connect
 from settings import Settings
 from tests.receiver import BackgroundServer, Receiver
 from worker import delivery_worker

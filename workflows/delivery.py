@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any, TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.exceptions import TimeoutError as AttemptTimeout
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import (
+    from activities.deliver_webhook import DeliveryActivities
+    from domain.activity_contract import (
         ATTEMPT_TIMEOUT_SECONDS,
-        DELIVER_WEBHOOK,
         ENDPOINT_DELETED,
         ENDPOINT_DISABLED,
         FORBIDDEN_DESTINATION,
         HEARTBEAT_TIMEOUT_SECONDS,
-        LOST_ATTEMPTS_ALLOWED,
+        LOST_RUNS_ALLOWED,
         AttemptInput,
-        DeliveryInput,
-        PostProgress,
+        AttemptProgress,
     )
+    from domain.delivery import DeliveryInput
     from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
     from domain.wire import wire_body
     from workflows import search_attributes as sa
@@ -34,11 +36,11 @@ class DeliveryWorkflow:
     async def run(self, delivery: DeliveryInput) -> DeliveryRecord:
         attempt_input = AttemptInput(
             delivery_id=delivery.delivery_id,
-            webhook_id=delivery.message_id,
+            message_id=delivery.message_id,
             account=delivery.account,
             endpoint_id=delivery.endpoint_id,
             body=wire_body(delivery.event),
-            max_posts=delivery.max_attempts,
+            max_attempts=delivery.max_attempts,
             skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
             registry_version=delivery.registry_version,
         )
@@ -46,25 +48,24 @@ class DeliveryWorkflow:
         error: str | None = None
         result = DeliveryResult.SUCCESS
         try:
-            attempt = await workflow.execute_activity(
-                DELIVER_WEBHOOK,
+            attempt = await workflow.execute_activity_method(
+                DeliveryActivities.deliver_webhook,
                 attempt_input,
-                result_type=AttemptRecord,
                 start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
                 heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
                 # The activity sets each failure's next_retry_delay itself (backoff
                 # from the worker's settings, or the receiver's Retry-After) and ends
-                # the retries at the endpoint's count of POSTs; the attempts this
+                # the retries at the delivery's count of POSTs; the activity runs this
                 # policy allows beyond that are for ones lost with their worker.
                 retry_policy=RetryPolicy(
-                    maximum_attempts=delivery.max_attempts + LOST_ATTEMPTS_ALLOWED,
+                    maximum_attempts=delivery.max_attempts + LOST_RUNS_ALLOWED,
                     non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION],
                 ),
             )
-            retries = attempt.attempt - 1
+            retries = attempt.number - 1
         except ActivityError as failure:
             attempt, error = _failed_attempt(failure)
-            retries = attempt.attempt - 1 if attempt else 0
+            retries = attempt.number - 1 if attempt else 0
             skipped = isinstance(failure.cause, ApplicationError) and failure.cause.type == ENDPOINT_DISABLED
             result = DeliveryResult.SKIPPED if skipped else DeliveryResult.FAILED if error else DeliveryResult.SUCCESS
 
@@ -97,11 +98,31 @@ def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str |
             return attempt, attempt.error or cause.message
         return None, cause.message
     lost = f"Delivery attempts were lost with their workers: {cause or failure}"
-    if isinstance(cause, AttemptTimeout):
-        last = PostProgress.from_details(cause.last_heartbeat_details).last
+    if isinstance(cause, ActivityTimeout):
+        last = AttemptProgress.from_details(cause.last_heartbeat_details).last
         if last is not None:
             return last, last.error if not last.succeeded else None
     return None, lost
+
+
+class DeliveryStartOptions(TypedDict):
+    """How every delivery is started, by a client or by another workflow."""
+
+    id: str
+    id_reuse_policy: WorkflowIDReusePolicy
+    search_attributes: TypedSearchAttributes
+    memo: Mapping[str, Any]
+    static_summary: str
+
+
+def delivery_start_options(delivery: DeliveryInput, memo: Mapping[str, Any] | None = None) -> DeliveryStartOptions:
+    return DeliveryStartOptions(
+        id=delivery.delivery_id,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # a delivery id names one delivery, ever
+        search_attributes=sa.delivery_search_attributes(delivery),
+        memo={**sa.delivery_memo(delivery), **(memo or {})},
+        static_summary=sa.delivery_summary(delivery),
+    )
 
 
 async def start_delivery_child(delivery: DeliveryInput) -> None:
@@ -114,10 +135,6 @@ async def start_delivery_child(delivery: DeliveryInput) -> None:
         await workflow.start_child_workflow(
             DeliveryWorkflow.run,
             delivery,
-            id=delivery.delivery_id,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # a delivery id names one delivery, ever
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            search_attributes=sa.delivery_search_attributes(delivery),
-            memo=sa.delivery_memo(delivery),
-            static_summary=sa.delivery_summary(delivery),
+            **delivery_start_options(delivery),
         )

@@ -8,20 +8,24 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import RECOVER_DELIVERIES, RecoveryRequest, RecoveryResult
+    from activities.recover_deliveries import RecoveryActivities
+    from domain.activity_contract import (
+        RECOVERY_HEARTBEAT_TIMEOUT_SECONDS,
+        RECOVERY_TIMEOUT_SECONDS,
+        RecoveryRequest,
+        RecoveryResult,
+    )
 
 
 @workflow.defn
 class RecoveryWorkflow:
     @workflow.run
     async def run(self, request: RecoveryRequest) -> RecoveryResult:
-        result: RecoveryResult = await workflow.execute_activity(
-            RECOVER_DELIVERIES,
+        return await workflow.execute_activity_method(
+            RecoveryActivities.recover_deliveries,
             request,
-            result_type=RecoveryResult,
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=1),
+            start_to_close_timeout=timedelta(seconds=RECOVERY_TIMEOUT_SECONDS),
+            heartbeat_timeout=timedelta(seconds=RECOVERY_HEARTBEAT_TIMEOUT_SECONDS),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
             summary=f"re-run failed deliveries of {request.endpoint_id} since {request.since.isoformat()}",
         )
-        return result

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 from domain.delivery import DeliveryInput
-from domain.records import DeliveryRecord, DeliveryResult
+from domain.records import DeliveryRecord
 
 # Memo keys: what a log row shows that no filter needs.
 MEMO_ENDPOINT_URL = "endpoint_url"
@@ -45,7 +45,11 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
 
 
 def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes:
-    """Set when a delivery starts, so it is listed (as pending) from its first moment."""
+    """Set when a delivery starts, so it is listed (as pending) from its first moment.
+
+    No result yet: a running delivery is pending, and one that completes without
+    recording a result (a first-attempt success) succeeded.
+    """
     order = delivery.event.order
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(ACCOUNT, delivery.account),
@@ -53,7 +57,6 @@ def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes
         SearchAttributePair(EVENT_ID, delivery.event_id),
         SearchAttributePair(EVENT_TYPE, delivery.event.event.value),
         SearchAttributePair(KIND, delivery.kind.value),
-        SearchAttributePair(RESULT, DeliveryResult.PENDING.value),
         SearchAttributePair(RETRIES, 0),
         SearchAttributePair(ORDER_ID, order.order_id),
         SearchAttributePair(TRANSACTION_ID, order.transaction_id),

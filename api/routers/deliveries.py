@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
 from domain.events import EventType
 from domain.records import DeliveryResult
-from runtime.deliveries import rerun_delivery
-from runtime.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
+from services.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
+from services.reruns import rerun_delivery
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 

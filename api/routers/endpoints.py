@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
-from domain.delivery import DeliveryInput, RecoveryRequest, RecoveryResult
+from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
-from domain.records import DeliveryKind, DeliveryRecord
-from domain.samples import sample_tracking_update
+from domain.records import DeliveryRecord
 from domain.signing import new_secret
-from runtime.deliveries import start_delivery
-from workflows.recovery import RecoveryWorkflow
+from services.deliveries import send_test
+from services.reruns import recover_endpoint as run_recovery
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -59,22 +57,7 @@ async def test_endpoint(
     endpoint_id: str, registry: RegistryDep, client: ClientDep, settings: SettingsDep, account: AccountDep
 ) -> DeliveryRecord:
     """Send the seed's sample TRACKING_UPDATE once, wait, and show what was sent and received."""
-    endpoint = await registry.get(endpoint_id)
-    test_id = f"test-{uuid.uuid4().hex[:16]}"
-    handle = await start_delivery(
-        client,
-        settings.task_queue,
-        DeliveryInput(
-            delivery_id=f"delivery/{test_id}/{endpoint_id}",
-            kind=DeliveryKind.TEST,
-            account=account,
-            endpoint_id=endpoint_id,
-            endpoint_url=endpoint.url,
-            event=sample_tracking_update(test_id),
-            max_attempts=1,
-        ),
-    )
-    return await handle.result()
+    return await send_test(client, settings.task_queue, account, registry, endpoint_id)
 
 
 class NewSigningSecret(BaseModel):
@@ -115,10 +98,5 @@ async def recover_endpoint(
 ) -> RecoveryResult:
     """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many."""
     await registry.get(endpoint_id)
-    return await client.execute_workflow(
-        RecoveryWorkflow.run,
-        RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since),
-        id=f"recovery/{endpoint_id}/{uuid.uuid4().hex[:12]}",
-        task_queue=settings.task_queue,
-        static_summary=f"Recover failed deliveries of {endpoint_id} since {body.since.isoformat()}",
-    )
+    request = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
+    return await run_recovery(client, settings.task_queue, request)

@@ -12,7 +12,7 @@ from api.deps import IngestDep
 from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef
 from domain.events import OrderEvent
-from runtime.ingest import EventConflict
+from services.ingest import EventConflict
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 

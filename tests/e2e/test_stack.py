@@ -31,7 +31,7 @@ async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[
     flags["--api-port"] = ports["api"]
     flags["--worker-metrics-port"] = ports["metrics"]
     args = [str(part) for pair in flags.items() for part in pair]
-    stack = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime.stack", *args, cwd=ROOT)
+    stack = await asyncio.create_subprocess_exec(sys.executable, "-m", "devstack.stack", *args, cwd=ROOT)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as api:
             for _ in range(300):

@@ -16,26 +16,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from devstack.devserver import start_dev_server, wait_until_serving
 from domain.records import DeliveryRecord
-from runtime.codec import new_key
-from runtime.devserver import start_dev_server, wait_until_serving
-from runtime.temporal import connect
+from infra.codec import new_key
+from infra.temporal import connect
 from settings import Settings
 from tests.conftest import free_port
 from tests.faults.receivers import Post
+from tests.waiting import eventually
 from workflows.delivery import DeliveryWorkflow
-
-T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,22 +64,6 @@ async def wait_until(check: Callable[[], bool], timeout: float, what: str, inter
         await asyncio.sleep(interval)
     if not check():
         raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float, what: str, interval: float = 0.25
-) -> T:
-    """Poll the async `probe` until `accept` holds on its value; the last value on failure is in the message."""
-    deadline = time.monotonic() + timeout
-    value = await probe()
-    for _ in range(int(timeout / interval) + 2):
-        if accept(value) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(interval)
-        value = await probe()
-    if not accept(value):
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last value: {value!r}")
-    return value
 
 
 # -- processes ---------------------------------------------------------------------------------

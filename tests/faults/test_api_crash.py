@@ -13,19 +13,14 @@ from typing import Any
 import httpx
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.delivery import DEFAULT_ACCOUNT
+from domain.ids import event_delivery_id, first_connection_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
-from tests.faults.stack import (
-    api_process,
-    create_endpoint,
-    eventually,
-    outcomes,
-    temporal_stack,
-    wait_until,
-    worker_process,
-)
-from tests.integration.helpers import first_connection_id, new_event_id, tracking_event
+from tests.faults.stack import api_process, create_endpoint, outcomes, temporal_stack, wait_until, worker_process
+from tests.integration.helpers import new_event_id, tracking_event
 from tests.receiver import BackgroundServer
+from tests.waiting import eventually
 
 EVENTS = 40
 SPREAD = 0.06  # seconds between the clients' starts: the burst lasts about EVENTS * SPREAD
@@ -34,7 +29,7 @@ KILL_AFTER = 10  # answers
 
 async def _started(client, event_id: str) -> bool:
     try:
-        await client.get_workflow_handle(f"delivery/default/{event_id}/0").describe()
+        await client.get_workflow_handle(event_delivery_id(DEFAULT_ACCOUNT, event_id, 0)).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False
@@ -88,7 +83,7 @@ async def test_api_killed_mid_burst_accepts_each_event_once(tmp_path):
         burst_outcome = f"{len(answers)} answered, {len(unanswered)} not ({len(lost_answers)} of them started)"
 
         def deliveries_of(event_id: str) -> set[str]:
-            return {f"delivery/default/{event_id}/{n}" for n in range(len(endpoints))}
+            return {event_delivery_id(DEFAULT_ACCOUNT, event_id, n) for n in range(len(endpoints))}
 
         # Every 202 named one delivery per endpoint, and each is delivered before the API is back.
         for event_id, answer in answers.items():

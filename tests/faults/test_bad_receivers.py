@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 
+from domain.ids import first_connection_id, parse_event_delivery_id
 from tests.conftest import free_port
 from tests.faults.receivers import RawReceiver, ScriptedReceiver
 from tests.faults.stack import api_process, create_endpoint, outcomes, temporal_stack, wait_until, worker_process
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import BackgroundServer
 
 HTTP_TIMEOUT = 2.0
@@ -68,9 +69,7 @@ async def test_bad_receivers_fail_cleanly_in_bounded_time_and_memory(tmp_path):
         fast_deliveries = by_endpoint.pop(fast_id)
         await wait_until(lambda: all(fast.count(d) == 1 for d in fast_deliveries), 20, "the fast deliveries")
         arrivals = {
-            p.webhook_id.split("/")[2]: p.received_at  # delivery/{account}/{event_id}/{n}
-            for p in fast.posts_to(fast_url)
-            if p.webhook_id in fast_deliveries
+            _event_id(p.webhook_id): p.received_at for p in fast.posts_to(fast_url) if p.webhook_id in fast_deliveries
         }
         # From the 202 (the deliveries are started) to the POST: the worker's own delay.
         after_202 = {e: arrivals[e] - answered_at[e] for e in answered_at}
@@ -117,3 +116,9 @@ async def test_bad_receivers_fail_cleanly_in_bounded_time_and_memory(tmp_path):
     assert max(e.body_bytes_sent for e in huge) < raw.huge_bytes // 4, [e.body_bytes_sent for e in huge]
     assert rss_after - rss_before < MEMORY_GROWTH_LIMIT_KIB, (rss_before, rss_after)
     assert peak_after - rss_before < MEMORY_GROWTH_LIMIT_KIB, (rss_before, peak_after)
+
+
+def _event_id(delivery_id: str) -> str:
+    parsed = parse_event_delivery_id(delivery_id)
+    assert parsed is not None, delivery_id
+    return parsed.event_id

@@ -11,10 +11,11 @@ import signal
 
 import httpx
 
+from domain.ids import first_connection_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
 from tests.faults.stack import api_process, create_endpoint, outcome, temporal_stack, wait_until, worker_process
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import BackgroundServer, Reply
 
 SLOW = 3.0  # seconds the receiver takes to answer: the worker is asked to stop meanwhile

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import httpx
 
+from domain.ids import first_connection_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
 from tests.faults.stack import (
     api_process,
     create_endpoint,
-    eventually,
     fixed_retries,
     outcomes,
     temporal_stack,
     wait_until,
     worker_process,
 )
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import BackgroundServer
+from tests.waiting import eventually
 from workflows.delivery import DeliveryWorkflow
 
 REFUSED = "Endpoint unreachable: could not connect (Connection refused)"

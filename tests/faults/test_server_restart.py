@@ -8,20 +8,21 @@ import asyncio
 
 import httpx
 
+from domain.ids import first_connection_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
 from tests.faults.stack import (
     api_process,
     create_endpoint,
-    eventually,
     fixed_retries,
     outcomes,
     temporal_stack,
     wait_until,
     worker_process,
 )
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import OK, BackgroundServer, error
+from tests.waiting import eventually
 from workflows.delivery import DeliveryWorkflow
 
 BACKOFF = 4.0  # seconds between a failed POST and its retry: the server dies and comes back in between

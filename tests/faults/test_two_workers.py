@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from domain.ids import first_connection_id, registry_workflow_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
 from tests.faults.stack import (
@@ -24,9 +25,8 @@ from tests.faults.stack import (
     wait_until,
     worker_process,
 )
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import BackgroundServer, Reply
-from workflows.registry import registry_workflow_id
 
 DELAY = 0.5  # each POST takes this long: the kill finds POSTs in flight
 FIRST_BATCH, DURING_KILL, AFTER_KILL = 30, 20, 10

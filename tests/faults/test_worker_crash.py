@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from domain.ids import first_connection_id
 from tests.conftest import free_port
 from tests.faults.receivers import ScriptedReceiver
 from tests.faults.stack import (
@@ -26,7 +27,7 @@ from tests.faults.stack import (
     wait_until,
     worker_process,
 )
-from tests.integration.helpers import first_connection_id, tracking_event
+from tests.integration.helpers import tracking_event
 from tests.receiver import OK, BackgroundServer, Reply, error
 
 SLOW = 1.5  # seconds a slow receiver takes to answer: the window in which the worker dies

@@ -16,8 +16,9 @@ import httpx
 from pydantic import SecretStr
 
 from api.app import create_app
-from runtime.devserver import start_dev_server, wait_until_serving
-from runtime.temporal import connect
+from devstack.devserver import start_dev_server, wait_until_serving
+from domain.ids import first_connection_id, recovered_id
+from infra.temporal import connect
 from settings import Settings
 from tests.conftest import free_port
 from tests.integration.helpers import tracking_event
@@ -57,7 +58,7 @@ async def _record() -> None:
             url = receiver.url(error(503), OK)
             spec = {"url": url, "events": ["TRACKING_UPDATE"], "retry": {"enabled": True, "max_retries": 2}}
             endpoint = (await api.post("/v1/endpoints", json=spec)).json()
-            first = f"delivery/first-connection/{endpoint['id']}"
+            first = first_connection_id(endpoint["id"])
             await client.get_workflow_handle(first).result()
             await api.post(f"/v1/endpoints/{endpoint['id']}/secret")
             receiver.script(url, error(500))
@@ -72,7 +73,7 @@ async def _record() -> None:
             recorded = {
                 "delivery_retried_then_succeeded": first,
                 "delivery_failed_after_retries": failed,
-                "delivery_recovered": f"{failed}/recovered",
+                "delivery_recovered": recovered_id(failed),
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
             }

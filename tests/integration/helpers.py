@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from temporalio.client import Client
 
 from api.app import create_app
 from domain.records import DeliveryRecord
-from runtime.network_guard import Resolver, system_resolver
+from infra.network_guard import Resolver, system_resolver
 from settings import Settings
 from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
 from tests.receiver import BackgroundServer
 from workflows.delivery import DeliveryWorkflow
-
-T = TypeVar("T")
 
 
 def new_event_id() -> str:
@@ -54,20 +51,6 @@ async def post_event(api: httpx.AsyncClient, event: dict[str, Any]) -> dict[str,
 async def delivery_outcome(client: Client, delivery_id: str) -> DeliveryRecord:
     """The finished delivery's record, waiting for it to finish."""
     return await client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id).result()
-
-
-def first_connection_id(endpoint_id: str) -> str:
-    return f"delivery/first-connection/{endpoint_id}"
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Poll `probe` until `accept` holds: visibility (the log's index) is eventually consistent."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if accept(value) or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.2)
 
 
 async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:

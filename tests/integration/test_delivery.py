@@ -7,16 +7,11 @@ import json
 
 import pytest
 
+from domain.ids import first_connection_id
 from domain.outcome import NOT_JSON
 from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER
-from tests.integration.helpers import (
-    create_endpoint,
-    delivery_outcome,
-    first_connection_id,
-    post_event,
-    tracking_event,
-)
+from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import NO_CONTENT, Reply, error
 
 # CONTRACT §3, key for key, in the seed's order and with its value types.

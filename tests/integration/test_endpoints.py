@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from domain.ids import first_connection_id
 from domain.samples import sample_order_shipped, sample_tracking_update
 from domain.wire import wire_body
-from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
 
 SECRETS = {

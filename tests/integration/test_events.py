@@ -8,19 +8,14 @@ from pydantic import SecretStr, TypeAdapter
 from api.app import create_app
 from domain.delivery import DEFAULT_ACCOUNT, event_deliveries
 from domain.events import OrderEvent
-from runtime.deliveries import start_delivery
-from runtime.ingest import ACCEPTED_EVENT_MEMO
-from runtime.registry import EndpointRegistry
+from domain.ids import first_connection_id
+from services.deliveries import start_delivery
+from services.endpoints import EndpointRegistry
+from services.ingest import ACCEPTED_EVENT_MEMO
 from tests.conftest import free_port
-from tests.integration.helpers import (
-    create_endpoint,
-    delivery_outcome,
-    eventually,
-    first_connection_id,
-    post_event,
-    tracking_event,
-)
+from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import BackgroundServer
+from tests.waiting import eventually
 
 
 async def test_posting_the_same_event_id_again_never_delivers_twice(api, client, receiver):

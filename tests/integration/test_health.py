@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from tests.integration.helpers import api_with, delivery_outcome, eventually, first_connection_id, tracking_event
+from domain.ids import first_connection_id, recovered_id
+from tests.integration.helpers import api_with, delivery_outcome, tracking_event
 from tests.receiver import OK, error
+from tests.waiting import eventually
 from worker import delivery_worker
 
 
@@ -55,7 +57,7 @@ async def test_failing_deliveries_disable_an_endpoint_whose_events_are_then_skip
 
         enabled = await http.patch(f"/v1/endpoints/{endpoint_id}", json={"disabled": False}, headers=auth)
         recovered = await http.post(f"/v1/endpoints/{endpoint_id}/recover", json={"since": since}, headers=auth)
-        rerun = await delivery_outcome(client, f"{skipped_id}/recovered")
+        rerun = await delivery_outcome(client, recovered_id(skipped_id))
 
     assert [result for _, result in two_failures + three_failures] == ["failed"] * 5
     assert counted["disabled"] is False and reset["disabled"] is False

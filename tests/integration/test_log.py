@@ -8,18 +8,12 @@ from typing import Any
 
 from temporalio.client import Client
 
-from runtime import delivery_log
+from domain.ids import first_connection_id, recovered_id
+from services import delivery_log
 from tests.conftest import free_port
-from tests.integration.helpers import (
-    create_endpoint,
-    delivery_outcome,
-    eventually,
-    first_connection_id,
-    list_ids,
-    post_event,
-    tracking_event,
-)
+from tests.integration.helpers import create_endpoint, delivery_outcome, list_ids, post_event, tracking_event
 from tests.receiver import OK, error
+from tests.waiting import eventually
 
 SHIPPED = {"date": 1622152801, "label_url": "https://labels.example.com/l.pdf"}
 
@@ -277,7 +271,7 @@ async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receive
 
     assert first.status_code == 200 and first.json() == {"found": 3, "started": 3}
     assert second.json() == {"found": 3, "started": 0}
-    recovered = [f"{ids[0]}/recovered" for ids in failed]
+    recovered = [recovered_id(ids[0]) for ids in failed]
     for delivery_id in recovered:
         assert (await delivery_outcome(client, delivery_id)).result == "success"
     posts = [r.headers["webhook-id"] for r in receiver.requests(url)]

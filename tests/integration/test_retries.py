@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.integration.helpers import create_endpoint, delivery_outcome, first_connection_id, post_event, tracking_event
+from domain.ids import first_connection_id
+from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import OK, Receiver, error
 
 

@@ -14,16 +14,9 @@ import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from tests.integration.helpers import (
-    api_with,
-    create_endpoint,
-    delivery_outcome,
-    first_connection_id,
-    post_event,
-    tracking_event,
-)
+from domain.ids import first_connection_id, registry_workflow_id
+from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from worker import delivery_worker
-from workflows.registry import registry_workflow_id
 
 PASSWORD, HEADER_VALUE = "pw-Zq81-secret", "hv-Kx92-secret"
 

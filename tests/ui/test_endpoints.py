@@ -9,9 +9,11 @@ import httpx
 from playwright.async_api import Page, expect
 from pydantic import SecretStr
 
+from domain.ids import first_connection_id
 from settings import Settings
-from tests.integration.helpers import api_with, eventually, first_connection_id, list_ids
+from tests.integration.helpers import api_with, list_ids
 from tests.receiver import Receiver
+from tests.waiting import eventually
 
 # Markup in a description must arrive as text: were it parsed, this would set window.pwned.
 HOSTILE = '<img src=x onerror="window.pwned=1"> Main shop'

@@ -11,18 +11,12 @@ import httpx
 from playwright.async_api import Page, expect
 from temporalio.client import Client
 
+from domain.ids import first_connection_id
 from settings import Settings
-from tests.integration.helpers import (
-    create_endpoint,
-    delivery_outcome,
-    eventually,
-    first_connection_id,
-    list_ids,
-    post_event,
-    tracking_event,
-)
+from tests.integration.helpers import create_endpoint, delivery_outcome, list_ids, post_event, tracking_event
 from tests.receiver import OK, Receiver, Reply, error
 from tests.ui.conftest import TIME_ZONE
+from tests.waiting import eventually
 
 SEED_COLUMNS = [
     "Date",
@@ -39,9 +33,16 @@ SEED_COLUMNS = [
 
 
 async def clear_filters(page: Page) -> None:
-    """Clear, and wait for the new screen: controls of the one it replaces would lose their input."""
+    """Clear, and wait for the new screen: controls of the one it replaces would lose their input.
+
+    The URL changes at the click, before the old screen is replaced, and the old
+    screen is not busy either; only the new screen's empty filters show it is there.
+    """
     await page.get_by_role("link", name="Clear").click()
     await expect(page).to_have_url(re.compile(r"#/logs$"))
+    for name in ("Endpoint", "Event", "Result", "Order ID"):
+        await expect(page.get_by_label(name)).to_have_value("")
+    await expect(page.get_by_label("Retry", exact=True)).to_have_value("")
     await expect(page.locator("#view")).not_to_have_attribute("aria-busy", "true")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from runtime.codec import ENCODING, KEY_ID, AesGcmCodec, key_id, new_key, parse_key
+from infra.codec import ENCODING, KEY_ID, AesGcmCodec, key_id, new_key, parse_key
 
 PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"password": "s3cret"}')
 

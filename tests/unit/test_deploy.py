@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runtime.devserver import search_attribute_types
+from devstack.devserver import search_attribute_types
 from workflows.search_attributes import ALL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 
-from runtime import delivery_log
-from runtime.delivery_log import BadPageToken, DeliveryLog, LogFilter
+from services import delivery_log
+from services.delivery_log import BadPageToken, DeliveryLog, LogFilter
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _BOUND = re.compile(r'StartTime (>=|<) "([^"]+)"')

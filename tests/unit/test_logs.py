@@ -8,7 +8,7 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
-from runtime.logs import DeliveryIdFilter
+from infra.logs import DeliveryIdFilter
 
 
 def _line(**extra: object) -> dict[str, object]:

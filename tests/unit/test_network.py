@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain.network import forbidden_reason, literal_address
-from runtime.network_guard import ForbiddenDestination, check_destination, check_url
+from infra.network_guard import ForbiddenDestination, check_destination, check_url
 
 FORBIDDEN_HOSTS = {
     "127.0.0.1": "loopback",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.endpoints import RegistrySnapshot
-from runtime.registry import SnapshotCache
+from services.endpoints import SnapshotCache
 
 
 def _snapshot(version: int) -> RegistrySnapshot:

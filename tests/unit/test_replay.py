@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from runtime.codec import AesGcmCodec, data_converter, parse_key
+from infra.codec import AesGcmCodec, data_converter, parse_key
 from tests.histories.record import TEST_KEY
 from worker import WORKFLOWS, workflow_runner
 

@@ -9,19 +9,21 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from domain.delivery import (
+from domain.activity_contract import (
     DELIVER_WEBHOOK,
+    DELIVERY_FAILED,
     ENDPOINT_DELETED,
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
     HEARTBEAT_EVERY_SECONDS,
     AttemptInput,
-    PostProgress,
+    AttemptProgress,
 )
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.outcome import classify, unreachable
@@ -29,8 +31,7 @@ from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
-from runtime.network_guard import ForbiddenDestination
-from runtime.registry import EndpointRegistry
+from infra.network_guard import ForbiddenDestination
 
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
@@ -38,13 +39,22 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 # Keep this much of a response body in the delivery log.
 STORED_BODY_BYTES = 16 * 1024
 
-# An account's endpoint registry: the activity reads the endpoint as it is at send time.
-RegistryLookup = Callable[[str], EndpointRegistry]
+
+class EndpointSource(Protocol):
+    """An account's endpoints as the activity needs them: read at send time, told of outcomes."""
+
+    async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None: ...
+
+    async def record_outcome(self, outcome: DeliveryOutcome) -> None: ...
+
+
+# The endpoints of an account, by account name.
+EndpointSources = Callable[[str], EndpointSource]
 
 
 def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> bool:
-    """Whether a failed POST ends the delivery: its budget is spent, or no retry could be allowed."""
-    return forbidden or record.attempt >= attempt.max_posts
+    """Whether a failed POST ends the delivery: its attempts are spent, or no retry could be allowed."""
+    return forbidden or record.number >= attempt.max_attempts
 
 
 def _stop(message: str, kind: str) -> ApplicationError:
@@ -61,11 +71,11 @@ class _Heartbeats:
     the first beat sends none: its result or failure says it all.
     """
 
-    def __init__(self, progress: PostProgress) -> None:
+    def __init__(self, progress: AttemptProgress) -> None:
         self._progress = progress
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, progress: PostProgress) -> None:
+    def record(self, progress: AttemptProgress) -> None:
         """A POST was made. A failed one is sent at once: the next attempt reads
         the count of POSTs from it. A success ends the attempt with its record."""
         self._progress = progress
@@ -95,13 +105,13 @@ class DeliveryActivities:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        registries: RegistryLookup,
+        endpoints: EndpointSources,
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
     ) -> None:
         self._http = http
-        self._registries = registries
+        self._endpoints = endpoints
         self._backoff = backoff
         self._http_timeout = http_timeout
         self._health = health
@@ -110,24 +120,24 @@ class DeliveryActivities:
     async def deliver_webhook(self, attempt: AttemptInput) -> AttemptRecord:
         """POST the body; return the attempt on success, raise with it on failure.
 
-        The POSTs made so far travel in the heartbeat details, so an attempt
-        lost with its worker is re-run without spending the endpoint's retries,
-        and one whose POST was already recorded is not POSTed again.
+        The attempts made so far travel in the heartbeat details, so an activity run
+        lost with its worker is run again without spending the delivery's retries,
+        and an attempt already recorded is not POSTed again.
         """
-        progress = PostProgress.from_details(activity.info().heartbeat_details)
-        if progress.last is not None and (progress.last.succeeded or progress.posts >= attempt.max_posts):
+        progress = AttemptProgress.from_details(activity.info().heartbeat_details)
+        if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
         async with _Heartbeats(progress) as heartbeats:
-            registry = self._registries(attempt.account)
-            # A first attempt may read the registry as ingest saw it; a retry reads it now.
+            registry = self._endpoints(attempt.account)
+            # The activity's first run may read the registry as ingest saw it; a retry reads it now.
             seen = attempt.registry_version if activity.info().attempt == 1 else None
             endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
             if endpoint is None:
                 raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
             if endpoint.disabled and attempt.skip_if_disabled:
                 raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
-            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.posts + 1)
-            heartbeats.record(PostProgress(posts=record.attempt, last=record))
+            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1)
+            heartbeats.record(AttemptProgress(attempts=record.number, last=record))
             ends = record.succeeded or _is_last(record, attempt, forbidden)
             # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
             if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
@@ -151,9 +161,9 @@ class DeliveryActivities:
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
-            type=FORBIDDEN_DESTINATION if forbidden else "DeliveryFailed",
+            type=FORBIDDEN_DESTINATION if forbidden else DELIVERY_FAILED,
             non_retryable=_is_last(record, attempt, forbidden),
-            next_retry_delay=timedelta(seconds=self._backoff.delay(record.attempt, retry_after)),
+            next_retry_delay=timedelta(seconds=self._backoff.delay(record.number, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
         )
@@ -163,7 +173,7 @@ class DeliveryActivities:
     ) -> tuple[AttemptRecord, float | None, bool]:
         """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
         started_at = datetime.now(UTC)
-        headers = request_headers(endpoint, attempt.webhook_id, attempt.body, started_at)
+        headers = request_headers(endpoint, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )
@@ -193,7 +203,7 @@ class DeliveryActivities:
             error, forbidden = f"Endpoint not allowed: {exc}", True
         elapsed_ms = round((time.monotonic() - clock) * 1000)
         record = AttemptRecord(
-            attempt=number,
+            number=number,
             started_at=started_at,
             time_spent_ms=elapsed_ms,
             request=request,

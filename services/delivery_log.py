@@ -11,11 +11,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
-from domain.delivery import DeliveryInput, PostProgress
+from domain.activity_contract import AttemptProgress
+from domain.delivery import DeliveryInput
 from domain.events import EventType
+from domain.ids import is_delivery_id
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+from infra.temporal import or_none
 from workflows import search_attributes as sa
 from workflows.delivery import DeliveryWorkflow
 
@@ -49,30 +51,30 @@ class LogFilter:
 
     def visibility_query(self, account: str) -> str:
         """The same filter as an operator types it in the Temporal Web UI."""
-        clauses = [f'WorkflowType = "{DeliveryWorkflow.__name__}"', f"{sa.ACCOUNT.name} = {_quote(account)}"]
+        clauses = [f'WorkflowType = "{DeliveryWorkflow.__name__}"', f"{sa.ACCOUNT.name} = {quoted(account)}"]
         if self.endpoint_id is not None:
-            clauses.append(f"{sa.ENDPOINT_ID.name} = {_quote(self.endpoint_id)}")
+            clauses.append(f"{sa.ENDPOINT_ID.name} = {quoted(self.endpoint_id)}")
         if self.event is not None:
-            clauses.append(f"{sa.EVENT_TYPE.name} = {_quote(self.event.value)}")
+            clauses.append(f"{sa.EVENT_TYPE.name} = {quoted(self.event.value)}")
         if self.result is not None:
             clauses.append(_RESULT_CLAUSES[self.result])
         if self.retried is not None:
             clauses.append(f"{sa.RETRIES.name} {'>' if self.retried else '='} 0")
         if self.order_id is not None:
-            clauses.append(f"{sa.ORDER_ID.name} = {_quote(self.order_id)}")
+            clauses.append(f"{sa.ORDER_ID.name} = {quoted(self.order_id)}")
         if self.since is not None:
-            clauses.append(f"StartTime >= {_quote(_timestamp(self.since))}")
+            clauses.append(f"StartTime >= {quoted(_timestamp(self.since))}")
         if self.until is not None:
-            clauses.append(f"StartTime < {_quote(_timestamp(self.until))}")
+            clauses.append(f"StartTime < {quoted(_timestamp(self.until))}")
         return " AND ".join(clauses)
 
 
-# A delivery's result in visibility terms. A first-attempt success records nothing
-# at its end (see DeliveryWorkflow), so it is a completed run whose result still
-# reads "pending"; a run closed any other way than completing did not deliver.
+# A delivery's result in visibility terms. A first-attempt success records no result
+# (see DeliveryWorkflow): it is a completed run without one. A run closed any other
+# way than completing did not deliver.
 _RESULT_CLAUSES = {
     DeliveryResult.PENDING: 'ExecutionStatus = "Running"',
-    DeliveryResult.SUCCESS: f'ExecutionStatus = "Completed" AND ({sa.RESULT.name} = "{DeliveryResult.PENDING}" '
+    DeliveryResult.SUCCESS: f'ExecutionStatus = "Completed" AND ({sa.RESULT.name} IS NULL '
     f'OR {sa.RESULT.name} = "{DeliveryResult.SUCCESS}")',
     DeliveryResult.FAILED: f'({sa.RESULT.name} = "{DeliveryResult.FAILED}" '
     'OR (ExecutionStatus != "Running" AND ExecutionStatus != "Completed"))',
@@ -80,7 +82,8 @@ _RESULT_CLAUSES = {
 }
 
 
-def _quote(value: str) -> str:
+def quoted(value: str) -> str:
+    """A string literal of the visibility query language."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 
@@ -236,15 +239,10 @@ class DeliveryLog:
 
     async def describe(self, delivery_id: str) -> WorkflowExecutionDescription:
         """The delivery's workflow, if it is a delivery of this account."""
-        if not delivery_id.startswith("delivery/"):
+        if not is_delivery_id(delivery_id):
             raise DeliveryNotFound(delivery_id)
-        try:
-            execution = await self._client.get_workflow_handle(delivery_id).describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise DeliveryNotFound(delivery_id) from None
-            raise
-        if execution.typed_search_attributes.get(sa.ACCOUNT) != self._account:
+        execution = await or_none(self._client.get_workflow_handle(delivery_id).describe())
+        if execution is None or execution.typed_search_attributes.get(sa.ACCOUNT) != self._account:
             raise DeliveryNotFound(delivery_id)
         return execution
 
@@ -290,16 +288,16 @@ def _after(rows: list[WorkflowExecution], cursor: _Cursor | None) -> list[Workfl
 
 def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
     if lower is not None:
-        query += f" AND StartTime >= {_quote(_timestamp(lower))}"
+        query += f" AND StartTime >= {quoted(_timestamp(lower))}"
     if upper is not None:
-        query += f" AND StartTime < {_quote(_timestamp(upper))}"
+        query += f" AND StartTime < {quoted(_timestamp(upper))}"
     return query
 
 
 def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:
     if status == WorkflowExecutionStatus.RUNNING:
         return DeliveryResult.PENDING
-    if recorded and recorded != DeliveryResult.PENDING:
+    if recorded:
         return DeliveryResult(recorded)
     # Completed without recording an outcome: a first-attempt success. Closed any
     # other way (terminated, timed out) without one: it did not deliver.
@@ -320,11 +318,11 @@ async def _pending(client: Client, description: WorkflowExecutionDescription) ->
     for activity in description.raw_description.pending_activities:
         if activity.HasField("next_attempt_schedule_time"):
             state.next_attempt_at = activity.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
-        progress = PostProgress()
+        progress = AttemptProgress()
         if activity.HasField("heartbeat_details"):
             details = await client.data_converter.decode(activity.heartbeat_details.payloads)
-            progress = PostProgress.from_details(details)
-        state.attempts, state.last = progress.posts, progress.last
+            progress = AttemptProgress.from_details(details)
+        state.attempts, state.last = progress.attempts, progress.last
         if progress.last is None and activity.HasField("last_failure"):
             state.error = str(await client.data_converter.decode_failure(activity.last_failure))
     return state

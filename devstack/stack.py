@@ -1,6 +1,6 @@
 """`make run`: the Temporal dev server, the worker and the API, stopped together by Ctrl-C.
 
-python -m runtime.stack [--data-dir .data] [--temporal-port 7233] [--ui-port 8233] [--api-port 8000]
+python -m devstack.stack [--data-dir .data] [--temporal-port 7233] [--ui-port 8233] [--api-port 8000]
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.codec import new_key
-from runtime.devserver import start_dev_server, temporal_binary, wait_until_serving
+from devstack.devserver import start_dev_server, temporal_binary, wait_until_serving
+from infra.codec import new_key
 from settings import get_settings
 
 _STOP_TIMEOUT = 20.0

@@ -1,6 +1,6 @@
 """Accepting an event: one `DeliveryWorkflow` started per subscribed endpoint.
 
-The deliveries' ids come from the event (`delivery/{account}/{event_id}/{n}`),
+The deliveries' ids come from the event (`domain.ids.event_delivery_id`),
 so Temporal's id uniqueness is the idempotency store: delivery 0 is started
 first and carries the acceptance (the body's fingerprint and the endpoints) in
 its memo. A second post of the same id finds it, answers the same deliveries,
@@ -14,13 +14,14 @@ import contextlib
 
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from domain.delivery import AcceptedEvent, DeliveryInput, DeliveryRef, event_deliveries, event_delivery_id
+from domain.delivery import AcceptedEvent, DeliveryInput, DeliveryRef, event_deliveries
 from domain.endpoints import RetrySettings, Subscription
 from domain.events import OrderEvent
-from runtime.deliveries import start_delivery
-from runtime.registry import EndpointRegistry
+from domain.ids import event_delivery_id
+from infra.temporal import or_none
+from services.deliveries import start_delivery
+from services.endpoints import EndpointRegistry
 
 # The memo key of delivery 0 that holds its event's `AcceptedEvent`.
 ACCEPTED_EVENT_MEMO = "accepted_event"
@@ -65,12 +66,9 @@ class EventIngest:
 
     async def _earlier(self, event_id: str) -> AcceptedEvent | None:
         handle = self._client.get_workflow_handle(event_delivery_id(self._account, event_id, 0))
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
+        description = await or_none(handle.describe())
+        if description is None:
+            return None
         found: AcceptedEvent = await description.memo_value(ACCEPTED_EVENT_MEMO, type_hint=AcceptedEvent)
         return found
 

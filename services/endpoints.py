@@ -10,7 +10,7 @@ from typing import TypeVar
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from domain.endpoints import (
     DeliveryOutcome,
@@ -20,7 +20,9 @@ from domain.endpoints import (
     EndpointView,
     RegistrySnapshot,
 )
-from workflows.registry import (
+from domain.ids import registry_workflow_id
+from infra.temporal import is_not_found, or_none
+from workflows.endpoint_registry import (
     INVALID,
     NOT_FOUND,
     VERSION_MEMO,
@@ -28,7 +30,6 @@ from workflows.registry import (
     EndpointRegistryWorkflow,
     RegistryState,
     SecretRotation,
-    registry_workflow_id,
 )
 
 T = TypeVar("T")
@@ -49,10 +50,6 @@ class EndpointRejected(Exception):
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
         self.problems = problems
-
-
-def _is_not_found(err: RPCError) -> bool:
-    return err.status == RPCStatusCode.NOT_FOUND
 
 
 @dataclass
@@ -109,15 +106,11 @@ class EndpointRegistry:
         return self._client.get_workflow_handle_for(EndpointRegistryWorkflow.run, self._workflow_id)
 
     async def endpoints(self) -> list[EndpointView]:
-        try:
-            return await self._handle().query(EndpointRegistryWorkflow.endpoints)
-        except RPCError as err:
-            if _is_not_found(err):  # no endpoint was ever created for this account
-                return []
-            raise
+        # No registry: no endpoint was ever created for this account.
+        return await or_none(self._handle().query(EndpointRegistryWorkflow.endpoints)) or []
 
     async def get(self, endpoint_id: str) -> EndpointView:
-        found = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.endpoint, endpoint_id))
+        found = await or_none(self._handle().query(EndpointRegistryWorkflow.endpoint, endpoint_id))
         if found is None:
             raise EndpointNotFound(endpoint_id)
         return found
@@ -140,17 +133,14 @@ class EndpointRegistry:
 
     async def snapshot(self) -> RegistrySnapshot | None:
         """Every endpoint as of now, or None when the account has none yet."""
-        try:
-            description = await self._handle().describe()
-        except RPCError as err:
-            if _is_not_found(err):
-                return None
-            raise
+        description = await or_none(self._handle().describe())
+        if description is None:
+            return None
         version = await description.memo_value(VERSION_MEMO, 0, type_hint=int)
         cached = self._cache.current(self._account, version)
         if cached is not None:
             return cached
-        fresh = await self._query_or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
+        fresh = await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
         if fresh is not None:
             self._cache.keep(self._account, fresh)
         return fresh
@@ -195,16 +185,6 @@ class EndpointRegistry:
         )
 
     @staticmethod
-    async def _query_or_none(query: Awaitable[T]) -> T | None:
-        """The query's answer, or None when the account has no registry yet."""
-        try:
-            return await query
-        except RPCError as err:
-            if _is_not_found(err):
-                return None
-            raise
-
-    @staticmethod
     async def _update(call: Awaitable[T], endpoint_id: str | None) -> T:
         """Await a registry update, turning its refusals into the API's errors."""
         try:
@@ -217,6 +197,6 @@ class EndpointRegistry:
                 raise EndpointRejected(list(cause.details[0])) from None
             raise
         except RPCError as err:
-            if endpoint_id is not None and _is_not_found(err):
+            if endpoint_id is not None and is_not_found(err):
                 raise EndpointNotFound(endpoint_id) from None
             raise

@@ -1,4 +1,4 @@
-"""Endpoint configuration as an entity workflow: one per account, `endpoints/{account}`.
+"""Endpoint configuration as an entity workflow: one per account (`domain.ids.registry_workflow_id`).
 
 Updates change it (their validators reject bad input before anything is written,
 so the history is an audit trail of accepted changes only); queries read it, so
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         EndpointView,
         RegistrySnapshot,
     )
+    from domain.ids import first_connection_id
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
@@ -39,10 +40,6 @@ INVALID = "InvalidEndpoint"
 # The memo key of the registry's version, which counts its changes: readers that
 # kept a snapshot learn from one describe whether it is still current.
 VERSION_MEMO = "version"
-
-
-def registry_workflow_id(account: str) -> str:
-    return f"endpoints/{account}"
 
 
 class RegistryState(BaseModel):
@@ -121,7 +118,7 @@ class EndpointRegistryWorkflow:
         # First connection: a new endpoint always receives an ORDER_SHIPPED sample.
         await start_delivery_child(
             DeliveryInput(
-                delivery_id=f"delivery/first-connection/{endpoint_id}",
+                delivery_id=first_connection_id(endpoint_id),
                 kind=DeliveryKind.FIRST_CONNECTION,
                 account=self._account,
                 endpoint_id=endpoint_id,

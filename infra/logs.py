@@ -9,6 +9,8 @@ import temporalio.activity
 import temporalio.workflow
 from pythonjsonlogger.json import JsonFormatter
 
+from domain.ids import is_delivery_id
+
 _HANDLER_NAME = "webhooks-json"
 
 
@@ -17,7 +19,7 @@ class DeliveryIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = getattr(record, "temporal_activity", None) or getattr(record, "temporal_workflow", None)
-        if isinstance(context, dict) and str(context.get("workflow_id", "")).startswith("delivery/"):
+        if isinstance(context, dict) and is_delivery_id(str(context.get("workflow_id", ""))):
             record.delivery_id = context["workflow_id"]
         return True
 

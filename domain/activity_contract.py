@@ -1,0 +1,82 @@
+"""The contract between the workflows and the activities they call.
+
+Activity names, their inputs and answers, their time limits, what their
+heartbeats carry and the failure types that end a delivery without a retry.
+Workflows and activities both import it; neither knows the other's insides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
+
+from domain.delivery import DEFAULT_ACCOUNT
+from domain.records import AttemptRecord
+
+DELIVER_WEBHOOK = "deliver_webhook"
+RECOVER_DELIVERIES = "recover_deliveries"
+
+# Failure types of `deliver_webhook` that end a delivery at once.
+ENDPOINT_DELETED = "EndpointDeleted"
+FORBIDDEN_DESTINATION = "ForbiddenDestination"
+ENDPOINT_DISABLED = "EndpointDisabled"
+# A failed POST; retried until the delivery's attempts are spent.
+DELIVERY_FAILED = "DeliveryFailed"
+
+# The delivery activity's own time limit in Temporal; one POST must end well within it.
+ATTEMPT_TIMEOUT_SECONDS = 60
+# A worker that dies mid-attempt is noticed when its heartbeats stop.
+HEARTBEAT_EVERY_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 10
+# Runs of the activity lost with their worker (no POST recorded) allowed beyond the delivery's attempts.
+LOST_RUNS_ALLOWED = 5
+
+RECOVERY_TIMEOUT_SECONDS = 30 * 60
+RECOVERY_HEARTBEAT_TIMEOUT_SECONDS = 60
+
+
+class AttemptInput(BaseModel):
+    """One run of the `deliver_webhook` activity. The endpoint's secrets are looked up at send time."""
+
+    delivery_id: str
+    message_id: str  # the `webhook-id` header
+    account: str
+    endpoint_id: str
+    body: str
+    max_attempts: int  # POSTs this delivery may make: 1 + the endpoint's retries when enabled
+    skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
+    registry_version: int | None = None  # see DeliveryInput
+
+
+class AttemptProgress(BaseModel):
+    """What the delivery activity's heartbeat carries from one activity run to the
+    next: the attempts (POSTs) made for this delivery, and the last one's record."""
+
+    # Histories recorded before the rename call them `posts`.
+    attempts: Annotated[int, Field(validation_alias=AliasChoices("attempts", "posts"))] = 0
+    last: AttemptRecord | None = None
+
+    @classmethod
+    def from_details(cls, details: Sequence[Any]) -> AttemptProgress:
+        if not details:
+            return cls()
+        try:
+            return cls.model_validate(details[0])
+        except ValidationError:
+            return cls()
+
+
+class RecoveryRequest(BaseModel):
+    """Re-run every failed delivery of an endpoint started since a moment."""
+
+    account: str = DEFAULT_ACCOUNT
+    endpoint_id: str
+    since: datetime
+
+
+class RecoveryResult(BaseModel):
+    found: int  # failed deliveries since then
+    started: int  # re-runs this recovery started (the others were recovered before)

@@ -1,0 +1,71 @@
+"""Every workflow id the service makes, and what can be read back from one.
+
+Ids are derived, not stored: a re-post of an event, a second recovery or a
+retried activity computes the same id and finds the workflow already started,
+which is what makes those steps idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DELIVERY_PREFIX = "delivery/"
+FIRST_CONNECTION = "first-connection"
+RECOVERED_SUFFIX = "/recovered"
+
+
+def event_delivery_id(account: str, event_id: str, index: int) -> str:
+    """The event's deliveries are numbered from 0 in the order their endpoints were
+    subscribed at acceptance: derivable from the event alone, so a re-post finds them."""
+    return f"{DELIVERY_PREFIX}{account}/{event_id}/{index}"
+
+
+def first_connection_id(endpoint_id: str) -> str:
+    """The ORDER_SHIPPED sample a new endpoint receives: one per endpoint, ever."""
+    return f"{DELIVERY_PREFIX}{FIRST_CONNECTION}/{endpoint_id}"
+
+
+def test_delivery_id(test_id: str, endpoint_id: str) -> str:
+    return f"{DELIVERY_PREFIX}{test_id}/{endpoint_id}"
+
+
+def rerun_id(delivery_id: str, token: str) -> str:
+    """A re-run asked for by a person: a new id each time (`token` is random)."""
+    return f"{delivery_id}/rerun-{token}"
+
+
+def recovered_id(delivery_id: str) -> str:
+    """The re-run bulk recovery makes of a delivery: one at most, whoever asks how often."""
+    return f"{delivery_id}{RECOVERED_SUFFIX}"
+
+
+def recovery_workflow_id(endpoint_id: str, token: str) -> str:
+    return f"recovery/{endpoint_id}/{token}"
+
+
+def registry_workflow_id(account: str) -> str:
+    """The entity workflow holding an account's endpoints."""
+    return f"endpoints/{account}"
+
+
+def is_delivery_id(workflow_id: str) -> bool:
+    return workflow_id.startswith(DELIVERY_PREFIX)
+
+
+@dataclass(frozen=True)
+class EventDeliveryId:
+    """The parts of an event's delivery id (`delivery/{account}/{event_id}/{n}`)."""
+
+    account: str
+    event_id: str
+    index: int
+
+
+def parse_event_delivery_id(workflow_id: str) -> EventDeliveryId | None:
+    """The parts of an event's own delivery id; None for any other id (tests, re-runs, first connections)."""
+    if not is_delivery_id(workflow_id):
+        return None
+    parts = workflow_id.removeprefix(DELIVERY_PREFIX).split("/")
+    if len(parts) != 3 or not parts[2].isdigit() or parts[0] == FIRST_CONNECTION:
+        return None
+    return EventDeliveryId(account=parts[0], event_id=parts[1], index=int(parts[2]))

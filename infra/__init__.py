@@ -1,0 +1,1 @@
+"""Process plumbing: the Temporal client and its encrypted converter, logs, the HTTP client and its network guard."""

@@ -1,0 +1,46 @@
+"""Starting deliveries from outside a workflow: events, tests of an endpoint, re-runs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from domain.delivery import DeliveryInput
+from domain.ids import test_delivery_id
+from domain.records import DeliveryKind, DeliveryRecord
+from domain.samples import sample_tracking_update
+from services.endpoints import EndpointRegistry
+from workflows.delivery import DeliveryWorkflow, delivery_start_options
+
+
+async def start_delivery(
+    client: Client, task_queue: str, delivery: DeliveryInput, memo: Mapping[str, Any] | None = None
+) -> WorkflowHandle[DeliveryWorkflow, DeliveryRecord]:
+    return await client.start_workflow(
+        DeliveryWorkflow.run, delivery, task_queue=task_queue, **delivery_start_options(delivery, memo)
+    )
+
+
+async def send_test(
+    client: Client, task_queue: str, account: str, registry: EndpointRegistry, endpoint_id: str
+) -> DeliveryRecord:
+    """Send the seed's sample TRACKING_UPDATE once (never retried) and wait for what came back.
+
+    Raises EndpointNotFound.
+    """
+    endpoint = await registry.get(endpoint_id)
+    test_id = f"test-{uuid.uuid4().hex[:16]}"
+    delivery = DeliveryInput(
+        delivery_id=test_delivery_id(test_id, endpoint_id),
+        kind=DeliveryKind.TEST,
+        account=account,
+        endpoint_id=endpoint_id,
+        endpoint_url=endpoint.url,
+        event=sample_tracking_update(test_id),
+        max_attempts=1,
+    )
+    handle = await start_delivery(client, task_queue, delivery)
+    return await handle.result()

@@ -1,0 +1,107 @@
+"""Re-runs: one finished delivery again, or an endpoint's failed ones since a moment (recovery)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from domain.activity_contract import RecoveryRequest, RecoveryResult
+from domain.delivery import DeliveryInput
+from domain.ids import recovered_id, recovery_workflow_id, rerun_id
+from domain.records import DeliveryKind, DeliveryResult
+from services.deliveries import start_delivery
+from services.delivery_log import DeliveryLog, LogFilter, quoted
+from services.endpoints import EndpointRegistry
+from workflows import search_attributes as sa
+from workflows.recovery import RecoveryWorkflow
+
+
+class DeliveryStillPending(Exception):
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"delivery {delivery_id} is still pending; re-run it once it has finished")
+
+
+async def rerun_delivery(
+    client: Client,
+    task_queue: str,
+    log: DeliveryLog,
+    registry: EndpointRegistry,
+    delivery_id: str,
+    *,
+    new_id: str | None = None,
+    kind: DeliveryKind = DeliveryKind.RERUN,
+) -> DeliveryInput:
+    """Start a finished delivery again as a new one, with its endpoint's current configuration.
+
+    Raises DeliveryNotFound, DeliveryStillPending, EndpointNotFound (the endpoint
+    is gone) and, for a `new_id` already taken, WorkflowAlreadyStartedError.
+    """
+    execution = await log.describe(delivery_id)
+    if execution.status == WorkflowExecutionStatus.RUNNING:
+        raise DeliveryStillPending(delivery_id)
+    original = await log.delivery_input(delivery_id, execution.run_id)
+    endpoint = await registry.get(original.endpoint_id)
+    rerun = original.model_copy(
+        update={
+            "delivery_id": new_id or rerun_id(delivery_id, uuid.uuid4().hex[:8]),
+            "kind": kind,
+            "endpoint_url": endpoint.url,
+            "max_attempts": endpoint.retry.max_attempts,
+            "rerun_of": delivery_id,
+            "message_id": original.message_id,
+        }
+    )
+    await start_delivery(client, task_queue, rerun)
+    return rerun
+
+
+async def recover_endpoint(client: Client, task_queue: str, request: RecoveryRequest) -> RecoveryResult:
+    """Run a recovery (as a workflow, so it survives restarts) and wait for its count."""
+    return await client.execute_workflow(
+        RecoveryWorkflow.run,
+        request,
+        id=recovery_workflow_id(request.endpoint_id, uuid.uuid4().hex[:12]),
+        task_queue=task_queue,
+        static_summary=f"Recover failed deliveries of {request.endpoint_id} since {request.since.isoformat()}",
+    )
+
+
+async def recover_failed(
+    client: Client,
+    task_queue: str,
+    registry: EndpointRegistry,
+    request: RecoveryRequest,
+    progress: Callable[[int], None],
+) -> RecoveryResult:
+    """Re-run an endpoint's failed and skipped deliveries since a moment, each at most once.
+
+    Idempotent: a delivery's recovered re-run has a fixed id, so running this
+    again, or a second recovery, finds it started and moves on. `progress` is
+    told how many deliveries were found so far.
+    """
+    log = DeliveryLog(client, request.account, web_ui_url="")
+    since = LogFilter(endpoint_id=request.endpoint_id, since=request.since).visibility_query(request.account)
+    unsent = f"{sa.RESULT.name} IN ({quoted(DeliveryResult.FAILED)}, {quoted(DeliveryResult.SKIPPED)})"
+    # Re-runs made by recovery are not recovered again: each failure gets one second chance.
+    query = f"{since} AND {unsent} AND {sa.KIND.name} != {quoted(DeliveryKind.RECOVERY)}"
+    found = started = 0
+    async for execution in client.list_workflows(query):
+        found += 1
+        try:
+            await rerun_delivery(
+                client,
+                task_queue,
+                log,
+                registry,
+                execution.id,
+                new_id=recovered_id(execution.id),
+                kind=DeliveryKind.RECOVERY,
+            )
+            started += 1
+        except WorkflowAlreadyStartedError:
+            pass
+        progress(found)
+    return RecoveryResult(found=found, started=started)
