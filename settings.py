@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.activity_contract import ATTEMPT_TIMEOUT_SECONDS
 from domain.delivery import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
 from domain.endpoints import HealthPolicy
+from domain.retry import Backoff
 from infra.codec import AesGcmCodec, parse_key
 
 AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
@@ -52,6 +53,8 @@ class Settings(BaseSettings):
     retry_initial_interval: Annotated[float, Field(gt=0)] = 10.0
     retry_backoff: Annotated[float, Field(ge=1.0)] = 2.0
     retry_max_interval: Annotated[float, Field(gt=0)] = 3600.0
+    # The longest Retry-After honoured; not capped by retry_max_interval.
+    retry_after_max: Annotated[float, Field(gt=0)] = 7200.0
     http_timeout: Annotated[float, Field(gt=0, le=ATTEMPT_TIMEOUT_SECONDS - 10)] = 10.0
 
     @field_validator("encryption_key", "encryption_old_keys")
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     def account_tokens(self) -> list[tuple[str, SecretStr]]:
         tokens = [(DEFAULT_ACCOUNT, self.api_token)] if self.api_token else []
         return tokens + list(self.api_tokens.items())
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.retry_initial_interval, self.retry_backoff, self.retry_max_interval, self.retry_after_max)
 
     def health_policy(self) -> HealthPolicy:
         return HealthPolicy(failures=self.disable_after_failures, seconds=self.disable_after_hours * 3600)

@@ -21,19 +21,20 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.deliver_webhook import DeliveryActivities
 from activities.recover_deliveries import RecoveryActivities
 from domain.activity_contract import RecoveryRequest, RecoveryResult
-from domain.retry import Backoff
 from infra.http import http_client
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect, metrics_runtime
 from services.endpoints import EndpointRegistry, SnapshotCache
+from services.flow import EndpointFlow
 from services.reruns import recover_failed
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
+from workflows.endpoint_flow import EndpointFlowWorkflow
 from workflows.endpoint_registry import EndpointRegistryWorkflow
 from workflows.recovery import RecoveryWorkflow
 
-WORKFLOWS = [DeliveryWorkflow, EndpointRegistryWorkflow, RecoveryWorkflow]
+WORKFLOWS = [DeliveryWorkflow, EndpointRegistryWorkflow, EndpointFlowWorkflow, RecoveryWorkflow]
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -68,6 +69,9 @@ async def delivery_worker(
     def registries(account: str) -> EndpointRegistry:
         return EndpointRegistry(client, settings.task_queue, account, snapshots)
 
+    def schedules(account: str) -> EndpointFlow:
+        return EndpointFlow(client, settings.task_queue, account)
+
     async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
 
@@ -76,7 +80,8 @@ async def delivery_worker(
         delivery = DeliveryActivities(
             http=http,
             endpoints=registries,
-            backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
+            schedules=schedules,
+            backoff=settings.backoff(),
             http_timeout=settings.http_timeout,
             health=settings.health_policy(),
         )

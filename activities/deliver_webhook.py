@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +12,8 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.flow_control import FlowSchedules, HeldBack, is_ordered, log_held, wait_for_turn
+from activities.http_errors import describe
 from domain.activity_contract import (
     DELIVER_WEBHOOK,
     DELIVERY_FAILED,
@@ -22,13 +21,15 @@ from domain.activity_contract import (
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
     HEARTBEAT_EVERY_SECONDS,
+    LOST_RUNS_ALLOWED,
+    RUNS_LOST,
     AttemptInput,
     AttemptProgress,
 )
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
-from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
+from domain.retry import THROTTLE_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
@@ -47,6 +48,8 @@ class EndpointSource(Protocol):
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None: ...
 
+    async def throttle(self, endpoint_id: str, until: datetime) -> None: ...
+
 
 # The endpoints of an account, by account name.
 EndpointSources = Callable[[str], EndpointSource]
@@ -57,9 +60,10 @@ def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> b
     return forbidden or record.number >= attempt.max_attempts
 
 
-def _stop(message: str, kind: str) -> ApplicationError:
-    """A delivery that ends without a POST: nothing to retry."""
-    return ApplicationError(message, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
+def _stop(message: str, kind: str, last: AttemptRecord | None = None) -> ApplicationError:
+    """A delivery that ends without a (further) POST: nothing to retry."""
+    details = [last.model_dump(mode="json")] if last else []
+    return ApplicationError(message, *details, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
 
 
 class _Heartbeats:
@@ -76,8 +80,8 @@ class _Heartbeats:
         self._task: asyncio.Task[None] | None = None
 
     def record(self, progress: AttemptProgress) -> None:
-        """A POST was made. A failed one is sent at once: the next attempt reads
-        the count of POSTs from it. A success ends the attempt with its record."""
+        """A POST was made, or the run is held back. Either is sent at once (the next
+        run reads the counts from it), but a success: it ends the run with its record."""
         self._progress = progress
         if progress.last is None or not progress.last.succeeded:
             activity.heartbeat(progress.model_dump(mode="json"))
@@ -100,18 +104,20 @@ class _Heartbeats:
 
 
 class DeliveryActivities:
-    """Holds what every attempt shares: the worker's HTTP client and Temporal client."""
+    """Holds what every attempt shares: the worker's HTTP client and its views of Temporal."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         endpoints: EndpointSources,
+        schedules: FlowSchedules,
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
     ) -> None:
         self._http = http
         self._endpoints = endpoints
+        self._schedules = schedules
         self._backoff = backoff
         self._http_timeout = http_timeout
         self._health = health
@@ -122,35 +128,81 @@ class DeliveryActivities:
 
         The attempts made so far travel in the heartbeat details, so an activity run
         lost with its worker is run again without spending the delivery's retries,
-        and an attempt already recorded is not POSTed again.
+        and an attempt already recorded is not POSTed again. A run the endpoint's
+        flow control holds back ends without a POST and is retried when it may go.
         """
+        run = activity.info().attempt
         progress = AttemptProgress.from_details(activity.info().heartbeat_details)
         if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
+            await self._release(attempt, progress.ordered)
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
+        if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
+            await self._release(attempt, progress.ordered)
+            raise _stop(f"Delivery attempts were lost with their workers {progress.lost_runs(run)} times", RUNS_LOST)
         async with _Heartbeats(progress) as heartbeats:
             registry = self._endpoints(attempt.account)
             # The activity's first run may read the registry as ingest saw it; a retry reads it now.
-            seen = attempt.registry_version if activity.info().attempt == 1 else None
+            seen = attempt.registry_version if run == 1 else None
             endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
             if endpoint is None:
+                await self._release(attempt, progress.ordered)
                 raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
+            ordered = is_ordered(endpoint, attempt)
             if endpoint.disabled and attempt.skip_if_disabled:
+                await self._release(attempt, ordered)
                 raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
+            try:
+                await wait_for_turn(self._schedules(attempt.account), endpoint, attempt, progress)
+            except HeldBack as held:
+                log_held(attempt, held)
+                heartbeats.record(progress.model_copy(update={"held": progress.held + 1, "ordered": ordered}))
+                raise held.failure(datetime.now(UTC)) from None
             record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1)
-            heartbeats.record(AttemptProgress(attempts=record.number, last=record))
+            heartbeats.record(
+                progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
+            )
+            delay = self._backoff.delay(record.number, retry_after)
+            if record.response is not None and record.response.status_code in THROTTLE_STATUSES:
+                await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
             ends = record.succeeded or _is_last(record, attempt, forbidden)
-            # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
-            if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
-                outcome = DeliveryOutcome(
-                    endpoint_id=endpoint.id,
-                    delivery_id=attempt.delivery_id,
-                    succeeded=record.succeeded,
-                    at=record.started_at,
-                    policy=self._health,
-                )
-                heartbeats.send()  # the POST is recorded before a wait on the registry
-                await registry.record_outcome(outcome)
+            if ends:
+                await self._ended(registry, endpoint, attempt, record, heartbeats)
+                await self._release(attempt, ordered)
         return self._conclude(record, attempt, retry_after, forbidden)
+
+    async def _throttle(
+        self, registry: EndpointSource, endpoint: Endpoint, until: datetime, heartbeats: _Heartbeats
+    ) -> None:
+        """Pause every delivery to the endpoint until then; an equal or longer pause is set already."""
+        if endpoint.throttled_until is None or endpoint.throttled_until < until:
+            heartbeats.send()  # the POST is recorded before a wait on the registry
+            await registry.throttle(endpoint.id, until)
+
+    async def _ended(
+        self,
+        registry: EndpointSource,
+        endpoint: Endpoint,
+        attempt: AttemptInput,
+        record: AttemptRecord,
+        heartbeats: _Heartbeats,
+    ) -> None:
+        """Health counts deliveries, not attempts: report ends, and successes only when they end a run."""
+        if self._health.failures == 0 or (record.succeeded and not endpoint.health.failed_deliveries):
+            return
+        outcome = DeliveryOutcome(
+            endpoint_id=endpoint.id,
+            delivery_id=attempt.delivery_id,
+            succeeded=record.succeeded,
+            at=record.started_at,
+            policy=self._health,
+        )
+        heartbeats.send()  # the POST is recorded before a wait on the registry
+        await registry.record_outcome(outcome)
+
+    async def _release(self, attempt: AttemptInput, ordered: bool) -> None:
+        """The delivery ends: the next one of its order may go."""
+        if ordered and attempt.order_id is not None:
+            await self._schedules(attempt.account).release(attempt.endpoint_id, attempt.order_id, attempt.delivery_id)
 
     def _conclude(
         self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, forbidden: bool
@@ -195,10 +247,10 @@ class DeliveryActivities:
                 error = classify(resp.status_code, resp.headers.get("content-type"), body)
             else:
                 error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
-            if error and resp.status_code in RETRY_AFTER_STATUSES:
+            if error and resp.status_code in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC))
         except httpx.HTTPError as exc:
-            error = unreachable(_describe(exc, self._http_timeout))
+            error = unreachable(describe(exc, self._http_timeout))
         except ForbiddenDestination as exc:
             error, forbidden = f"Endpoint not allowed: {exc}", True
         elapsed_ms = round((time.monotonic() - clock) * 1000)
@@ -241,32 +293,3 @@ def _flat_headers(headers: httpx.Headers) -> dict[str, str]:
     for name, value in headers.multi_items():
         flat[name] = f"{flat[name]}, {value}" if name in flat else value
     return flat
-
-
-def _describe(exc: httpx.HTTPError, timeout: float) -> str:
-    """Why no response came, in words: the cause an operator can act on."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"connection not established within {timeout:g}s"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no response within {timeout:g}s"
-    root = _root_cause(exc)
-    if isinstance(exc, httpx.ConnectError):
-        if isinstance(root, ssl.SSLError):
-            return f"TLS handshake failed ({root.reason or root})"
-        if isinstance(root, socket.gaierror):
-            return f"DNS lookup failed ({root.strerror})"
-        if isinstance(root, OSError) and root.errno:
-            return f"could not connect ({os.strerror(root.errno)})"
-        return f"could not connect ({exc or root})"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection closed before a complete response ({exc})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
-            seen = seen.exceptions[0]
-    return seen

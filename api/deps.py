@@ -15,6 +15,7 @@ from domain.delivery import DEFAULT_ACCOUNT
 from infra.network_guard import check_url
 from services.delivery_log import DeliveryLog
 from services.endpoints import EndpointRegistry, SnapshotCache
+from services.flow import EndpointFlow
 from services.ingest import EventIngest
 from settings import Settings
 
@@ -73,7 +74,9 @@ RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
 
 
 def get_ingest(client: ClientDep, settings: SettingsDep, account: AccountDep, registry: RegistryDep) -> EventIngest:
-    return EventIngest(client, settings.task_queue, account, registry)
+    return EventIngest(
+        client, settings.task_queue, account, registry, EndpointFlow(client, settings.task_queue, account)
+    )
 
 
 IngestDep = Annotated[EventIngest, Depends(get_ingest)]

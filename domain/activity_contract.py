@@ -25,6 +25,11 @@ FORBIDDEN_DESTINATION = "ForbiddenDestination"
 ENDPOINT_DISABLED = "EndpointDisabled"
 # A failed POST; retried until the delivery's attempts are spent.
 DELIVERY_FAILED = "DeliveryFailed"
+# Not a POST: the endpoint's throttle, rate limit or FIFO queue holds the delivery back
+# until the failure's next_retry_delay. Retried without spending an attempt.
+HELD_BACK = "HeldBack"
+# More activity runs were lost with their workers than LOST_RUNS_ALLOWED.
+RUNS_LOST = "RunsLost"
 
 # The delivery activity's own time limit in Temporal; one POST must end well within it.
 ATTEMPT_TIMEOUT_SECONDS = 60
@@ -49,6 +54,8 @@ class AttemptInput(BaseModel):
     max_attempts: int  # POSTs this delivery may make: 1 + the endpoint's retries when enabled
     skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
     registry_version: int | None = None  # see DeliveryInput
+    # Set for an event's own delivery: the order it queues behind on a FIFO endpoint.
+    order_id: str | None = None
 
 
 class AttemptProgress(BaseModel):
@@ -58,6 +65,12 @@ class AttemptProgress(BaseModel):
     # Histories recorded before the rename call them `posts`.
     attempts: Annotated[int, Field(validation_alias=AliasChoices("attempts", "posts"))] = 0
     last: AttemptRecord | None = None
+    held: int = 0  # runs that ended held back by the endpoint's flow control, not POSTing
+    ordered: bool = False  # the delivery holds its order's place in a FIFO queue until it ends
+
+    def lost_runs(self, run: int) -> int:
+        """Runs before `run` (1-based) that ended neither with a recorded POST nor held back."""
+        return run - 1 - self.attempts - self.held
 
     @classmethod
     def from_details(cls, details: Sequence[Any]) -> AttemptProgress:

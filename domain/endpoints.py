@@ -8,6 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from domain.events import EventType
+from domain.flow import Ordering, RateLimit
 from domain.signing import SigningSecret
 from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
 
@@ -81,6 +82,8 @@ class EndpointSpec(_Model):
     description: Annotated[str, Field(max_length=1024)] = ""
     # A disabled endpoint's events are recorded as skipped; PATCH false to re-enable.
     disabled: bool = False
+    rate_limit: RateLimit | None = None
+    ordering: Ordering = Ordering.NONE
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -90,7 +93,7 @@ class EndpointSpec(_Model):
 
 
 class EndpointPatch(_Model):
-    """Any subset of the spec (`PATCH /v1/endpoints/{id}`); null clears auth or the custom header."""
+    """Any subset of the spec (`PATCH /v1/endpoints/{id}`); null clears auth, the custom header or the rate limit."""
 
     url: AbsoluteHttpUrl | None = None
     events: Events | None = None
@@ -99,6 +102,8 @@ class EndpointPatch(_Model):
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] | None = None
     disabled: bool | None = None
+    rate_limit: RateLimit | None = None
+    ordering: Ordering | None = None
 
     @model_serializer(mode="wrap")
     def _only_fields_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -108,7 +113,7 @@ class EndpointPatch(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        for field in ("url", "events", "retry", "description", "disabled"):
+        for field in ("url", "events", "retry", "description", "disabled", "ordering"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field}: cannot be null")
         _check_events(self.events)
@@ -174,13 +179,15 @@ class Endpoint(EndpointSpec):
     updated_at: datetime
     signing_secrets: list[SigningSecret] = []
     health: EndpointHealth = EndpointHealth()
+    # Set by a receiver's 429, 502, 503 or 504: no POST to the endpoint before then.
+    throttled_until: datetime | None = None
 
     @property
     def spec(self) -> EndpointSpec:
         return EndpointSpec.model_validate(self.model_dump(include=set(EndpointSpec.model_fields)))
 
     def subscription(self) -> Subscription:
-        return Subscription(endpoint_id=self.id, url=self.url, retry=self.retry)
+        return Subscription(endpoint_id=self.id, url=self.url, retry=self.retry, ordering=self.ordering)
 
     def masked(self) -> EndpointView:
         auth = self.auth and MaskedAuth(username=self.auth.username)
@@ -233,6 +240,10 @@ class EndpointView(BaseModel):
     disabled: bool
     disabled_reason: str | None
     failed_deliveries_in_a_row: int
+    rate_limit: RateLimit | None = None
+    ordering: Ordering = Ordering.NONE
+    # When the receiver last asked us to slow down (429, 502, 503, 504): nothing is POSTed before.
+    throttled_until: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -243,6 +254,7 @@ class Subscription(BaseModel):
     endpoint_id: str
     url: str
     retry: RetrySettings
+    ordering: Ordering = Ordering.NONE
 
 
 class RegistrySnapshot(BaseModel):

@@ -69,3 +69,8 @@ def parse_event_delivery_id(workflow_id: str) -> EventDeliveryId | None:
     if len(parts) != 3 or not parts[2].isdigit() or parts[0] == FIRST_CONNECTION:
         return None
     return EventDeliveryId(account=parts[0], event_id=parts[1], index=int(parts[2]))
+
+
+def flow_workflow_id(account: str, endpoint_id: str) -> str:
+    """The entity workflow keeping an endpoint's rate-limit schedule and FIFO queues."""
+    return f"flow/{account}/{endpoint_id}"

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-# Statuses whose Retry-After header the receiver means as a request to us.
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Answers that mean the receiver is overloaded: they throttle the whole endpoint, until
+# their Retry-After or, without one, the failed delivery's next retry (Standard Webhooks).
+THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -15,15 +16,19 @@ class Backoff:
     initial: float
     multiplier: float
     maximum: float
+    retry_after_maximum: float = 7200.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
 
-        A receiver's Retry-After wins over the schedule, capped at `maximum`.
+        The larger of the schedule (capped at `maximum`) and the receiver's
+        Retry-After (capped at `retry_after_maximum`, not at `maximum`: a receiver
+        that asks for an hour's rest gets it even when retries are an hour apart).
         """
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.maximum)
-        return min(self.initial * self.multiplier ** (attempt - 1), self.maximum)
+        scheduled = min(self.initial * self.multiplier ** (attempt - 1), self.maximum)
+        if retry_after is None:
+            return scheduled
+        return max(scheduled, min(max(retry_after, 0.0), self.retry_after_maximum))
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

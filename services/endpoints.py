@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
@@ -28,6 +29,7 @@ from workflows.endpoint_registry import (
     VERSION_MEMO,
     EndpointEdit,
     EndpointRegistryWorkflow,
+    EndpointThrottle,
     RegistryState,
     SecretRotation,
 )
@@ -178,6 +180,10 @@ class EndpointRegistry:
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
+
+    async def throttle(self, endpoint_id: str, until: datetime) -> None:
+        throttle = EndpointThrottle(endpoint_id=endpoint_id, until=until)
+        await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
 
     async def delete(self, endpoint_id: str) -> None:
         await self._update(

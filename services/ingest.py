@@ -18,10 +18,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.delivery import AcceptedEvent, DeliveryInput, DeliveryRef, event_deliveries
 from domain.endpoints import RetrySettings, Subscription
 from domain.events import OrderEvent
+from domain.flow import Ordering
 from domain.ids import event_delivery_id
 from infra.temporal import or_none
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry
+from services.flow import EndpointFlow
 
 # The memo key of delivery 0 that holds its event's `AcceptedEvent`.
 ACCEPTED_EVENT_MEMO = "accepted_event"
@@ -35,11 +37,14 @@ class EventConflict(Exception):
 class EventIngest:
     """One account's door for events."""
 
-    def __init__(self, client: Client, task_queue: str, account: str, registry: EndpointRegistry) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, account: str, registry: EndpointRegistry, flow: EndpointFlow
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
         self._registry = registry
+        self._flow = flow
 
     async def accept(self, event: OrderEvent) -> list[DeliveryRef]:
         """Start the event's deliveries; when this returns, every one is durably started.
@@ -62,7 +67,23 @@ class EventIngest:
             assert earlier is not None, "delivery 0 exists, so it has its memo"
             return await self._again(event, accepted, earlier)
         await asyncio.gather(*(start_delivery(self._client, self._task_queue, d) for d in rest))
+        await self._queue_in_order(event, [first, *rest], subscriptions)
         return accepted.refs(self._account, event.id)
+
+    async def _queue_in_order(
+        self, event: OrderEvent, deliveries: list[DeliveryInput], subscriptions: list[Subscription]
+    ) -> None:
+        """Before the 202, FIFO endpoints learn each delivery's place in its order's queue,
+        so events posted one after the other are POSTed in that order. Started first: a
+        crash in between leaves a delivery that takes its place when it first asks."""
+        fifo = {s.endpoint_id for s in subscriptions if s.ordering == Ordering.FIFO}
+        await asyncio.gather(
+            *(
+                self._flow.enqueue(d.endpoint_id, event.order.order_id, [d.delivery_id])
+                for d in deliveries
+                if d.endpoint_id in fifo
+            )
+        )
 
     async def _earlier(self, event_id: str) -> AcceptedEvent | None:
         handle = self._client.get_workflow_handle(event_delivery_id(self._account, event_id, 0))

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         ENDPOINT_DISABLED,
         FORBIDDEN_DESTINATION,
         HEARTBEAT_TIMEOUT_SECONDS,
-        LOST_RUNS_ALLOWED,
+        RUNS_LOST,
         AttemptInput,
         AttemptProgress,
     )
@@ -43,6 +43,7 @@ class DeliveryWorkflow:
             max_attempts=delivery.max_attempts,
             skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
             registry_version=delivery.registry_version,
+            order_id=delivery.event.order.order_id if delivery.kind == DeliveryKind.EVENT else None,
         )
         attempt: AttemptRecord | None
         error: str | None = None
@@ -54,12 +55,13 @@ class DeliveryWorkflow:
                 start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
                 heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
                 # The activity sets each failure's next_retry_delay itself (backoff
-                # from the worker's settings, or the receiver's Retry-After) and ends
-                # the retries at the delivery's count of POSTs; the activity runs this
-                # policy allows beyond that are for ones lost with their worker.
+                # from the worker's settings, the receiver's Retry-After, or the wait
+                # its endpoint's flow control asks for) and ends the retries itself:
+                # at the delivery's count of POSTs, or after LOST_RUNS_ALLOWED runs
+                # lost with their worker. Runs held back by flow control are unbounded.
                 retry_policy=RetryPolicy(
-                    maximum_attempts=delivery.max_attempts + LOST_RUNS_ALLOWED,
-                    non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION],
+                    maximum_attempts=0,
+                    non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION, RUNS_LOST],
                 ),
             )
             retries = attempt.number - 1

@@ -7,7 +7,7 @@ the API always sees the latest accepted state.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
@@ -51,6 +51,13 @@ class RegistryState(BaseModel):
 class EndpointEdit(BaseModel):
     endpoint_id: str
     patch: EndpointPatch
+
+
+class EndpointThrottle(BaseModel):
+    """A receiver asked for a pause: no POST to the endpoint before `until`."""
+
+    endpoint_id: str
+    until: datetime
 
 
 class SecretRotation(BaseModel):
@@ -151,6 +158,8 @@ class EndpointRegistryWorkflow:
             signing_secrets=current.signing_secrets,
             # Re-enabling starts the count afresh; disabling by hand keeps it.
             health=EndpointHealth() if current.disabled and not spec.disabled else current.health,
+            # A pause was asked for by the receiver at the old URL, not by the new one.
+            throttled_until=current.throttled_until if spec.url == current.url else None,
         )
         self._endpoints[edit.endpoint_id] = updated
         self._changed()
@@ -178,6 +187,15 @@ class EndpointRegistryWorkflow:
             reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
             health = health.model_copy(update={"disabled_reason": reason})
         self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
+        self._changed()
+
+    @workflow.signal
+    def throttle(self, throttle: EndpointThrottle) -> None:
+        """Extend the endpoint's pause; an earlier end than the one set changes nothing."""
+        endpoint = self._endpoints.get(throttle.endpoint_id)
+        if endpoint is None or (endpoint.throttled_until and endpoint.throttled_until >= throttle.until):
+            return
+        self._endpoints[throttle.endpoint_id] = endpoint.model_copy(update={"throttled_until": throttle.until})
         self._changed()
 
     @workflow.update

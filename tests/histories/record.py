@@ -1,7 +1,8 @@
-"""Records the histories the replay test runs: `python -m tests.histories.record`.
+"""Records the histories the replay test runs: `python -m tests.histories.record NAME…`.
 
-Run it after a deliberate change to a workflow's behaviour, on code that is
-known to be right; the replay test then holds every later change to them.
+Histories of released code are never recorded again: this writes only the
+named histories that do not exist yet (a new workflow, or a new version of a
+workflow's commands, under a new name), and refuses to overwrite one.
 Encrypted with a fixed, published test key (it protects nothing real).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from devstack.devserver import start_dev_server, wait_until_serving
-from domain.ids import first_connection_id, recovered_id
+from domain.ids import first_connection_id, flow_workflow_id, recovered_id
 from infra.temporal import connect
 from settings import Settings
 from tests.conftest import free_port
@@ -29,7 +31,7 @@ HERE = Path(__file__).parent
 TEST_KEY = "cmVwbGF5LXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMmI="  # base64url of 32 bytes, public on purpose
 
 
-async def _record() -> None:
+async def _record(names: set[str]) -> None:
     port = free_port()
     server = start_dev_server(port)
     address = f"127.0.0.1:{port}"
@@ -69,6 +71,12 @@ async def _record() -> None:
             await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2000-01-01T00:00:00Z"})
             await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "recorded"})
             await api.delete(f"/v1/endpoints/{endpoint['id']}")
+            ordered_spec = spec | {"url": receiver.url(OK), "ordering": "fifo", "rate_limit": {"per_second": 2}}
+            ordered = (await api.post("/v1/endpoints", json=ordered_spec)).json()
+            for n in range(3):
+                event = tracking_event(event_id=f"evt-replay-fifo-{n}", order_id="replay-fifo")
+                delivery_id = (await api.post("/v1/events", json=event)).json()["deliveries"][0]["id"]
+            await client.get_workflow_handle(delivery_id).result()
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -76,16 +84,20 @@ async def _record() -> None:
                 "delivery_recovered": recovered_id(failed),
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
+                "endpoint_flow": flow_workflow_id("default", ordered["id"]),
             }
-            for name, workflow_id in recorded.items():
-                history = await client.get_workflow_handle(workflow_id).fetch_history()
-                (HERE / f"{name}.json").write_text(history.to_json())
-                print(f"recorded {name}: {workflow_id}")
+            for name in sorted(names):
+                path = HERE / f"{name}.json"
+                if path.exists():
+                    raise SystemExit(f"{path} exists: histories of released code are kept as they are")
+                history = await client.get_workflow_handle(recorded[name]).fetch_history()
+                path.write_text(history.to_json())
+                print(f"recorded {name}: {recorded[name]}")
     finally:
         server.terminate()
         server.wait(30)
 
 
 if __name__ == "__main__":
-    asyncio.run(_record())
+    asyncio.run(_record(set(sys.argv[1:])))
     os._exit(0)  # the SDK runtime can crash at interpreter exit (sdk-python#300)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
+from domain.retry import THROTTLE_STATUSES, Backoff, parse_retry_after
 
 DEFAULT = Backoff(initial=10, multiplier=2, maximum=3600)
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,20 +36,21 @@ def test_the_waits_grow_and_stay_capped(attempt: int) -> None:
     assert DEFAULT.delay(attempt) <= DEFAULT.delay(attempt + 1) <= 3600
 
 
-def test_retry_after_replaces_the_schedule() -> None:
-    """A receiver's Retry-After wins over the computed wait, shorter or longer."""
+def test_the_wait_is_the_larger_of_the_schedule_and_retry_after() -> None:
     assert DEFAULT.delay(1, retry_after=120) == 120
-    assert DEFAULT.delay(5, retry_after=3) == 3
-    assert DEFAULT.delay(1, retry_after=0) == 0
+    assert DEFAULT.delay(5, retry_after=3) == 160
+    assert DEFAULT.delay(1, retry_after=0) == 10
 
 
-def test_retry_after_is_capped_at_the_maximum_and_never_negative() -> None:
-    assert DEFAULT.delay(1, retry_after=86400) == 3600
-    assert DEFAULT.delay(1, retry_after=-5) == 0
+def test_retry_after_is_capped_at_its_own_maximum_not_the_schedules_and_never_negative() -> None:
+    assert DEFAULT.delay(1, retry_after=5400) == 5400
+    assert DEFAULT.delay(1, retry_after=86400) == 7200
+    assert DEFAULT.delay(1, retry_after=-5) == 10
+    assert Backoff(0.05, 1.0, maximum=1.0).delay(3, retry_after=5) == 5
 
 
-def test_retry_after_is_honoured_on_429_and_503() -> None:
-    assert {429, 503} <= RETRY_AFTER_STATUSES
+def test_overloaded_answers_throttle() -> None:
+    assert {429, 502, 503, 504} == THROTTLE_STATUSES
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("120", 120), ("0", 0), (" 30 ", 30)])

@@ -1,0 +1,90 @@
+"""Before a POST: wait for the endpoint's throttle, rate limit and FIFO queue, without spending an attempt.
+
+A wait of a moment is slept inside the activity; a longer one ends the run
+held back (`HELD_BACK`), retried by Temporal when the wait is over, so no
+worker holds a slot and a restart of every process loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from domain.activity_contract import HELD_BACK, AttemptInput, AttemptProgress
+from domain.endpoints import Endpoint
+from domain.flow import Ordering, SlotAnswer, SlotRequest
+
+# A delivery told to wait behind the same one this often asks whether that one still runs.
+CHECK_HEAD_AFTER_HOLDS = 3
+
+
+class FlowSchedule(Protocol):
+    """An account's endpoints' shared schedules (services.flow.EndpointFlow)."""
+
+    async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer: ...
+
+    async def release(self, endpoint_id: str, order_id: str, delivery_id: str) -> None: ...
+
+    async def release_if_ended(self, endpoint_id: str, order_id: str, delivery_id: str) -> bool: ...
+
+
+FlowSchedules = Callable[[str], FlowSchedule]
+
+
+class HeldBack(Exception):
+    """The delivery may not POST before `until`; `why` says what holds it."""
+
+    def __init__(self, until: datetime, why: str) -> None:
+        super().__init__(why)
+        self.until = until
+        self.why = why
+
+    def failure(self, now: datetime) -> ApplicationError:
+        return ApplicationError(
+            f"Held back: {self.why}",
+            type=HELD_BACK,
+            next_retry_delay=max(self.until - now, timedelta(milliseconds=10)),
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+
+def is_ordered(endpoint: Endpoint, attempt: AttemptInput) -> bool:
+    """Events' own deliveries queue per order on a FIFO endpoint; first connections, tests and re-runs do not."""
+    return endpoint.ordering == Ordering.FIFO and attempt.order_id is not None
+
+
+async def wait_for_turn(
+    schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress
+) -> None:
+    """Return when the POST may start; raise HeldBack when that is more than a moment away."""
+    now = datetime.now(UTC)
+    if endpoint.throttled_until is not None and endpoint.throttled_until > now:
+        raise HeldBack(endpoint.throttled_until, f"the receiver asked for a pause until {endpoint.throttled_until}")
+    # FIFO holds back a delivery's first POST; once it POSTed, it heads its order until it ends.
+    queue = attempt.order_id if is_ordered(endpoint, attempt) and progress.attempts == 0 else None
+    if queue is None and endpoint.rate_limit is None:
+        return
+    request = SlotRequest(delivery_id=attempt.delivery_id, rate_limit=endpoint.rate_limit, order_id=queue)
+    answer = await schedule.ask(endpoint.id, request, progress.held)
+    # The delivery ahead may have ended without saying so (terminated, or its endpoint's
+    # ordering was switched off meanwhile); then it no longer holds the order.
+    stuck = queue is not None and answer.behind is not None and progress.held >= CHECK_HEAD_AFTER_HOLDS
+    if stuck and queue and answer.behind and await schedule.release_if_ended(endpoint.id, queue, answer.behind):
+        answer = await schedule.ask(endpoint.id, request, progress.held)
+    if answer.go_at is not None:
+        delay = (answer.go_at - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return
+    assert answer.ask_again_at is not None
+    why = f"queued behind {answer.behind} for order {queue}" if answer.behind else "the endpoint's rate limit"
+    raise HeldBack(answer.ask_again_at, why)
+
+
+def log_held(attempt: AttemptInput, held: HeldBack) -> None:
+    activity.logger.info("POST %s held back until %s: %s", attempt.delivery_id, held.until.isoformat(), held.why)

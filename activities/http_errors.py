@@ -1,0 +1,38 @@
+"""Why no response came, in words an operator can act on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+
+import httpx
+
+
+def describe(exc: httpx.HTTPError, timeout: float) -> str:
+    """The cause of a failed exchange: a timeout, a refused connection, a TLS or DNS failure."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connection not established within {timeout:g}s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no response within {timeout:g}s"
+    root = _root_cause(exc)
+    if isinstance(exc, httpx.ConnectError):
+        if isinstance(root, ssl.SSLError):
+            return f"TLS handshake failed ({root.reason or root})"
+        if isinstance(root, socket.gaierror):
+            return f"DNS lookup failed ({root.strerror})"
+        if isinstance(root, OSError) and root.errno:
+            return f"could not connect ({os.strerror(root.errno)})"
+        return f"could not connect ({exc or root})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed before a complete response ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+    return seen

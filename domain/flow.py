@@ -1,0 +1,161 @@
+"""Flow control of one endpoint: its rate limit and its per-order FIFO queues.
+
+Pure rules, kept by `EndpointFlowWorkflow` (one per endpoint, so every worker
+shares one schedule) and unit-tested here. Deliveries ask for a slot before
+each POST; the answer is "go at this instant" or "ask again at that one".
+Throttles asked for by receivers (429, 502, 503, 504) live in the endpoint
+registry instead, where every attempt already looks.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PER_SECOND = 1000.0
+# A slot this close is waited for inside the activity; a later one is asked for again
+# nearer the time, so a rate edited meanwhile applies (and no worker sleeps for long).
+SHORT_WAIT = timedelta(seconds=2)
+# How often a delivery queued behind another of its order asks again, at most.
+FIFO_POLL_FIRST = timedelta(milliseconds=250)
+FIFO_POLL_MAX = timedelta(seconds=30)
+# A waiting delivery that has not asked again this long after it was due to is forgotten
+# (it ended, or was lost with its worker and will ask anew).
+FORGET_AFTER = timedelta(seconds=30)
+
+
+class Ordering(StrEnum):
+    NONE = "none"
+    FIFO = "fifo"
+
+
+class RateLimit(BaseModel):
+    """At most `per_second` POSTs start in any one-second window; the first ceil(per_second) may go at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: Annotated[float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False)]
+
+    @property
+    def burst(self) -> int:
+        return math.ceil(self.per_second)
+
+    @property
+    def window(self) -> timedelta:
+        """The span `burst` POSTs must fit in: one second, or longer for a fractional rate."""
+        return timedelta(seconds=self.burst / self.per_second)
+
+
+class SlotRequest(BaseModel):
+    """A delivery asks for the right to POST now."""
+
+    delivery_id: str
+    rate_limit: RateLimit | None = None  # the endpoint's, as the asking attempt read it
+    order_id: str | None = None  # set when the delivery is ordered (FIFO)
+
+
+class SlotAnswer(BaseModel):
+    go_at: datetime | None = None  # POST at this instant (a slot is reserved for it)
+    ask_again_at: datetime | None = None  # or ask again then
+    behind: str | None = None  # the delivery of the same order it waits for
+
+
+class WaitingDelivery(BaseModel):
+    last_asked: datetime
+    due: datetime  # when it was told to ask again
+
+
+class FlowState(BaseModel):
+    """An endpoint's schedule: the recent slots handed out, who waits for one, and each order's queue."""
+
+    account: str
+    endpoint_id: str
+    recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
+    waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
+    orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing
+
+    # -- FIFO ------------------------------------------------------------------
+
+    def enqueue(self, order_id: str, delivery_id: str) -> None:
+        queue = self.orders.setdefault(order_id, [])
+        if delivery_id not in queue:
+            queue.append(delivery_id)
+
+    def release(self, order_id: str, delivery_id: str) -> None:
+        """The delivery ended: the next of its order may go."""
+        queue = self.orders.get(order_id)
+        if queue and delivery_id in queue:
+            queue.remove(delivery_id)
+            if not queue:
+                del self.orders[order_id]
+
+    def head(self, order_id: str) -> str | None:
+        queue = self.orders.get(order_id)
+        return queue[0] if queue else None
+
+    # -- slots -----------------------------------------------------------------
+
+    def ask(self, request: SlotRequest, now: datetime, held_before: int = 0) -> SlotAnswer:
+        """Whether the delivery may POST, and when.
+
+        `held_before` is how often this delivery was told to wait already: a
+        delivery queued behind another of its order asks less often the longer it waits.
+        """
+        if request.order_id is not None:
+            self.enqueue(request.order_id, request.delivery_id)
+            head = self.head(request.order_id)
+            if head != request.delivery_id:
+                poll = min(FIFO_POLL_FIRST * 2**held_before, FIFO_POLL_MAX)
+                return SlotAnswer(ask_again_at=now + poll, behind=head)
+        if request.rate_limit is None:
+            self.waiting.pop(request.delivery_id, None)
+            return SlotAnswer(go_at=now)
+        return self._slot(request.delivery_id, request.rate_limit, now)
+
+    def _slot(self, delivery_id: str, limit: RateLimit, now: datetime) -> SlotAnswer:
+        """A slot when one is free soon; otherwise a time to ask again, estimated from the
+        deliveries already waiting. Whoever asks when a slot is near takes it: a waiting
+        delivery that was lost with its worker holds no one up."""
+        self._forget_stale(now)
+        earliest = self._next_free(limit, now)
+        if earliest - now <= SHORT_WAIT:
+            self.waiting.pop(delivery_id, None)
+            self.recent_slots = [*self.recent_slots, earliest][-int(MAX_PER_SECOND) :]
+            return SlotAnswer(go_at=earliest)
+        ahead = list(self.waiting).index(delivery_id) if delivery_id in self.waiting else len(self.waiting)
+        turn = earliest + timedelta(seconds=ahead / limit.per_second)
+        # Ask again halfway to the turn, so an edited rate applies within half the wait.
+        again = now + max((turn - now) / 2, SHORT_WAIT / 2)
+        self.waiting[delivery_id] = WaitingDelivery(last_asked=now, due=again)
+        return SlotAnswer(ask_again_at=again)
+
+    def _next_free(self, limit: RateLimit, now: datetime) -> datetime:
+        """The first instant a POST may start without putting more than `burst` in one window."""
+        recent = self.recent_slots[-limit.burst :]
+        if len(recent) < limit.burst:
+            return max([now, *recent])
+        return max(now, recent[0] + limit.window, recent[-1])
+
+    def _forget_stale(self, now: datetime) -> None:
+        stale = [d for d, w in self.waiting.items() if now - w.due > FORGET_AFTER]
+        for delivery_id in stale:
+            del self.waiting[delivery_id]
+
+    def summary(self) -> FlowSummary:
+        return FlowSummary(
+            waiting_for_rate=len(self.waiting),
+            queued_in_order=sum(len(q) for q in self.orders.values()),
+            orders=len(self.orders),
+        )
+
+
+class FlowSummary(BaseModel):
+    """What an operator or the dashboard sees of an endpoint's schedule."""
+
+    waiting_for_rate: int
+    queued_in_order: int
+    orders: int

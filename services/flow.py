@@ -1,0 +1,70 @@
+"""Typed access to endpoints' flow-control workflows, for ingest and the delivery activity."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.flow import FlowState, SlotAnswer, SlotRequest
+from domain.ids import flow_workflow_id
+from infra.temporal import or_none
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
+
+
+class EndpointFlow:
+    """One account's endpoints' schedules."""
+
+    def __init__(self, client: Client, task_queue: str, account: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._account = account
+
+    def _start(self, endpoint_id: str) -> WithStartWorkflowOperation[EndpointFlowWorkflow, None]:
+        return WithStartWorkflowOperation(
+            EndpointFlowWorkflow.run,
+            FlowState(account=self._account, endpoint_id=endpoint_id),
+            id=flow_workflow_id(self._account, endpoint_id),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=self._summary(endpoint_id),
+        )
+
+    def _summary(self, endpoint_id: str) -> str:
+        return f"Rate limit and FIFO queues of endpoint {endpoint_id} ({self._account})"
+
+    async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
+        return await self._client.execute_update_with_start_workflow(
+            EndpointFlowWorkflow.ask,
+            SlotQuestion(request=request, held_before=held_before),
+            start_workflow_operation=self._start(endpoint_id),
+        )
+
+    async def enqueue(self, endpoint_id: str, order_id: str, delivery_ids: list[str]) -> None:
+        """Record the order of accepted deliveries (starting the workflow if need be)."""
+        await self._client.start_workflow(
+            EndpointFlowWorkflow.run,
+            FlowState(account=self._account, endpoint_id=endpoint_id),
+            id=flow_workflow_id(self._account, endpoint_id),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="enqueue",
+            start_signal_args=[OrderEnqueue(order_id=order_id, delivery_ids=delivery_ids)],
+            static_summary=self._summary(endpoint_id),
+        )
+
+    async def release(self, endpoint_id: str, order_id: str, delivery_id: str) -> None:
+        """The delivery ended: the next one of its order may go. Nothing to do without a schedule."""
+        handle = self._client.get_workflow_handle_for(
+            EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
+        )
+        await or_none(
+            handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id=order_id, delivery_id=delivery_id))
+        )
+
+    async def release_if_ended(self, endpoint_id: str, order_id: str, delivery_id: str) -> bool:
+        """Release a delivery that heads its order but no longer runs; whether it was released."""
+        description = await or_none(self._client.get_workflow_handle(delivery_id).describe())
+        if description is not None and description.status == WorkflowExecutionStatus.RUNNING:
+            return False
+        await self.release(endpoint_id, order_id, delivery_id)
+        return True

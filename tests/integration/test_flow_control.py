@@ -1,0 +1,220 @@
+"""Receivers slow us down, merchants cap our rate and order per order: CONTRACT §9 and §10.
+
+Every test runs its own workers (two where a limit must hold across workers)
+and API on a task queue of its own, against the session's dev server and a
+real receiver on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from domain.ids import first_connection_id
+from infra.temporal import connect
+from settings import Settings
+from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.receiver import OK, Receiver, Reply, error
+from tests.waiting import eventually
+from worker import delivery_worker
+
+
+@asynccontextmanager
+async def stack(
+    client: Client, settings: Settings, workers: int = 1, **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """`workers` workers and an API for an account of their own on a task queue of their own,
+    with `changes` to the settings; the API client carries the account's token."""
+    name = f"flow-{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex
+    own = settings.model_copy(update={"task_queue": name, "api_tokens": {name: SecretStr(token)}, **changes})
+    async with AsyncExitStack() as running:
+        for n in range(workers):
+            # Two workers of one process would share a client; Temporal wants one client a worker.
+            own_client = client if n == 0 else await connect(own)
+            worker = await running.enter_async_context(delivery_worker(own_client, own))
+            await running.enter_async_context(worker)
+        api = await running.enter_async_context(api_with(own))
+        api.headers["authorization"] = f"Bearer {token}"
+        yield api
+
+
+async def ready_endpoint(api: httpx.AsyncClient, client: Client, url: str, **fields: Any) -> dict[str, Any]:
+    """An endpoint whose first connection has been answered."""
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3}, **fields)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    return endpoint
+
+
+async def post_events(api: httpx.AsyncClient, count: int, **order: Any) -> list[str]:
+    """Post events one after the other (each after the previous 202): their delivery ids."""
+    ids = []
+    for _ in range(count):
+        accepted = await post_event(api, tracking_event(**order))
+        ids.append(accepted["deliveries"][0]["id"])
+    return ids
+
+
+async def throttled(api: httpx.AsyncClient, endpoint_id: str) -> datetime:
+    """Wait until the endpoint shows the pause its receiver asked for; when it ends."""
+    shown = await eventually(
+        lambda: _endpoint(api, endpoint_id), lambda e: e["throttled_until"] is not None, what="the throttle"
+    )
+    return datetime.fromisoformat(shown["throttled_until"])
+
+
+async def _endpoint(api: httpx.AsyncClient, endpoint_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = (await api.get(f"/v1/endpoints/{endpoint_id}")).json()
+    return found
+
+
+def arrivals_after(receiver: Receiver, url: str, index: int) -> list[float]:
+    return [r.at for r in receiver.requests(url)[index + 1 :]]
+
+
+# -- receiver signals (§9) -------------------------------------------------------------------
+
+
+async def test_a_429_with_retry_after_pauses_every_delivery_to_the_endpoint(client, settings, receiver):
+    url = receiver.url(OK, error(429, **{"retry-after": "3"}), OK)
+    async with stack(client, settings) as api:
+        endpoint = await ready_endpoint(api, client, url)
+        [throttled_id] = await post_events(api, 1)
+        [_, too_many] = await receiver.wait_for(url, 2)
+        await throttled(api, endpoint["id"])
+        held_ids = await post_events(api, 4)
+
+        records = [await delivery_outcome(client, d) for d in [throttled_id, *held_ids]]
+
+    assert [r.result for r in records] == ["success"] * 5
+    assert [r.retry for r in records] == [1, 0, 0, 0, 0]  # only the throttled one spent a retry
+    later = arrivals_after(receiver, url, 1)
+    assert len(later) == 5
+    assert min(later) - too_many.at >= 2.9, "a POST went to the endpoint while it asked for a pause"
+
+
+async def test_a_502_or_504_without_retry_after_pauses_the_endpoint_until_the_next_retry(client, settings, receiver):
+    for status in (502, 504):
+        url = receiver.url(OK, error(status), OK)
+        async with stack(client, settings, retry_initial_interval=2.0, retry_backoff=1.0) as api:
+            endpoint = await ready_endpoint(api, client, url)
+            [failed_id] = await post_events(api, 1)
+            [_, overloaded] = await receiver.wait_for(url, 2)
+            await throttled(api, endpoint["id"])
+            held_ids = await post_events(api, 2)
+            records = [await delivery_outcome(client, d) for d in [failed_id, *held_ids]]
+
+        assert [(r.result, r.retry) for r in records] == [("success", 1), ("success", 0), ("success", 0)], status
+        assert min(arrivals_after(receiver, url, 1)) - overloaded.at >= 1.9, status
+
+
+async def test_retry_after_is_honoured_beyond_the_longest_retry_interval(client, settings, receiver):
+    url = receiver.url(OK, error(429, **{"retry-after": "5"}), OK)
+    async with stack(client, settings, retry_max_interval=1.0) as api:
+        await ready_endpoint(api, client, url)
+        [delivery_id] = await post_events(api, 1)
+        record = await delivery_outcome(client, delivery_id)
+
+    [_, too_many, retried] = receiver.requests(url)
+    assert (record.result, record.retry) == ("success", 1)
+    assert retried.at - too_many.at >= 4.9
+
+
+# -- rate limits (§10) -----------------------------------------------------------------------
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most POST starts in any one-second window."""
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+async def test_a_rate_limit_holds_across_two_workers_and_an_edit_applies_to_waiting_deliveries(
+    client, settings, receiver
+):
+    url = receiver.url(OK)
+    async with stack(client, settings, workers=2) as api:
+        endpoint = await ready_endpoint(api, client, url, rate_limit={"per_second": 2})
+        delivery_ids = await asyncio.gather(*(post_events(api, 1) for _ in range(20)))
+        await receiver.wait_for(url, 1 + 8)
+        edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"rate_limit": {"per_second": 10}})
+        edited_at = asyncio.get_running_loop().time()
+        records = [await delivery_outcome(client, d) for [d] in delivery_ids]
+
+    assert edited.json()["rate_limit"] == {"per_second": 10.0}
+    assert {(r.result, r.retry) for r in records} == {("success", 0)}  # waiting spent no retry
+    times = [r.at for r in receiver.requests(url)]
+    before_edit = [t for t in times if t < edited_at]
+    assert busiest_second(before_edit) <= 2 + 1  # +1: a window's edge
+    # At 2/s the twelve or so left would take six seconds more; at 10/s they are done in far less.
+    after_edit = [t for t in times if t >= edited_at]
+    assert max(after_edit) - edited_at < 4.5, (
+        f"{len(after_edit)} POSTs after the edit took {max(after_edit) - edited_at:.1f}s"
+    )
+
+
+# -- FIFO per order (§10) --------------------------------------------------------------------
+
+
+async def test_fifo_posts_one_order_at_a_time_in_acceptance_order(client, settings, receiver):
+    slow = Reply(delay=1.0)
+    url = receiver.url(slow)
+    async with stack(client, settings) as api:
+        await ready_endpoint(api, client, url, ordering="fifo")
+        ordered = await post_events(api, 4, order_id="fifo-1")
+        [other] = await post_events(api, 1, order_id="fifo-2")
+        records = [await delivery_outcome(client, d) for d in [*ordered, other]]
+
+    assert {r.result for r in records} == {"success"}
+    arrived = receiver.requests(url)[1:]
+    sequence = [r.headers["webhook-id"] for r in arrived if r.headers["webhook-id"] != other]
+    assert sequence == ordered
+    starts = [r.at for r in arrived if r.headers["webhook-id"] in ordered]
+    assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(starts))
+    other_at = next(r.at for r in arrived if r.headers["webhook-id"] == other)
+    assert other_at < starts[1], "another order's delivery waited for this order's queue"
+
+
+async def test_fifo_holds_the_next_delivery_until_the_previous_ones_retries_end(client, settings, receiver):
+    url = receiver.url(OK, OK, error(500), error(500), OK, OK)
+    async with stack(client, settings) as api:
+        await ready_endpoint(api, client, url, ordering="fifo")
+        ordered = await post_events(api, 3, order_id="fifo-retry")
+        records = [await delivery_outcome(client, d) for d in ordered]
+
+    assert [(r.result, r.retry) for r in records] == [("success", 0), ("success", 2), ("success", 0)]
+    sequence = [r.headers["webhook-id"] for r in receiver.requests(url)[1:]]
+    assert sequence == [ordered[0], ordered[1], ordered[1], ordered[1], ordered[2]]
+
+
+async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, receiver):
+    url = receiver.url(OK)
+    refused = {
+        "rate_limit.per_second": {"rate_limit": {"per_second": 0}},
+        "rate_limit.burst": {"rate_limit": {"per_second": 2, "burst": 9}},
+        "ordering": {"ordering": "lifo"},
+    }
+    for field, body in refused.items():
+        answer = await api.post("/v1/endpoints", json={"url": url, "events": ["ORDER_SHIPPED"]} | body)
+        assert answer.status_code == 422, body
+        assert field in {e["field"] for e in answer.json()["errors"]}, answer.json()
+
+    endpoint = await create_endpoint(api, url, rate_limit={"per_second": 0.5}, ordering="fifo")
+    assert (endpoint["rate_limit"], endpoint["ordering"], endpoint["throttled_until"]) == (
+        {"per_second": 0.5},
+        "fifo",
+        None,
+    )
+    too_fast = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"rate_limit": {"per_second": 1001}})
+    assert too_fast.status_code == 422
+    assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()["rate_limit"] == {"per_second": 0.5}
+    cleared = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"rate_limit": None, "ordering": "none"})
+    assert (cleared.json()["rate_limit"], cleared.json()["ordering"]) == (None, "none")

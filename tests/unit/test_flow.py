@@ -1,0 +1,125 @@
+"""The endpoint schedule's rules: rate-limit slots and FIFO queues (domain.flow)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from domain.flow import SHORT_WAIT, FlowState, RateLimit, SlotRequest
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def state() -> FlowState:
+    return FlowState(account="default", endpoint_id="ep_1")
+
+
+def ask(flow: FlowState, delivery: str, at: datetime, per_second: float | None = None, order: str | None = None):
+    limit = RateLimit(per_second=per_second) if per_second else None
+    return flow.ask(SlotRequest(delivery_id=delivery, rate_limit=limit, order_id=order), at)
+
+
+@pytest.mark.parametrize("per_second", [0, -1, 1000.5, float("inf"), float("nan")])
+def test_a_rate_outside_0_to_1000_is_refused(per_second: float) -> None:
+    with pytest.raises(ValidationError):
+        RateLimit(per_second=per_second)
+
+
+def test_the_first_ceil_x_go_at_once_then_one_window_later() -> None:
+    flow = state()
+    slots = [ask(flow, f"d{n}", T0, per_second=2).go_at for n in range(4)]
+
+    assert slots == [T0, T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=1)]
+
+
+def test_a_fractional_rate_spaces_posts_out() -> None:
+    flow = state()
+    first, second, third = (ask(flow, f"d{n}", T0, per_second=0.5) for n in range(3))
+
+    assert (first.go_at, second.go_at) == (T0, T0 + timedelta(seconds=2))
+    assert third.go_at is None and third.ask_again_at is not None  # four seconds away: ask again later
+
+
+def test_a_slot_further_than_a_short_wait_is_not_reserved() -> None:
+    flow = state()
+    answers = [ask(flow, f"d{n}", T0, per_second=1) for n in range(6)]
+
+    reserved = [a.go_at for a in answers if a.go_at]
+    assert reserved == [T0 + timedelta(seconds=n) for n in range(3)]
+    assert all(a.ask_again_at and a.ask_again_at > T0 for a in answers[3:])
+    assert len(flow.waiting) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    per_second=st.floats(min_value=0.1, max_value=50),
+    gaps=st.lists(st.floats(min_value=0, max_value=0.5), min_size=1, max_size=120),
+)
+def test_no_window_ever_holds_more_than_the_limit(per_second: float, gaps: list[float]) -> None:
+    """Whatever the asking pattern, reserved slots never put more than ceil(x) POSTs in a window."""
+    flow = state()
+    limit = RateLimit(per_second=per_second)
+    now, slots = T0, []
+    for n, gap in enumerate(gaps):
+        now += timedelta(seconds=gap)
+        answer = ask(flow, f"d{n}", now, per_second=per_second)
+        if answer.go_at:
+            assert now <= answer.go_at <= now + SHORT_WAIT
+            slots.append(answer.go_at)
+    window = limit.window
+    assert all(sum(1 for u in slots if t <= u < t + window) <= limit.burst for t in slots)
+
+
+def test_a_faster_rate_applies_to_the_next_question() -> None:
+    flow = state()
+    for n in range(3):
+        ask(flow, f"d{n}", T0, per_second=1)
+    slow = ask(flow, "late", T0, per_second=1)
+    fast = ask(flow, "late", T0, per_second=100)
+
+    assert slow.go_at is None
+    assert fast.go_at is not None and fast.go_at <= T0 + timedelta(seconds=2)
+
+
+def test_fifo_lets_only_the_head_of_each_order_go() -> None:
+    flow = state()
+    flow.enqueue("o1", "a")
+    flow.enqueue("o1", "b")
+
+    assert ask(flow, "b", T0, order="o1").behind == "a"
+    assert ask(flow, "a", T0, order="o1").go_at == T0
+    assert ask(flow, "x", T0, order="o2").go_at == T0  # other orders are not held back
+    flow.release("o1", "a")
+    assert ask(flow, "b", T0, order="o1").go_at == T0
+
+
+def test_a_delivery_that_asks_before_ingest_enqueued_it_takes_the_next_place() -> None:
+    flow = state()
+    flow.enqueue("o1", "a")
+
+    assert ask(flow, "b", T0, order="o1").behind == "a"
+    flow.enqueue("o1", "b")  # ingest's signal arrives late: no second place
+    assert flow.orders["o1"] == ["a", "b"]
+
+
+def test_a_waiter_asks_less_often_the_longer_it_waits() -> None:
+    flow = state()
+    flow.enqueue("o1", "a")
+    waits = [flow.ask(SlotRequest(delivery_id="b", order_id="o1"), T0, held).ask_again_at for held in range(12)]
+
+    delays = [(w - T0).total_seconds() for w in waits if w]
+    assert delays == sorted(delays) and delays[0] < 1 and delays[-1] == 30
+
+
+def test_waiters_that_stop_asking_are_forgotten() -> None:
+    flow = state()
+    for n in range(5):
+        ask(flow, f"d{n}", T0, per_second=1)
+    ask(flow, "gone", T0, per_second=1)
+
+    ask(flow, "later", T0 + timedelta(minutes=5), per_second=1)
+    assert "gone" not in flow.waiting

@@ -1,0 +1,66 @@
+"""An endpoint's flow control as an entity workflow: one per endpoint (`domain.ids.flow_workflow_id`).
+
+Deliveries to an endpoint with a rate limit or FIFO ordering ask it for a slot
+before each POST (an update, answered from its state: see `domain.flow`), so
+every worker follows one schedule and the schedule survives any crash. It
+starts with the first question and continues as new when its history grows.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.flow import FlowState, FlowSummary, SlotAnswer, SlotRequest
+
+
+class SlotQuestion(BaseModel):
+    request: SlotRequest
+    held_before: int = 0  # how often the asking delivery was told to wait already
+
+
+class OrderRelease(BaseModel):
+    order_id: str
+    delivery_id: str
+
+
+class OrderEnqueue(BaseModel):
+    order_id: str
+    delivery_ids: list[str]
+
+
+@workflow.defn
+class EndpointFlowWorkflow:
+    @workflow.init
+    def __init__(self, state: FlowState) -> None:
+        self._state = state
+
+    @workflow.run
+    async def run(self, state: FlowState) -> None:
+        await workflow.wait_condition(
+            lambda: workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
+        )
+        workflow.continue_as_new(self._state)
+
+    @workflow.update
+    def ask(self, question: SlotQuestion) -> SlotAnswer:
+        return self._state.ask(question.request, workflow.now(), question.held_before)
+
+    @workflow.signal
+    def enqueue(self, enqueue: OrderEnqueue) -> None:
+        """Ingest tells the order of accepted events before it answers 202."""
+        for delivery_id in enqueue.delivery_ids:
+            self._state.enqueue(enqueue.order_id, delivery_id)
+
+    @workflow.signal
+    def release(self, release: OrderRelease) -> None:
+        self._state.release(release.order_id, release.delivery_id)
+
+    @workflow.query
+    def summary(self) -> FlowSummary:
+        return self._state.summary()
+
+    @workflow.query
+    def head(self, order_id: str) -> str | None:
+        return self._state.head(order_id)
