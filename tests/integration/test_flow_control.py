@@ -197,7 +197,7 @@ async def test_fifo_holds_the_next_delivery_until_the_previous_ones_retries_end(
 
 async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, receiver):
     url = receiver.url(OK)
-    refused = {
+    refused: dict[str, dict[str, Any]] = {
         "rate_limit.per_second": {"rate_limit": {"per_second": 0}},
         "rate_limit.burst": {"rate_limit": {"per_second": 2, "burst": 9}},
         "ordering": {"ordering": "lifo"},
