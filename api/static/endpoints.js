@@ -2,19 +2,33 @@
 
 import { call, endpointPath } from "./api.js";
 import { confirm, modal } from "./dialogs.js";
-import { EVENTS, errorPanel, h, heading, notice, table } from "./dom.js";
+import { EVENTS, errorPanel, h, heading, notice, table, time } from "./dom.js";
 import { exchange } from "./exchange.js";
 import { flash, link, render } from "./router.js";
 
 const EVENT_NAMES = new Map(EVENTS);
-const COLUMNS = ["Endpoint", "Events", "Basic auth", "Retry", "Custom header", "Status", "Actions"];
+const COLUMNS = ["Endpoint", "Events", "Basic auth", "Retry", "Custom header", "Flow control", "Status", "Actions"];
+
+/** Its pause, when the receiver asked for one that is not over (429, 502, 503, 504). */
+function throttle(endpoint) {
+  const until = endpoint.throttled_until;
+  if (!until || new Date(until) <= new Date()) return null;
+  return h("div", { class: "small throttled" }, h("span", { class: "badge badge-pending" }, "throttled"), " until ", time(until));
+}
 
 function status(endpoint) {
-  if (!endpoint.disabled) return h("span", { class: "badge badge-active" }, "active");
+  if (!endpoint.disabled) return [h("span", { class: "badge badge-active" }, "active"), throttle(endpoint)];
   return [
     h("span", { class: "badge badge-disabled" }, "disabled"),
     endpoint.disabled_reason && h("div", { class: "muted small" }, endpoint.disabled_reason),
   ];
+}
+
+function flowControl(endpoint) {
+  const parts = [];
+  if (endpoint.rate_limit) parts.push(`≤ ${endpoint.rate_limit.per_second}/s`);
+  if (endpoint.ordering === "fifo") parts.push("FIFO per order");
+  return parts.length > 0 ? h("span", { class: "nowrap" }, parts.join(", ")) : "—";
 }
 
 /** The seed's rule: a test passes when the delivery's result is "success". */
@@ -81,6 +95,7 @@ function row(endpoint) {
     endpoint.auth ? endpoint.auth.username : "—",
     h("span", { class: "nowrap" }, endpoint.retry.enabled ? `up to ${endpoint.retry.max_retries}` : "off"),
     endpoint.custom_header ? h("code", {}, endpoint.custom_header.key) : "—",
+    flowControl(endpoint),
     status(endpoint),
     h(
       "div",

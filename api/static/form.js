@@ -134,6 +134,23 @@ export async function endpointForm(id) {
   const headerOn = checkbox(Boolean(endpoint?.custom_header));
   const headerKey = input({ value: endpoint?.custom_header?.key, placeholder: "X-Shop-Token" });
   const headerValue = input({ type: "password", autocomplete: "new-password" });
+  const perSecond = input({
+    type: "number",
+    inputmode: "decimal",
+    min: 0,
+    max: 1000,
+    step: "any",
+    value: endpoint?.rate_limit?.per_second,
+    placeholder: "no limit",
+  });
+  const ordering = h(
+    "select",
+    {},
+    [
+      ["none", "Any order (fastest)"],
+      ["fifo", "One at a time per order (FIFO)"],
+    ].map(([value, label]) => h("option", { value, selected: (endpoint?.ordering ?? "none") === value }, label)),
+  );
   const description = h("textarea", { rows: 3 }, endpoint?.description ?? "");
   const active = checkbox(endpoint ? !endpoint.disabled : true);
   const syncRetries = () => {
@@ -185,6 +202,26 @@ export async function endpointForm(id) {
         ),
       ),
     ),
+    group(
+      "flow",
+      "Flow control (optional)",
+      h(
+        "div",
+        { class: "grid-2" },
+        field(
+          "rate_limit.per_second",
+          "Rate limit (POSTs per second)",
+          perSecond,
+          "At most this many POSTs start in any second (0.5 is one every two seconds). Empty for no limit.",
+        ),
+        field(
+          "ordering",
+          "Ordering",
+          ordering,
+          "FIFO: an order's next webhook waits until the previous one is delivered or has failed all its retries.",
+        ),
+      ),
+    ),
     field("description", "Description (optional)", description),
     endpoint &&
       group(
@@ -201,6 +238,8 @@ export async function endpointForm(id) {
       events: events.filter(([box]) => box.checked).map(([box]) => box.value),
       retry: { enabled: retryOn.checked, max_retries: maxRetries.value === "" ? null : Number(maxRetries.value) },
       description: description.value,
+      rate_limit: perSecond.value === "" ? null : { per_second: Number(perSecond.value) },
+      ordering: ordering.value,
     };
     if (endpoint) body.disabled = !active.checked;
     const problems = [];

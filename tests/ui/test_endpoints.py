@@ -8,11 +8,12 @@ from pathlib import Path
 import httpx
 from playwright.async_api import Page, expect
 from pydantic import SecretStr
+from temporalio.client import Client
 
 from domain.ids import first_connection_id
 from settings import Settings
-from tests.integration.helpers import api_with, list_ids
-from tests.receiver import Receiver
+from tests.integration.helpers import api_with, delivery_outcome, list_ids, post_event, tracking_event
+from tests.receiver import OK, Receiver, error
 from tests.waiting import eventually
 
 # Markup in a description must arrive as text: were it parsed, this would set window.pwned.
@@ -154,3 +155,43 @@ async def test_a_401_asks_for_the_token_which_the_tab_keeps(page: Page, settings
 
         await page.get_by_role("button", name="Forget token").click()
         await expect(ask).to_be_visible()
+
+
+async def test_flow_control_is_edited_and_a_throttle_is_shown(
+    page: Page, dashboard: str, api: httpx.AsyncClient, client: Client, receiver: Receiver, artifacts: Path
+) -> None:
+    url = receiver.url(OK, error(429, **{"retry-after": "600"}))
+    await page.goto(f"{dashboard}/ui/#/endpoints/new")
+    await page.get_by_label("Endpoint URL").fill(url)
+    await page.get_by_label("Rate limit (POSTs per second)").fill("1001")
+    await page.get_by_role("button", name="Add Webhook").click()
+    await expect(page.locator("#f-rate_limit-per_second-error")).to_have_text(
+        "Input should be less than or equal to 1000"
+    )
+
+    await page.get_by_label("Rate limit (POSTs per second)").fill("0.5")
+    await page.get_by_label("Ordering").select_option("fifo")
+    await page.get_by_role("button", name="Add Webhook").click()
+    await expect(page.get_by_role("status")).to_contain_text("Webhook added")
+    [endpoint] = (await api.get("/v1/endpoints")).json()
+    assert (endpoint["rate_limit"], endpoint["ordering"]) == ({"per_second": 0.5}, "fifo")
+    row = page.locator("tbody tr", has_text=url)
+    await expect(row.locator('td[data-label="Flow control"]')).to_have_text("≤ 0.5/s, FIFO per order")
+
+    # The receiver answers the next POST with 429 and Retry-After: 600; the list shows the pause.
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    await post_event(api, tracking_event())
+    await eventually(
+        lambda: api.get(f"/v1/endpoints/{endpoint['id']}"), lambda r: r.json()["throttled_until"] is not None
+    )
+    await page.reload()
+    await expect(row.locator('td[data-label="Status"]')).to_contain_text("throttled until")
+    await page.screenshot(path=artifacts / "endpoints-throttled.png", full_page=True)
+
+    await page.get_by_role("link", name=f"Edit {url}").click()
+    await expect(page.get_by_label("Rate limit (POSTs per second)")).to_have_value("0.5")
+    await page.get_by_label("Rate limit (POSTs per second)").fill("")
+    await page.get_by_label("Ordering").select_option("none")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    await expect(row.locator('td[data-label="Flow control"]')).to_have_text("—")
