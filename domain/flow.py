@@ -74,6 +74,8 @@ class FlowState(BaseModel):
 
     account: str
     endpoint_id: str
+    # Questions one run answers before it continues as new (sooner if Temporal suggests it).
+    questions_per_run: int = 2000
     recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
     waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
     orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing

@@ -35,16 +35,23 @@ class EndpointFlowWorkflow:
     @workflow.init
     def __init__(self, state: FlowState) -> None:
         self._state = state
+        self._questions = 0
 
     @workflow.run
     async def run(self, state: FlowState) -> None:
+        # Updates that arrive while the run closes are retried by the server on the next
+        # run, so no question is lost; a run is kept short so replays stay cheap.
         await workflow.wait_condition(
-            lambda: workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
+            lambda: (
+                workflow.info().is_continue_as_new_suggested() or self._questions >= self._state.questions_per_run
+            )
+            and workflow.all_handlers_finished()
         )
         workflow.continue_as_new(self._state)
 
     @workflow.update
     def ask(self, question: SlotQuestion) -> SlotAnswer:
+        self._questions += 1
         return self._state.ask(question.request, workflow.now(), question.held_before)
 
     @workflow.signal

@@ -17,8 +17,10 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 
+from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
 from domain.ids import first_connection_id
 from infra.temporal import connect
 from settings import Settings
@@ -26,6 +28,7 @@ from tests.integration.helpers import api_with, create_endpoint, delivery_outcom
 from tests.receiver import OK, Receiver, Reply, error
 from tests.waiting import eventually
 from worker import delivery_worker
+from workflows.endpoint_flow import EndpointFlowWorkflow, SlotQuestion
 
 
 @asynccontextmanager
@@ -218,3 +221,28 @@ async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, recei
     assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()["rate_limit"] == {"per_second": 0.5}
     cleared = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"rate_limit": None, "ordering": "none"})
     assert (cleared.json()["rate_limit"], cleared.json()["ordering"]) == (None, "none")
+
+
+async def test_questions_that_arrive_while_the_schedule_continues_as_new_are_all_answered(client, settings, worker):
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    short_runs = FlowState(account="tests", endpoint_id="ep_runs", questions_per_run=5)
+
+    async def ask(n: int) -> SlotAnswer:
+        start = WithStartWorkflowOperation(
+            EndpointFlowWorkflow.run,
+            short_runs,
+            id=flow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        question = SlotQuestion(request=SlotRequest(delivery_id=f"d{n}", rate_limit=RateLimit(per_second=1000)))
+        answer: SlotAnswer = await client.execute_update_with_start_workflow(
+            EndpointFlowWorkflow.ask, question, start_workflow_operation=start
+        )
+        return answer
+
+    answers = await asyncio.gather(*(ask(n) for n in range(60)))
+
+    assert all(a.go_at is not None for a in answers)
+    runs = [e async for e in client.list_workflows(f'WorkflowId = "{flow_id}"')]
+    assert len(runs) >= 10
