@@ -43,9 +43,9 @@ class EndpointFlowWorkflow:
         # run, so no question is lost; a run is kept short so replays stay cheap.
         await workflow.wait_condition(
             lambda: (
-                workflow.info().is_continue_as_new_suggested() or self._questions >= self._state.questions_per_run
+                (workflow.info().is_continue_as_new_suggested() or self._questions >= self._state.questions_per_run)
+                and workflow.all_handlers_finished()
             )
-            and workflow.all_handlers_finished()
         )
         workflow.continue_as_new(self._state)
 
