@@ -21,6 +21,7 @@ import httpx
 from bench import backlog as backlog_phase
 from bench.phases import Bench, http_floor, pipeline, temporal_floor
 from bench.procs import ROOT, Stack
+from bench.rate_limit import rate_limits
 from bench.report import ratios, render, targets
 
 # Where the failing endpoints' retries wait: long enough that none comes due during the run.
@@ -110,6 +111,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             paced_events = max(1, round(rate * args.paced_seconds))
             _log(f"paced: {paced_events} events at {rate}/s")
             results["paced"] = _strip_ids(await pipeline(bench, "paced", paced_events, rate=rate), dumps, "paced")
+            _log("rate limits: 1 endpoint at 10/s, 50 at 0.2/s")
+            results["rate_limit"] = await rate_limits(bench)
             results["growth"] = [results["pipeline"]]
             for scale in args.scales[1:]:
                 _log(f"growth: {scale} x {args.events} events")

@@ -36,6 +36,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     history = results["history"]
     events = history["events_per_delivery"]
     out.append(_target("history events, first-attempt success", events, "<= 11", events <= 11))
+    limited = results.get("rate_limit")
+    for name, phase in (limited or {}).items():
+        ratio = phase["ratio"]
+        note = f"{phase['endpoints']} endpoint(s) at {phase['configured_per_s']}/s: {phase['achieved_per_s_median']}/s"
+        out.append(_target(f"rate limit achieved / configured ({name})", ratio, "0.9-1.1", 0.9 <= ratio <= 1.1, note))
     backlog = results.get("backlog")
     if backlog:
         growth = backlog["worker_rss_growth"]
