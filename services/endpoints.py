@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -72,6 +73,26 @@ class SnapshotCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._kept: dict[str, _Kept] = {}
         self._clock = clock
+        self._reading: dict[tuple[str, int], asyncio.Future[RegistrySnapshot | None]] = {}
+
+    async def read_once(
+        self, account: str, version: int, read: Callable[[], Awaitable[RegistrySnapshot | None]]
+    ) -> RegistrySnapshot | None:
+        """Read the registry past `version`, sharing one read among every caller that asks
+        for the same account and version meanwhile (a restarted worker's pending deliveries
+        all ask at once: one query answers them). Its answer is at least that new, so
+        sharing it keeps every reader's view as fresh as the describe it made."""
+        key = (account, version)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(read())
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        # One caller cancelled (its activity timed out) leaves the read to the others.
+        fresh = await asyncio.shield(reading)
+        if fresh is not None:
+            self.keep(account, fresh)
+        return fresh
 
     def current(self, account: str, version: int) -> RegistrySnapshot | None:
         """The snapshot, if it holds `version`, which a describe just read."""
@@ -142,10 +163,10 @@ class EndpointRegistry:
         cached = self._cache.current(self._account, version)
         if cached is not None:
             return cached
-        fresh = await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
-        if fresh is not None:
-            self._cache.keep(self._account, fresh)
-        return fresh
+        return await self._cache.read_once(self._account, version, self._query_snapshot)
+
+    async def _query_snapshot(self) -> RegistrySnapshot | None:
+        return await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
         start = WithStartWorkflowOperation(

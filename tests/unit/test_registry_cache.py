@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from domain.endpoints import RegistrySnapshot
 from services.endpoints import SnapshotCache
 
@@ -49,3 +51,48 @@ def test_a_first_attempt_trusts_a_snapshot_only_while_it_was_recently_confirmed(
     assert cache.recent("shop", 3, within=1.0) is None  # unconfirmed for too long: describe again
     assert cache.current("shop", 3) == _snapshot(3)  # ... which confirms it
     assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
+
+
+async def test_readers_of_one_version_share_one_read():
+    cache = SnapshotCache()
+    reads = 0
+    release = asyncio.Event()
+
+    async def read() -> RegistrySnapshot:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return _snapshot(7)
+
+    readers = [asyncio.create_task(cache.read_once("shop", 7, read)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*readers)
+
+    assert reads == 1
+    assert answers == [_snapshot(7)] * 50
+    assert cache.current("shop", 7) == _snapshot(7)
+
+
+async def test_a_newer_version_is_read_anew_and_a_cancelled_reader_cancels_no_one():
+    cache = SnapshotCache()
+    release = asyncio.Event()
+    versions: list[int] = []
+
+    def reader(version: int):
+        async def read() -> RegistrySnapshot:
+            versions.append(version)
+            await release.wait()
+            return _snapshot(version)
+
+        return read
+
+    impatient = asyncio.create_task(cache.read_once("shop", 1, reader(1)))
+    patient = asyncio.create_task(cache.read_once("shop", 1, reader(1)))
+    newer = asyncio.create_task(cache.read_once("shop", 2, reader(2)))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    release.set()
+
+    assert (await patient, await newer) == (_snapshot(1), _snapshot(2))
+    assert versions == [1, 2]

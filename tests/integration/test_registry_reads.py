@@ -1,0 +1,40 @@
+"""Reads of one account's registry share one in-flight query: no thundering herd after a change."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.endpoints import EndpointRegistry
+from tests.integration.helpers import delivery_outcome
+from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.receiver import OK, error
+
+PENDING = 50
+
+
+async def test_fifty_retries_after_a_registry_change_cost_one_query(client, settings, receiver, monkeypatch):
+    queries = 0
+    query = EndpointRegistry._query_snapshot
+
+    async def counted(self: EndpointRegistry):
+        # As slow as a query is after a worker restart (the registry must be replayed first),
+        # so that many retries ask while one query is under way.
+        nonlocal queries
+        queries += 1
+        await asyncio.sleep(1.0)
+        return await query(self)
+
+    monkeypatch.setattr(EndpointRegistry, "_query_snapshot", counted)
+    url = receiver.url(OK, *[error(500)] * PENDING, OK)
+    async with stack(client, settings, retry_initial_interval=3.0, retry_backoff=1.0) as api:
+        endpoint = await ready_endpoint(api, client, url)
+        delivery_ids = [d for [d] in await asyncio.gather(*(post_events(api, 1) for _ in range(PENDING)))]
+        await receiver.wait_for(url, 1 + PENDING)
+        # Every delivery waits for its retry; the registry changes; all retries read it anew.
+        edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "changed"})
+        assert edited.status_code == 200
+        before = queries
+        records = [await delivery_outcome(client, d) for d in delivery_ids]
+
+    assert {(r.result, r.retry) for r in records} == {("success", 1)}
+    assert queries - before <= 3, f"{queries - before} registry queries for {PENDING} retries"
