@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypedDict
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.deliver_webhook import DeliveryActivities
+from activities.http_exchange import WebhookPoster
 from activities.recover_deliveries import RecoveryActivities
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from infra.http import http_client
@@ -75,10 +77,15 @@ async def delivery_worker(
     async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
 
-    http = http_client(settings.http_timeout, allow_private_networks=settings.allow_private_networks, resolve=resolve)
-    async with http:
+    def http(keep_alive: bool) -> httpx.AsyncClient:
+        private = settings.allow_private_networks
+        return http_client(
+            settings.http_timeout, allow_private_networks=private, resolve=resolve, keep_alive=keep_alive
+        )
+
+    async with http(keep_alive=True) as pooled, http(keep_alive=False) as fresh:
         delivery = DeliveryActivities(
-            http=http,
+            poster=WebhookPoster(pooled, fresh),
             endpoints=registries,
             schedules=schedules,
             backoff=settings.backoff(),

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.flow_control import FlowSchedules, HeldBack, is_ordered, log_held, wait_for_turn
 from activities.http_errors import describe
+from activities.http_exchange import MAX_RESPONSE_BYTES, WebhookPoster
 from domain.activity_contract import (
     DELIVER_WEBHOOK,
     DELIVERY_FAILED,
@@ -34,9 +35,6 @@ from domain.status import status_text
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
 
-# Read at most this much of a response: enough to judge any sane JSON answer,
-# bounded so a receiver cannot exhaust the worker's memory.
-MAX_RESPONSE_BYTES = 1024 * 1024
 # Keep this much of a response body in the delivery log.
 STORED_BODY_BYTES = 16 * 1024
 
@@ -104,18 +102,18 @@ class _Heartbeats:
 
 
 class DeliveryActivities:
-    """Holds what every attempt shares: the worker's HTTP client and its views of Temporal."""
+    """Holds what every attempt shares: the worker's HTTP clients and its views of Temporal."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        poster: WebhookPoster,
         endpoints: EndpointSources,
         schedules: FlowSchedules,
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
     ) -> None:
-        self._http = http
+        self._poster = poster
         self._endpoints = endpoints
         self._schedules = schedules
         self._backoff = backoff
@@ -234,21 +232,20 @@ class DeliveryActivities:
         retry_after: float | None = None
         forbidden = False
         try:
-            async with self._http.stream("POST", endpoint.url, content=attempt.body.encode(), headers=headers) as resp:
-                body, complete = await _read_capped(resp)
+            answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers)
             response = HttpResponseRecord(
-                status_code=resp.status_code,
-                status_text=status_text(resp.status_code),
-                headers=_flat_headers(resp.headers),
-                body=body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
-                body_truncated=len(body) > STORED_BODY_BYTES or not complete,
+                status_code=answer.status_code,
+                status_text=status_text(answer.status_code),
+                headers=_flat_headers(answer.headers),
+                body=answer.body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
+                body_truncated=len(answer.body) > STORED_BODY_BYTES or not answer.complete,
             )
-            if complete:
-                error = classify(resp.status_code, resp.headers.get("content-type"), body)
+            if answer.complete:
+                error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
             else:
                 error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
-            if error and resp.status_code in THROTTLE_STATUSES:
-                retry_after = parse_retry_after(resp.headers.get("retry-after"), datetime.now(UTC))
+            if error and answer.status_code in THROTTLE_STATUSES:
+                retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout))
         except ForbiddenDestination as exc:
@@ -274,18 +271,6 @@ def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms:
     meter.create_counter("webhook_attempts", "POSTs made to endpoints").add(1, {"outcome": outcome})
     latency = meter.create_histogram_float("webhook_http_latency", "Time one POST took", "s")
     latency.record(elapsed_ms / 1000, {"outcome": outcome})
-
-
-async def _read_capped(resp: httpx.Response) -> tuple[bytes, bool]:
-    """The body, up to MAX_RESPONSE_BYTES; whether it was read to the end."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            return b"".join(chunks)[:MAX_RESPONSE_BYTES], False
-    return b"".join(chunks), True
 
 
 def _flat_headers(headers: httpx.Headers) -> dict[str, str]:

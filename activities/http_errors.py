@@ -24,9 +24,11 @@ def describe(exc: httpx.HTTPError, timeout: float) -> str:
         if isinstance(root, OSError) and root.errno:
             return f"could not connect ({os.strerror(root.errno)})"
         return f"could not connect ({exc or root})"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection closed before a complete response ({exc})"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        # A closed connection often comes with no message at all: say what happened.
+        detail = f" ({exc})" if str(exc) else ""
+        return f"connection closed by the receiver before any response{detail}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -9,11 +9,12 @@ from infra.network_guard import GuardedNetworkBackend, Resolver, system_resolver
 
 
 def http_client(
-    timeout: float, *, allow_private_networks: bool, resolve: Resolver = system_resolver
+    timeout: float, *, allow_private_networks: bool, resolve: Resolver = system_resolver, keep_alive: bool = True
 ) -> httpx.AsyncClient:
-    """The worker's one HTTP client: pooled connections, no redirects followed, and
-    unless private networks are allowed, connections only to public addresses."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    """The worker's HTTP client: pooled connections (none kept without `keep_alive`), no
+    redirects followed, and unless private networks are allowed, connections only to
+    public addresses."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50 if keep_alive else 0)
     transport = httpx.AsyncHTTPTransport(limits=limits)
     if not allow_private_networks:
         # httpx takes no network backend, so its connection pool is built here with ours.
