@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.activity_contract import ATTEMPT_TIMEOUT_SECONDS
@@ -17,7 +17,10 @@ AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WEBHOOKS_", env_file=".env", extra="ignore")
+    # A refused setting must not print its value: it may be a key or a token.
+    model_config = SettingsConfigDict(
+        env_prefix="WEBHOOKS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -28,6 +31,12 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     api_tokens: dict[AccountName, SecretStr] = {}
     temporal_ui_url: str = "http://localhost:8233"
+    # The codec server (Temporal's codec protocol, for the Web UI and the CLI) listens on
+    # its own port, never on the API's: decoding is an operator's right, not a merchant's.
+    codec_port: int = 8081
+    # With a token, the codec server answers only `Authorization: Bearer <operator token>`;
+    # without one, whoever reaches its port (loopback by default: the operator network).
+    operator_token: SecretStr | None = None
 
     # Base64url AES-256 key for what is stored in Temporal; old keys still decrypt
     # (WEBHOOKS_ENCRYPTION_OLD_KEYS='["<key>", …]').
@@ -60,6 +69,19 @@ class Settings(BaseSettings):
         for key in value if isinstance(value, list) else [value] if value else []:
             parse_key(key.get_secret_value())
         return value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # Compose passes an unset variable as "": that must not become a token anyone can send.
+        return value if value and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _operator_is_not_a_merchant(self) -> Self:
+        operator = self.operator_token.get_secret_value() if self.operator_token else None
+        if operator is not None and any(t.get_secret_value() == operator for _, t in self.account_tokens()):
+            raise ValueError("WEBHOOKS_OPERATOR_TOKEN must differ from every merchant token")
+        return self
 
     def account_tokens(self) -> list[tuple[str, SecretStr]]:
         tokens = [(DEFAULT_ACCOUNT, self.api_token)] if self.api_token else []

@@ -51,32 +51,6 @@ async def test_no_secret_is_stored_in_clear_in_temporal(api, client, receiver, t
         assert b"Shipment delivered" not in raw and b"binary/encrypted" in raw
 
 
-async def test_the_codec_server_decodes_for_the_web_ui(api, settings):
-    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJhIjogMX0="}  # json/plain, {"a": 1}
-
-    encoded = await api.post("/codec/encode", json={"payloads": [plain]})
-    decoded = await api.post("/codec/decode", json=encoded.json())
-    preflight = await api.options(
-        "/codec/decode",
-        headers={
-            "Origin": "http://127.0.0.1:8233",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-namespace",
-        },
-    )
-    foreign = await api.options(
-        "/codec/decode", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
-    )
-
-    assert encoded.status_code == 200 and encoded.json()["payloads"][0]["data"] != plain["data"]
-    assert decoded.json() == {"payloads": [plain]}
-    assert preflight.status_code == 200
-    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
-    assert "x-namespace" in preflight.headers["access-control-allow-headers"].lower()
-    assert "access-control-allow-origin" not in foreign.headers
-    assert (await api.post("/codec/decode", content=b"{nope")).status_code == 422
-
-
 async def test_each_token_sees_only_its_own_account(settings, worker, client, receiver):
     tokens = {"shop-a": SecretStr("token-a"), "shop-b": SecretStr("token-b")}
     async with api_with(settings.model_copy(update={"api_tokens": tokens})) as http:
