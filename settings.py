@@ -12,6 +12,7 @@ from domain.activity_contract import ATTEMPT_TIMEOUT_SECONDS
 from domain.delivery import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
 from domain.endpoints import HealthPolicy
 from infra.codec import AesGcmCodec, parse_key
+from infra.secrets import SecretBox
 
 AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     # (WEBHOOKS_ENCRYPTION_OLD_KEYS='["<key>", …]').
     encryption_key: SecretStr | None = None
     encryption_old_keys: list[SecretStr] = []
+    # Base64url AES-256 key that seals endpoint credentials inside what is stored; the
+    # API and the workers hold it, the codec server does not (WEBHOOKS_SECRETS_OLD_KEYS too).
+    secrets_key: SecretStr | None = None
+    secrets_old_keys: list[SecretStr] = []
     allow_private_networks: bool = False
     # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
     worker_metrics_port: int | None = None
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
     retry_max_interval: Annotated[float, Field(gt=0)] = 3600.0
     http_timeout: Annotated[float, Field(gt=0, le=ATTEMPT_TIMEOUT_SECONDS - 10)] = 10.0
 
-    @field_validator("encryption_key", "encryption_old_keys")
+    @field_validator("encryption_key", "encryption_old_keys", "secrets_key", "secrets_old_keys")
     @classmethod
     def _keys_parse(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
         for key in value if isinstance(value, list) else [value] if value else []:
@@ -75,6 +80,14 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         # Compose passes an unset variable as "": that must not become a token anyone can send.
         return value if value and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _secrets_key_is_its_own(self) -> Self:
+        # The codec server holds the encryption keys: the same key would open the credentials to it.
+        payload_keys = {k.get_secret_value() for k in [self.encryption_key, *self.encryption_old_keys] if k}
+        if any(k.get_secret_value() in payload_keys for k in [self.secrets_key, *self.secrets_old_keys] if k):
+            raise ValueError("WEBHOOKS_SECRETS_KEY must differ from WEBHOOKS_ENCRYPTION_KEY and its old keys")
+        return self
 
     @model_validator(mode="after")
     def _operator_is_not_a_merchant(self) -> Self:
@@ -99,6 +112,17 @@ class Settings(BaseSettings):
         return AesGcmCodec(
             parse_key(self.encryption_key.get_secret_value()),
             [parse_key(k.get_secret_value()) for k in self.encryption_old_keys],
+        )
+
+    def secret_box(self) -> SecretBox:
+        if self.secrets_key is None:
+            raise RuntimeError(
+                "WEBHOOKS_SECRETS_KEY is not set: endpoint credentials are sealed with it (the API and the worker). "
+                "Create one with: python -c 'from infra.codec import new_key; print(new_key())'"
+            )
+        return SecretBox(
+            parse_key(self.secrets_key.get_secret_value()),
+            [parse_key(k.get_secret_value()) for k in self.secrets_old_keys],
         )
 
 

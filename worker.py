@@ -64,9 +64,10 @@ async def delivery_worker(
     """A configured worker with its HTTP client; the client is closed when the worker is done."""
 
     snapshots = SnapshotCache()
+    secrets = settings.secret_box()
 
     def registries(account: str) -> EndpointRegistry:
-        return EndpointRegistry(client, settings.task_queue, account, snapshots)
+        return EndpointRegistry(client, settings.task_queue, account, snapshots, secrets)
 
     async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
@@ -79,6 +80,7 @@ async def delivery_worker(
             backoff=Backoff(settings.retry_initial_interval, settings.retry_backoff, settings.retry_max_interval),
             http_timeout=settings.http_timeout,
             health=settings.health_policy(),
+            secrets=secrets,
         )
         recovery = RecoveryActivities(recover)
         yield Worker(

@@ -32,6 +32,7 @@ from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
+from infra.secrets import SecretBox
 
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
@@ -100,7 +101,8 @@ class _Heartbeats:
 
 
 class DeliveryActivities:
-    """Holds what every attempt shares: the worker's HTTP client and Temporal client."""
+    """Holds what every attempt shares: the worker's HTTP client and Temporal client, and the key
+    that opens endpoint credentials (sealed in the registry) at send time."""
 
     def __init__(
         self,
@@ -109,8 +111,10 @@ class DeliveryActivities:
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
+        secrets: SecretBox,
     ) -> None:
         self._http = http
+        self._secrets = secrets
         self._endpoints = endpoints
         self._backoff = backoff
         self._http_timeout = http_timeout
@@ -173,7 +177,8 @@ class DeliveryActivities:
     ) -> tuple[AttemptRecord, float | None, bool]:
         """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
         started_at = datetime.now(UTC)
-        headers = request_headers(endpoint, attempt.message_id, attempt.body, started_at)
+        reveal = self._secrets.reveal_for(attempt.account)
+        headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         if not settings.account_tokens():
             log.warning("WEBHOOKS_API_TOKEN is not set: the API accepts every caller (local use only)")
         app.state.settings = settings
+        app.state.secrets = settings.secret_box()  # seals the credentials merchants give
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True)
         app.state.registry_snapshots = SnapshotCache()

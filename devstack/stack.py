@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from devstack.devserver import start_dev_server, temporal_binary, wait_until_serving
 from infra.codec import new_key
 from settings import get_settings
@@ -53,12 +55,10 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _encryption_key(data_dir: Path) -> str:
-    """WEBHOOKS_ENCRYPTION_KEY if set, else the key kept beside the data it encrypts."""
-    configured = get_settings().encryption_key
+def _key(configured: SecretStr | None, key_file: Path) -> str:
+    """The configured key if set, else the key kept beside the data it encrypts (made on first run)."""
     if configured is not None:
         return configured.get_secret_value()
-    key_file = data_dir / "encryption.key"
     if not key_file.exists():
         key_file.touch(mode=0o600)
         key_file.write_text(new_key())
@@ -89,11 +89,13 @@ async def _run(args: argparse.Namespace) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{args.temporal_port}"
     ui_url = f"http://localhost:{args.ui_port}"
+    settings = get_settings()
     env = os.environ | {
         "WEBHOOKS_TEMPORAL_ADDRESS": address,
         "WEBHOOKS_API_PORT": str(args.api_port),
         "WEBHOOKS_TEMPORAL_UI_URL": ui_url,
-        "WEBHOOKS_ENCRYPTION_KEY": _encryption_key(args.data_dir),
+        "WEBHOOKS_ENCRYPTION_KEY": _key(settings.encryption_key, args.data_dir / "encryption.key"),
+        "WEBHOOKS_SECRETS_KEY": _key(settings.secrets_key, args.data_dir / "secrets.key"),
         "WEBHOOKS_WORKER_METRICS_PORT": str(args.worker_metrics_port),
         # Local use: endpoints on this machine (a receiver on localhost) are allowed.
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
@@ -114,12 +116,14 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_until_serving(address, server)
-        _set_retention(address, get_settings().temporal_namespace)
+        _set_retention(address, settings.temporal_namespace)
         children.append(("worker", _spawn(["worker.py"], env)))
         api_args = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1"]
         children.append(("api", _spawn([*api_args, "--port", str(args.api_port)], env)))
         codec_args = ["-m", "uvicorn", "--factory", "api.codec_server:create_codec_app", "--host", "127.0.0.1"]
-        children.append(("codec", _spawn([*codec_args, "--port", str(args.codec_port)], env)))
+        # The codec server decodes payloads for operators; the credentials inside stay sealed for it.
+        codec_env = {name: value for name, value in env.items() if not name.startswith("WEBHOOKS_SECRETS_")}
+        children.append(("codec", _spawn([*codec_args, "--port", str(args.codec_port)], codec_env)))
         print(
             f"\nWebhook service running (Ctrl-C stops it)\n"
             f"  API       http://localhost:{args.api_port}  (docs: /docs, OpenAPI: /openapi.json)\n"

@@ -7,12 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.endpoints import (
+    BasicAuth,
+    CustomHeader,
     DeliveryOutcome,
     Endpoint,
     EndpointPatch,
@@ -21,6 +24,8 @@ from domain.endpoints import (
     RegistrySnapshot,
 )
 from domain.ids import registry_workflow_id
+from domain.secrets import Sealed, SecretField
+from infra.secrets import SecretBox
 from infra.temporal import is_not_found, or_none
 from workflows.endpoint_registry import (
     INVALID,
@@ -93,14 +98,27 @@ class SnapshotCache:
 
 
 class EndpointRegistry:
-    """One account's endpoints. Reads see every change accepted before them."""
+    """One account's endpoints. Reads see every change accepted before them.
 
-    def __init__(self, client: Client, task_queue: str, account: str, cache: SnapshotCache | None = None) -> None:
+    Secrets given to it (passwords, header values, signing secrets) are sealed
+    with `secrets` before they leave this process: the registry keeps, and its
+    queries answer, ciphertext only.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        account: str,
+        cache: SnapshotCache | None = None,
+        secrets: SecretBox | None = None,
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
         self._workflow_id = registry_workflow_id(account)
         self._cache = cache or SnapshotCache()
+        self._secrets = secrets
 
     def _handle(self) -> WorkflowHandle[EndpointRegistryWorkflow, None]:
         return self._client.get_workflow_handle_for(EndpointRegistryWorkflow.run, self._workflow_id)
@@ -146,6 +164,7 @@ class EndpointRegistry:
         return fresh
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
+        spec = spec.model_copy(update=self._sealed(spec.auth, spec.custom_header))
         start = WithStartWorkflowOperation(
             EndpointRegistryWorkflow.run,
             RegistryState(account=self._account),
@@ -162,13 +181,15 @@ class EndpointRegistry:
         )
 
     async def update(self, endpoint_id: str, patch: EndpointPatch) -> EndpointView:
+        patch = patch.model_copy(update=self._sealed(patch.auth, patch.custom_header))
         edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
         return await self._update(
             self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
         )
 
     async def rotate_signing_secret(self, endpoint_id: str, secret: str, grace_seconds: float) -> EndpointView:
-        rotation = SecretRotation(endpoint_id=endpoint_id, secret=secret, grace_seconds=grace_seconds)
+        sealed = self._seal(secret, "signing_secret")
+        rotation = SecretRotation(endpoint_id=endpoint_id, secret=sealed, grace_seconds=grace_seconds)
         call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
         return await self._update(call, endpoint_id)
 
@@ -183,6 +204,24 @@ class EndpointRegistry:
         await self._update(
             self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id), endpoint_id
         )
+
+    def _sealed(self, auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, BaseModel]:
+        """The fields to replace so that a spec or patch carries its secrets sealed."""
+        sealed: dict[str, BaseModel] = {}
+        if auth is not None:
+            sealed["auth"] = auth.model_copy(update={"password": self._seal(auth.password, "auth.password")})
+        if header is not None:
+            sealed["custom_header"] = header.model_copy(
+                update={"value": self._seal(header.value, "custom_header.value")}
+            )
+        return sealed
+
+    def _seal(self, value: str | Sealed, field: SecretField) -> Sealed:
+        if isinstance(value, Sealed):  # only this process seals: what a caller sends is text
+            raise EndpointRejected([{"field": field, "message": "must be a string"}])
+        if self._secrets is None:
+            raise RuntimeError("this registry client was given no SecretBox: it cannot store secrets")
+        return self._secrets.seal(value, self._account, field)
 
     @staticmethod
     async def _update(call: Awaitable[T], endpoint_id: str | None) -> T:

@@ -8,6 +8,7 @@ the API always sees the latest accepted state.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
@@ -16,6 +17,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.delivery import DeliveryInput
     from domain.endpoints import (
+        BasicAuth,
+        CustomHeader,
         DeliveryOutcome,
         Endpoint,
         EndpointHealth,
@@ -28,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
+    from domain.secrets import Sealed, SealedOr
     from domain.signing import SigningSecret
     from workflows.delivery import start_delivery_child
 
@@ -54,16 +58,34 @@ class EndpointEdit(BaseModel):
 
 
 class SecretRotation(BaseModel):
-    """A new signing secret (made by the caller: workflows have no secure randomness)."""
+    """A new signing secret (made by the caller: workflows have no secure randomness), sealed by it."""
 
     endpoint_id: str
-    secret: str
+    secret: Annotated[str | Sealed, SealedOr(str)]  # plain in histories written before sealing
     grace_seconds: float  # how long the replaced secret keeps signing
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
     problems = field_errors(err.errors(include_input=False, include_url=False))
     return ApplicationError("invalid endpoint", problems, type=INVALID, non_retryable=True)
+
+
+def _require_sealed(values: dict[str, str | Sealed | None]) -> None:
+    """Refuses a change carrying a secret in clear: the registry's state and answers hold none.
+
+    (Validators do not run on replay, so histories written before sealing still replay.)
+    """
+    plain = [field for field, value in values.items() if value is not None and not isinstance(value, Sealed)]
+    if plain:
+        problems = [{"field": field, "message": "must arrive sealed (WEBHOOKS_SECRETS_KEY)"} for field in plain]
+        raise ApplicationError("secrets in clear", problems, type=INVALID, non_retryable=True)
+
+
+def _secrets_of(auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, str | Sealed | None]:
+    return {
+        "auth.password": auth.password if auth else None,
+        "custom_header.value": header.value if header else None,
+    }
 
 
 @workflow.defn
@@ -103,7 +125,7 @@ class EndpointRegistryWorkflow:
 
     @workflow.query
     def snapshot(self) -> RegistrySnapshot:
-        """With secrets: for ingest and the delivery activity, which keep it while it is current."""
+        """With the secrets, sealed: for ingest and the delivery activity, which keep it while it is current."""
         return RegistrySnapshot(version=self._version, endpoints=self._endpoints)
 
     # -- changes -----------------------------------------------------------
@@ -131,6 +153,7 @@ class EndpointRegistryWorkflow:
 
     @create_endpoint.validator
     def _validate_create(self, spec: EndpointSpec) -> None:
+        _require_sealed(_secrets_of(spec.auth, spec.custom_header))
         if len(self._endpoints) >= MAX_ENDPOINTS_PER_ACCOUNT:
             raise ApplicationError(
                 f"an account can have at most {MAX_ENDPOINTS_PER_ACCOUNT} endpoints",
@@ -159,6 +182,7 @@ class EndpointRegistryWorkflow:
     @update_endpoint.validator
     def _validate_update(self, edit: EndpointEdit) -> None:
         current = self._require(edit.endpoint_id)
+        _require_sealed(_secrets_of(edit.patch.auth, edit.patch.custom_header))
         try:
             edit.patch.apply_to(current.spec)
         except ValidationError as err:
@@ -199,6 +223,7 @@ class EndpointRegistryWorkflow:
     @rotate_signing_secret.validator
     def _validate_rotation(self, rotation: SecretRotation) -> None:
         self._require(rotation.endpoint_id)
+        _require_sealed({"secret": rotation.secret})
 
     @workflow.update
     def stop_signing(self, endpoint_id: str) -> EndpointView:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
@@ -112,4 +113,30 @@ async def codec_decode(
 def decoded_text(answer: httpx.Response) -> str:
     """Every payload of a codec answer, its data as text."""
     assert answer.status_code == 200, answer.text
-    return "\n".join(base64.b64decode(p.get("data", "")).decode() for p in answer.json()["payloads"])
+    return "\n".join(base64.b64decode(p.get("data", "")).decode(errors="replace") for p in answer.json()["payloads"])
+
+
+def payloads_in(message: Message) -> list[Payload]:
+    """Every payload a message carries, however deep: inputs, results, update arguments, failures, memos."""
+    if isinstance(message, Payload):
+        return [message]
+    found: list[Payload] = []
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE or field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            values = list(value.values())
+        elif field.is_repeated:
+            values = list(value)
+        else:
+            values = [value]
+        found += [p for v in values if isinstance(v, Message) for p in payloads_in(v)]
+    return found
+
+
+async def decoded_history(address: str, workflow_id: str, codec: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """A workflow's history as an operator reads it through the codec server: every payload decoded."""
+    keyless = await Client.connect(address)
+    events = [e async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
+    payloads = [p for event in events for p in payloads_in(event)]
+    return decoded_text(await codec_decode(codec, payloads, headers))

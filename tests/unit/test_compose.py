@@ -132,6 +132,8 @@ def test_required_secrets_come_from_required_substitutions(services):
     assert REQUIRED_SUBSTITUTION.match(services["api"]["environment"]["WEBHOOKS_API_TOKEN"])
     for name in ("api", "worker", "codec"):
         assert REQUIRED_SUBSTITUTION.match(services[name]["environment"]["WEBHOOKS_ENCRYPTION_KEY"]), name
+    for name in ("api", "worker"):  # they seal and open endpoint credentials
+        assert REQUIRED_SUBSTITUTION.match(services[name]["environment"]["WEBHOOKS_SECRETS_KEY"]), name
 
 
 def test_no_literal_secret_values(services):

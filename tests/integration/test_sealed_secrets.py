@@ -1,0 +1,123 @@
+"""No query answers a secret: credentials are sealed by the API, opened only by the worker at send time."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from pydantic import SecretStr
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from domain.endpoints import EndpointSpec
+from domain.ids import first_connection_id, registry_workflow_id
+from tests.integration.helpers import (
+    codec_decode,
+    codec_with,
+    create_endpoint,
+    decoded_text,
+    delivery_outcome,
+    post_event,
+    raw_query,
+    tracking_event,
+)
+from worker import WORKFLOWS
+from workflows.endpoint_registry import INVALID, EndpointRegistryWorkflow
+
+PASSWORD, HEADER_VALUE = "pw-Query-4471", "hv-Query-8812"
+OPERATOR = {"Authorization": "Bearer token-operator"}
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_operator(
+    api, client, receiver, settings, temporal_address
+):
+    url = receiver.url()
+    endpoint = await create_endpoint(
+        api,
+        url,
+        auth={"username": "shop", "password": PASSWORD},
+        custom_header={"key": "X-Shop-Token", "value": HEADER_VALUE},
+        retry={"enabled": True, "max_retries": 1},
+    )
+    rotated = [(await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()["secret"] for _ in range(2)]
+    accepted = await post_event(api, tracking_event())
+    [delivery] = accepted["deliveries"]
+    await delivery_outcome(client, delivery["id"])
+    recovery = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2020-01-01T00:00:00Z"})
+    assert recovery.status_code == 200, recovery.text
+    [recovery_run] = [w async for w in client.list_workflows(f'WorkflowId STARTS_WITH "recovery/{endpoint["id"]}/"')]
+    sent = receiver.requests(url)[-1].headers
+    assert sent["x-shop-token"] == HEADER_VALUE and sent["authorization"] == _basic("shop", PASSWORD)
+    assert len(sent["webhook-signature"].split()) == 2  # both signing secrets, opened at send time
+
+    # One run of every workflow type, and the arguments of the queries that take one.
+    runs = {
+        registry_workflow_id("default"): "EndpointRegistryWorkflow",
+        delivery["id"]: "DeliveryWorkflow",
+        first_connection_id(endpoint["id"]): "DeliveryWorkflow",
+        recovery_run.id: "RecoveryWorkflow",
+    }
+    arguments = {"endpoint": [endpoint["id"]]}
+    secrets = [PASSWORD, HEADER_VALUE, *rotated, _basic("shop", PASSWORD)]
+    answers: dict[tuple[str, str], str] = {}
+    async with codec_with(settings.model_copy(update={"operator_token": SecretStr("token-operator")})) as codec:
+        for workflow_id in runs:
+            # Each run says which queries it answers (Temporal's built-in metadata query) ...
+            metadata = await raw_query(temporal_address, workflow_id, "__temporal_workflow_metadata")
+            definition = json.loads(decoded_text(await codec_decode(codec, metadata, OPERATOR)))["definition"]
+            # ... and each answer, as the worker sent it, is read through the codec with the operator's token.
+            for query in (q["name"] for q in definition["queryDefinitions"]):
+                answer = await raw_query(temporal_address, workflow_id, query, *arguments.get(query, []))
+                answers[workflow_id, query] = decoded_text(await codec_decode(codec, answer, OPERATOR))
+
+    assert set(runs.values()) == {w.__name__ for w in WORKFLOWS}  # every workflow type was asked
+    registry_queries = {q for w, q in answers if w == registry_workflow_id("default")}
+    assert {"endpoints", "endpoint", "snapshot"} <= registry_queries
+    leaks = {key: [s for s in secrets if s in text] for key, text in answers.items()}
+    assert {key: found for key, found in leaks.items() if found} == {}
+    # The answers were decoded: the snapshot holds the credentials, sealed.
+    snapshot = json.loads(answers[registry_workflow_id("default"), "snapshot"])
+    stored = snapshot["endpoints"][endpoint["id"]]
+    assert stored["custom_header"]["key"] == "X-Shop-Token" and set(stored["auth"]["password"]) == {
+        "key_id",
+        "ciphertext",
+    }
+    assert all(set(s["secret"]) == {"key_id", "ciphertext"} for s in stored["signing_secrets"])
+
+
+async def test_the_api_takes_secrets_as_text_only(api, receiver):
+    body = {
+        "url": receiver.url(),
+        "events": ["ORDER_SHIPPED"],
+        "auth": {"username": "shop", "password": {"key_id": "forged", "ciphertext": "AAAA"}},
+    }
+
+    refused = await api.post("/v1/endpoints", json=body)
+
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [{"field": "auth.password", "message": "must be a string"}]
+    assert (await api.get("/v1/endpoints")).json() == []
+
+
+async def test_the_registry_refuses_a_secret_in_clear_from_any_client(api, client, receiver):
+    """A client without the secrets key (an older API, a script) cannot put a secret in clear into the state."""
+    await create_endpoint(api, receiver.url())  # the registry runs
+    handle = client.get_workflow_handle_for(EndpointRegistryWorkflow.run, registry_workflow_id("default"))
+    spec = EndpointSpec(
+        url=receiver.url(),
+        events=["ORDER_SHIPPED"],
+        auth={"username": "shop", "password": PASSWORD},
+        custom_header={"key": "X-Shop-Token", "value": HEADER_VALUE},
+    )
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(EndpointRegistryWorkflow.create_endpoint, spec)
+
+    assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == INVALID
+    assert {p["field"] for p in refused.value.cause.details[0]} == {"auth.password", "custom_header.value"}
+    assert len(await handle.query(EndpointRegistryWorkflow.endpoints)) == 1
