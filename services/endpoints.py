@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,12 +31,17 @@ from infra.temporal import is_not_found, or_none
 from workflows.endpoint_registry import (
     INVALID,
     NOT_FOUND,
+    NOTHING_TO_SEAL,
     VERSION_MEMO,
     EndpointEdit,
     EndpointRegistryWorkflow,
+    PlainSecretsSealed,
+    PlainSecretsSealing,
     RegistryState,
     SecretRotation,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -161,7 +167,50 @@ class EndpointRegistry:
         fresh = await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
         if fresh is not None:
             self._cache.keep(self._account, fresh)
+            await self._seal_plain_secrets(fresh)
         return fresh
+
+    async def _seal_plain_secrets(self, snapshot: RegistrySnapshot) -> None:
+        """A registry written before sealing holds secrets in clear: seal them in place, once.
+
+        Best effort: the snapshot in hand serves the read either way, and the next
+        read after a failure tries again.
+        """
+        if self._secrets is None:
+            return
+        sealing = PlainSecretsSealing(endpoints={})
+        for endpoint in snapshot.endpoints.values():
+            auth, header = endpoint.auth, endpoint.custom_header
+            sealed = PlainSecretsSealed(
+                password=self._seal_if_plain(auth.password if auth else None, "auth.password"),
+                header_value=self._seal_if_plain(header.value if header else None, "custom_header.value"),
+                signing_secrets={
+                    s.created_at.isoformat(): sealed_secret
+                    for s in endpoint.signing_secrets
+                    if (sealed_secret := self._seal_if_plain(s.secret, "signing_secret"))
+                },
+            )
+            if sealed != PlainSecretsSealed():
+                sealing.endpoints[endpoint.id] = sealed
+        if not sealing.endpoints:
+            return
+        try:
+            await self._handle().execute_update(EndpointRegistryWorkflow.seal_plain_secrets, sealing)
+            log.info(
+                "sealed the secrets registry %s held in clear, of %d endpoints",
+                self._workflow_id,
+                len(sealing.endpoints),
+            )
+        except WorkflowUpdateFailedError as err:
+            if not (isinstance(err.cause, ApplicationError) and err.cause.type == NOTHING_TO_SEAL):  # a reader did
+                log.warning("could not seal the secrets registry %s holds in clear: %s", self._workflow_id, err.cause)
+        except RPCError as err:
+            log.warning("could not seal the secrets registry %s holds in clear: %s", self._workflow_id, err)
+
+    def _seal_if_plain(self, value: str | Sealed | None, field: SecretField) -> Sealed | None:
+        if value is None or isinstance(value, Sealed) or self._secrets is None:
+            return None
+        return self._secrets.seal(value, self._account, field)
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
         spec = spec.model_copy(update=self._sealed(spec.auth, spec.custom_header))

@@ -39,6 +39,7 @@ MAX_ENDPOINTS_PER_ACCOUNT = 100
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
+NOTHING_TO_SEAL = "NothingToSeal"
 
 
 # The memo key of the registry's version, which counts its changes: readers that
@@ -63,6 +64,39 @@ class SecretRotation(BaseModel):
     endpoint_id: str
     secret: Annotated[str | Sealed, SealedOr(str)]  # plain in histories written before sealing
     grace_seconds: float  # how long the replaced secret keeps signing
+
+
+class PlainSecretsSealed(BaseModel):
+    """One endpoint's secrets that a registry written before sealing holds in clear, sealed by a
+    client holding WEBHOOKS_SECRETS_KEY; signing secrets by their `created_at`."""
+
+    password: Sealed | None = None
+    header_value: Sealed | None = None
+    signing_secrets: dict[str, Sealed] = {}
+
+
+class PlainSecretsSealing(BaseModel):
+    endpoints: dict[str, PlainSecretsSealed]
+
+
+def sealed_where_plain(endpoint: Endpoint, sealed: PlainSecretsSealed) -> Endpoint | None:
+    """The endpoint with the secrets it still holds in clear replaced by their sealed form; None
+    when none is left. A secret still in clear is the one the sealer read: since sealing, every
+    change brings sealed secrets only."""
+    changes: dict[str, object] = {}
+    if endpoint.auth and sealed.password and not isinstance(endpoint.auth.password, Sealed):
+        changes["auth"] = endpoint.auth.model_copy(update={"password": sealed.password})
+    if endpoint.custom_header and sealed.header_value and not isinstance(endpoint.custom_header.value, Sealed):
+        changes["custom_header"] = endpoint.custom_header.model_copy(update={"value": sealed.header_value})
+    signing = [
+        s.model_copy(update={"secret": sealed.signing_secrets[s.created_at.isoformat()]})
+        if not isinstance(s.secret, Sealed) and s.created_at.isoformat() in sealed.signing_secrets
+        else s
+        for s in endpoint.signing_secrets
+    ]
+    if signing != endpoint.signing_secrets:
+        changes["signing_secrets"] = signing
+    return endpoint.model_copy(update=changes) if changes else None
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
@@ -245,6 +279,25 @@ class EndpointRegistryWorkflow:
     @delete_endpoint.validator
     def _validate_delete(self, endpoint_id: str) -> None:
         self._require(endpoint_id)
+
+    @workflow.update
+    def seal_plain_secrets(self, sealing: PlainSecretsSealing) -> None:
+        """Replaces the secrets a registry written before sealing holds in clear (not a merchant's change)."""
+        for endpoint_id, sealed in sealing.endpoints.items():
+            endpoint = self._endpoints.get(endpoint_id)
+            updated = endpoint and sealed_where_plain(endpoint, sealed)
+            if updated:
+                self._endpoints[endpoint_id] = updated
+        self._changed()
+
+    @seal_plain_secrets.validator
+    def _validate_sealing(self, sealing: PlainSecretsSealing) -> None:
+        # Refused without a write when another reader sealed them first.
+        if not any(
+            (endpoint := self._endpoints.get(endpoint_id)) and sealed_where_plain(endpoint, sealed)
+            for endpoint_id, sealed in sealing.endpoints.items()
+        ):
+            raise ApplicationError("no secret left in clear", type=NOTHING_TO_SEAL, non_retryable=True)
 
     def _require(self, endpoint_id: str) -> Endpoint:
         found = self._endpoints.get(endpoint_id)

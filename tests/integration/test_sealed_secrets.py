@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from domain.endpoints import EndpointSpec
+from domain.endpoints import BasicAuth, CustomHeader, Endpoint, EndpointSpec
 from domain.ids import first_connection_id, registry_workflow_id
+from domain.signing import SigningSecret, new_secret
 from tests.integration.helpers import (
+    api_with,
     codec_decode,
     codec_with,
     create_endpoint,
@@ -22,8 +27,9 @@ from tests.integration.helpers import (
     raw_query,
     tracking_event,
 )
+from tests.waiting import eventually
 from worker import WORKFLOWS
-from workflows.endpoint_registry import INVALID, EndpointRegistryWorkflow
+from workflows.endpoint_registry import INVALID, EndpointRegistryWorkflow, RegistryState
 
 PASSWORD, HEADER_VALUE = "pw-Query-4471", "hv-Query-8812"
 OPERATOR = {"Authorization": "Bearer token-operator"}
@@ -121,3 +127,64 @@ async def test_the_registry_refuses_a_secret_in_clear_from_any_client(api, clien
     assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == INVALID
     assert {p["field"] for p in refused.value.cause.details[0]} == {"auth.password", "custom_header.value"}
     assert len(await handle.query(EndpointRegistryWorkflow.endpoints)) == 1
+
+
+def _signed_with(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return headers["webhook-signature"] == expected
+
+
+async def test_secrets_stored_in_clear_before_sealing_are_still_sent_then_sealed_in_place(
+    settings, worker, client, receiver, temporal_address
+):
+    account, url, now, signing_secret = "legacy", receiver.url(), datetime.now(UTC), new_secret()
+    legacy = Endpoint(
+        id="ep_legacy0000000000001",
+        url=url,
+        events=["TRACKING_UPDATE"],
+        auth=BasicAuth(username="shop", password=PASSWORD),
+        custom_header=CustomHeader(key="X-Shop-Token", value=HEADER_VALUE),
+        signing_secrets=[SigningSecret(secret=signing_secret, created_at=now)],
+        created_at=now,
+        updated_at=now,
+    )
+    # A registry as the previous release continued it as new: its state holds the secrets in clear.
+    await client.start_workflow(
+        EndpointRegistryWorkflow.run,
+        RegistryState(account=account, endpoints={legacy.id: legacy}, version=3),
+        id=registry_workflow_id(account),
+        task_queue=settings.task_queue,
+    )
+    merchant = {"Authorization": "Bearer token-legacy"}
+    operator = settings.model_copy(update={"operator_token": SecretStr("token-operator")})
+    async with (
+        api_with(settings.model_copy(update={"api_tokens": {account: SecretStr("token-legacy")}})) as api,
+        codec_with(operator) as codec,
+    ):
+
+        async def snapshot() -> str:
+            answer = await raw_query(temporal_address, registry_workflow_id(account), "snapshot")
+            return decoded_text(await codec_decode(codec, answer, OPERATOR))
+
+        before = await snapshot()
+        deliveries = []
+        for _ in range(2):  # the first reads the registry in clear (and seals it), the second reads it sealed
+            accepted = await api.post("/v1/events", json=tracking_event(), headers=merchant)
+            [delivery] = accepted.json()["deliveries"]
+            deliveries.append(await delivery_outcome(client, delivery["id"]))
+            after = await eventually(snapshot, lambda text: PASSWORD not in text, what="the registry sealed")
+        listed = await api.get("/v1/endpoints", headers=merchant)
+
+    assert PASSWORD in before and HEADER_VALUE in before  # the state this release inherits
+    assert [d.result for d in deliveries] == ["success", "success"]
+    for request in receiver.requests(url):
+        assert request.headers["authorization"] == _basic("shop", PASSWORD)
+        assert request.headers["x-shop-token"] == HEADER_VALUE
+        assert _signed_with(signing_secret, request.headers, request.body)
+    assert [s for s in (PASSWORD, HEADER_VALUE, signing_secret) if s in after] == []
+    sealed = json.loads(after)["endpoints"][legacy.id]
+    assert set(sealed["auth"]["password"]) == set(sealed["signing_secrets"][0]["secret"]) == {"key_id", "ciphertext"}
+    # Not a merchant's change: the endpoint reads as before.
+    assert [(e["id"], e["updated_at"]) for e in listed.json()] == [(legacy.id, now.isoformat().replace("+00:00", "Z"))]

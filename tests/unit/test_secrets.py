@@ -11,7 +11,7 @@ from domain.secrets import Sealed
 from infra.codec import new_key, parse_key
 from infra.secrets import SecretBox
 from settings import Settings
-from workflows.endpoint_registry import RegistryState
+from workflows.endpoint_registry import PlainSecretsSealed, RegistryState, sealed_where_plain
 
 KEY = parse_key(new_key())
 
@@ -109,3 +109,35 @@ def test_the_secrets_key_must_not_be_the_payload_key_the_codec_server_holds():
         Settings(_env_file=None, encryption_key=key, secrets_key=key)
     with pytest.raises(ValidationError, match="WEBHOOKS_SECRETS_KEY must differ"):
         Settings(_env_file=None, encryption_key=SecretStr(new_key()), encryption_old_keys=[key], secrets_key=key)
+
+
+def test_sealing_in_place_replaces_only_what_is_still_in_clear():
+    """A secret sealed since the sealer read it (a PATCH through the API) is newer: it stays."""
+    box = SecretBox(KEY)
+    newer = box.seal("pw-newer", "default", "auth.password")
+    endpoint = RegistryState.model_validate(
+        {
+            "account": "default",
+            "endpoints": {
+                "ep_1": {
+                    "id": "ep_1",
+                    "url": "https://shop.example.com/hook",
+                    "events": ["ORDER_SHIPPED"],
+                    "auth": {"username": "shop", "password": newer.model_dump()},
+                    "custom_header": {"key": "X-Token", "value": "hv-legacy"},
+                    "created_at": "2026-11-01T00:00:00Z",
+                    "updated_at": "2026-11-01T00:00:00Z",
+                }
+            },
+        }
+    ).endpoints["ep_1"]
+    sealing = PlainSecretsSealed(
+        password=box.seal("pw-legacy", "default", "auth.password"),
+        header_value=box.seal("hv-legacy", "default", "custom_header.value"),
+    )
+
+    sealed = sealed_where_plain(endpoint, sealing)
+
+    assert sealed is not None and sealed.auth is not None and sealed.custom_header is not None
+    assert sealed.auth.password == newer and sealed.custom_header.value == sealing.header_value
+    assert sealed_where_plain(sealed, sealing) is None  # nothing left in clear: the registry refuses the update
