@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from playwright.async_api import async_playwright, expect
 
 from domain.ids import registry_workflow_id
 from tests.conftest import free_port
 from tests.integration.helpers import codec_decode, decoded_text, raw_query, tracking_event
 from tests.receiver import BackgroundServer, Receiver
+from tests.ui.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,9 +126,23 @@ async def test_with_api_auth_on_the_web_ui_decodes_through_the_operators_codec(t
         async with httpx.AsyncClient(base_url=codec_settings["Endpoint"].removesuffix("/codec")) as codec:
             decoded = await codec_decode(codec, answer, {"Origin": ui_origin})
         on_the_api = await codec_decode(api, answer)
+        # And in a real browser: the registry's page shows its input decoded.
+        codec_answers: list[int] = []
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("response", lambda r: codec_answers.append(r.status) if "/codec/decode" in r.url else None)
+            await page.goto(f"{ui_origin}/namespaces/default/workflows/endpoints%2Fdefault")
+            await expect(page.locator("body")).to_contain_text('"account": "default"', timeout=30_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=ARTIFACTS / "web-ui-decoded-with-api-auth.png")
+            shown = await page.inner_text("body")
+            await browser.close()
 
     assert codec_settings["Endpoint"] == f"http://localhost:{ports['codec']}/codec"
     assert not codec_settings["PassAccessToken"] and not codec_settings["IncludeCredentials"]
     assert created.json()["id"] in decoded_text(decoded)
     assert decoded.headers["access-control-allow-origin"] == ui_origin
     assert on_the_api.status_code == 404  # merchants' port: no codec, whatever the token
+    assert codec_answers and set(codec_answers) == {200}
+    assert "could not connect" not in shown
