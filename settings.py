@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.activity_contract import ATTEMPT_TIMEOUT_SECONDS
@@ -13,12 +13,16 @@ from domain.delivery import ACCOUNT_PATTERN, DEFAULT_ACCOUNT
 from domain.endpoints import HealthPolicy
 from domain.retry import Backoff
 from infra.codec import AesGcmCodec, parse_key
+from infra.secrets import SecretBox
 
 AccountName = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WEBHOOKS_", env_file=".env", extra="ignore")
+    # A refused setting must not print its value: it may be a key or a token.
+    model_config = SettingsConfigDict(
+        env_prefix="WEBHOOKS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -29,11 +33,21 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     api_tokens: dict[AccountName, SecretStr] = {}
     temporal_ui_url: str = "http://localhost:8233"
+    # The codec server (Temporal's codec protocol, for the Web UI and the CLI) listens on
+    # its own port, never on the API's: decoding is an operator's right, not a merchant's.
+    codec_port: int = 8081
+    # With a token, the codec server answers only `Authorization: Bearer <operator token>`;
+    # without one, whoever reaches its port (loopback by default: the operator network).
+    operator_token: SecretStr | None = None
 
     # Base64url AES-256 key for what is stored in Temporal; old keys still decrypt
     # (WEBHOOKS_ENCRYPTION_OLD_KEYS='["<key>", …]').
     encryption_key: SecretStr | None = None
     encryption_old_keys: list[SecretStr] = []
+    # Base64url AES-256 key that seals endpoint credentials inside what is stored; the
+    # API and the workers hold it, the codec server does not (WEBHOOKS_SECRETS_OLD_KEYS too).
+    secrets_key: SecretStr | None = None
+    secrets_old_keys: list[SecretStr] = []
     allow_private_networks: bool = False
     # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
     worker_metrics_port: int | None = None
@@ -57,12 +71,33 @@ class Settings(BaseSettings):
     retry_after_max: Annotated[float, Field(gt=0)] = 7200.0
     http_timeout: Annotated[float, Field(gt=0, le=ATTEMPT_TIMEOUT_SECONDS - 10)] = 10.0
 
-    @field_validator("encryption_key", "encryption_old_keys")
+    @field_validator("encryption_key", "encryption_old_keys", "secrets_key", "secrets_old_keys")
     @classmethod
     def _keys_parse(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
         for key in value if isinstance(value, list) else [value] if value else []:
             parse_key(key.get_secret_value())
         return value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # Compose passes an unset variable as "": that must not become a token anyone can send.
+        return value if value and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _secrets_key_is_its_own(self) -> Self:
+        # The codec server holds the encryption keys: the same key would open the credentials to it.
+        payload_keys = {k.get_secret_value() for k in [self.encryption_key, *self.encryption_old_keys] if k}
+        if any(k.get_secret_value() in payload_keys for k in [self.secrets_key, *self.secrets_old_keys] if k):
+            raise ValueError("WEBHOOKS_SECRETS_KEY must differ from WEBHOOKS_ENCRYPTION_KEY and its old keys")
+        return self
+
+    @model_validator(mode="after")
+    def _operator_is_not_a_merchant(self) -> Self:
+        operator = self.operator_token.get_secret_value() if self.operator_token else None
+        if operator is not None and any(t.get_secret_value() == operator for _, t in self.account_tokens()):
+            raise ValueError("WEBHOOKS_OPERATOR_TOKEN must differ from every merchant token")
+        return self
 
     def account_tokens(self) -> list[tuple[str, SecretStr]]:
         tokens = [(DEFAULT_ACCOUNT, self.api_token)] if self.api_token else []
@@ -83,6 +118,17 @@ class Settings(BaseSettings):
         return AesGcmCodec(
             parse_key(self.encryption_key.get_secret_value()),
             [parse_key(k.get_secret_value()) for k in self.encryption_old_keys],
+        )
+
+    def secret_box(self) -> SecretBox:
+        if self.secrets_key is None:
+            raise RuntimeError(
+                "WEBHOOKS_SECRETS_KEY is not set: endpoint credentials are sealed with it (the API and the worker). "
+                "Create one with: python -c 'from infra.codec import new_key; print(new_key())'"
+            )
+        return SecretBox(
+            parse_key(self.secrets_key.get_secret_value()),
+            [parse_key(k.get_secret_value()) for k in self.secrets_old_keys],
         )
 
 

@@ -67,9 +67,10 @@ async def delivery_worker(
     """A configured worker with its HTTP client; the client is closed when the worker is done."""
 
     snapshots = SnapshotCache()
+    secrets = settings.secret_box()
 
     def registries(account: str) -> EndpointRegistry:
-        return EndpointRegistry(client, settings.task_queue, account, snapshots)
+        return EndpointRegistry(client, settings.task_queue, account, snapshots, secrets)
 
     def schedules(account: str) -> EndpointFlow:
         return EndpointFlow(client, settings.task_queue, account)
@@ -91,6 +92,7 @@ async def delivery_worker(
             backoff=settings.backoff(),
             http_timeout=settings.http_timeout,
             health=settings.health_policy(),
+            secrets=secrets,
         )
         recovery = RecoveryActivities(recover)
         yield Worker(

@@ -34,6 +34,7 @@ from domain.retry import THROTTLE_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
+from infra.secrets import SecretBox
 
 # Keep this much of a response body in the delivery log.
 STORED_BODY_BYTES = 16 * 1024
@@ -102,7 +103,8 @@ class _Heartbeats:
 
 
 class DeliveryActivities:
-    """Holds what every attempt shares: the worker's HTTP clients and its views of Temporal."""
+    """Holds what every attempt shares: the worker's HTTP clients, its views of Temporal, and the
+    key that opens endpoint credentials (sealed in the registry) at send time."""
 
     def __init__(
         self,
@@ -112,8 +114,10 @@ class DeliveryActivities:
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
+        secrets: SecretBox,
     ) -> None:
         self._poster = poster
+        self._secrets = secrets
         self._endpoints = endpoints
         self._schedules = schedules
         self._backoff = backoff
@@ -223,7 +227,8 @@ class DeliveryActivities:
     ) -> tuple[AttemptRecord, float | None, bool]:
         """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
         started_at = datetime.now(UTC)
-        headers = request_headers(endpoint, attempt.message_id, attempt.body, started_at)
+        reveal = self._secrets.reveal_for(attempt.account)
+        headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )

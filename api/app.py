@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors, metrics
 from api.deps import authenticated_account
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
-from api.routers import codec, deliveries, endpoints, events, health, ui
+from api.routers import deliveries, endpoints, events, health, ui
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect
@@ -22,16 +20,6 @@ from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-
-def ui_origins(ui_url: str) -> list[str]:
-    """The Web UI's origin, under both names a local browser may use for it."""
-    parts = urlsplit(ui_url)
-    origins = {f"{parts.scheme}://{parts.netloc}"}
-    if parts.hostname in ("localhost", "127.0.0.1"):
-        port = f":{parts.port}" if parts.port else ""
-        origins |= {f"{parts.scheme}://localhost{port}", f"{parts.scheme}://127.0.0.1{port}"}
-    return sorted(origins)
 
 
 def create_app(settings: Settings | None = None, resolve: Resolver = system_resolver) -> FastAPI:
@@ -44,7 +32,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         if not settings.account_tokens():
             log.warning("WEBHOOKS_API_TOKEN is not set: the API accepts every caller (local use only)")
         app.state.settings = settings
-        app.state.codec = settings.codec()
+        app.state.secrets = settings.secret_box()  # seals the credentials merchants give
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True)
         app.state.registry_snapshots = SnapshotCache()
@@ -59,17 +47,11 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     errors.install(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(MetricsMiddleware)
-    # The Web UI calls the codec endpoint from the browser, from its own origin.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=ui_origins(settings.temporal_ui_url),
-        allow_methods=["POST"],
-        allow_headers=["content-type", "x-namespace", "authorization"],
-        allow_credentials=True,
-    )
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for router in (endpoints.router, events.router, deliveries.router, codec.router):
+    # No codec server here: it decrypts every account's data, so it has its own
+    # listener for operators (api/codec_server.py), never the merchants' port.
+    for router in (endpoints.router, events.router, deliveries.router):
         app.include_router(router, dependencies=[Depends(authenticated_account)])
     # The dashboard's files are public; everything it shows comes from /v1, with the token.
     app.include_router(ui.router)

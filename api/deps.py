@@ -67,7 +67,7 @@ AccountDep = Annotated[str, Depends(authenticated_account)]
 
 def get_registry(request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:
     snapshots: SnapshotCache = request.app.state.registry_snapshots
-    return EndpointRegistry(client, settings.task_queue, account, snapshots)
+    return EndpointRegistry(client, settings.task_queue, account, snapshots, request.app.state.secrets)
 
 
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]

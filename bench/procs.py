@@ -162,6 +162,7 @@ class Stack:
     workdir: Path
     worker_env: dict[str, str] = field(default_factory=dict)
     key: str = field(default_factory=new_key)
+    secrets_key: str = field(default_factory=new_key)
     temporal_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     receiver_port: int = field(default_factory=free_port)
@@ -189,6 +190,7 @@ class Stack:
             temporal_address=self.address,
             task_queue=self.task_queue,
             encryption_key=SecretStr(self.key),
+            secrets_key=SecretStr(self.secrets_key),
             allow_private_networks=True,
             api_token=None,
             log_format="text",
@@ -200,6 +202,7 @@ class Stack:
             "WEBHOOKS_TEMPORAL_ADDRESS": self.address,
             "WEBHOOKS_TASK_QUEUE": self.task_queue,
             "WEBHOOKS_ENCRYPTION_KEY": self.key,
+            "WEBHOOKS_SECRETS_KEY": self.secrets_key,
             "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",
             "WEBHOOKS_API_PORT": str(self.api_port),
             "WEBHOOKS_LOG_FORMAT": "text",

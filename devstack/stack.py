@@ -1,6 +1,7 @@
-"""`make run`: the Temporal dev server, the worker and the API, stopped together by Ctrl-C.
+"""`make run`: the Temporal dev server, the worker, the API and the codec server, stopped together by Ctrl-C.
 
 python -m devstack.stack [--data-dir .data] [--temporal-port 7233] [--ui-port 8233] [--api-port 8000]
+                         [--codec-port 8081]
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from devstack.devserver import start_dev_server, temporal_binary, wait_until_serving
 from infra.codec import new_key
@@ -30,6 +33,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--temporal-port", type=int, default=int(settings.temporal_address.rsplit(":", 1)[-1]))
     parser.add_argument("--ui-port", type=int, default=8233)
     parser.add_argument("--api-port", type=int, default=settings.api_port)
+    parser.add_argument("--codec-port", type=int, default=settings.codec_port, help="the operators' codec server")
     parser.add_argument("--worker-metrics-port", type=int, default=settings.worker_metrics_port or 9464)
     return parser.parse_args()
 
@@ -51,16 +55,25 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _encryption_key(data_dir: Path) -> str:
-    """WEBHOOKS_ENCRYPTION_KEY if set, else the key kept beside the data it encrypts."""
-    configured = get_settings().encryption_key
+def _key(configured: SecretStr | None, key_file: Path) -> str:
+    """The configured key if set, else the key kept beside the data it encrypts (made on first run)."""
     if configured is not None:
         return configured.get_secret_value()
-    key_file = data_dir / "encryption.key"
     if not key_file.exists():
         key_file.touch(mode=0o600)
         key_file.write_text(new_key())
     return key_file.read_text().strip()
+
+
+def codec_url(codec_port: int) -> str:
+    """Where the Web UI, in the operator's browser, reaches the codec server."""
+    return f"http://localhost:{codec_port}/codec"
+
+
+def _codec_access() -> str:
+    if get_settings().operator_token is None:
+        return "open to this machine only"
+    return "WEBHOOKS_OPERATOR_TOKEN required: the Web UI cannot send it, use the CLI's --codec-auth"
 
 
 def _set_retention(address: str, namespace: str) -> None:
@@ -76,11 +89,13 @@ async def _run(args: argparse.Namespace) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{args.temporal_port}"
     ui_url = f"http://localhost:{args.ui_port}"
+    settings = get_settings()
     env = os.environ | {
         "WEBHOOKS_TEMPORAL_ADDRESS": address,
         "WEBHOOKS_API_PORT": str(args.api_port),
         "WEBHOOKS_TEMPORAL_UI_URL": ui_url,
-        "WEBHOOKS_ENCRYPTION_KEY": _encryption_key(args.data_dir),
+        "WEBHOOKS_ENCRYPTION_KEY": _key(settings.encryption_key, args.data_dir / "encryption.key"),
+        "WEBHOOKS_SECRETS_KEY": _key(settings.secrets_key, args.data_dir / "secrets.key"),
         "WEBHOOKS_WORKER_METRICS_PORT": str(args.worker_metrics_port),
         # Local use: endpoints on this machine (a receiver on localhost) are allowed.
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
@@ -91,7 +106,8 @@ async def _run(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         db_file=args.data_dir / "temporal.db",
         log=server_log,
-        codec_endpoint=f"http://localhost:{args.api_port}/codec",
+        # The Web UI decodes through the operators' codec server, on loopback only.
+        codec_endpoint=codec_url(args.codec_port),
     )
     children: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal", server)]
     stop = asyncio.Event()
@@ -100,14 +116,18 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_until_serving(address, server)
-        _set_retention(address, get_settings().temporal_namespace)
+        _set_retention(address, settings.temporal_namespace)
         children.append(("worker", _spawn(["worker.py"], env)))
         api_args = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1"]
         children.append(("api", _spawn([*api_args, "--port", str(args.api_port)], env)))
+        codec_args = ["-m", "uvicorn", "--factory", "api.codec_server:create_codec_app", "--host", "127.0.0.1"]
+        # The codec server decodes payloads for operators; the credentials inside stay sealed for it.
+        codec_env = {name: value for name, value in env.items() if not name.startswith("WEBHOOKS_SECRETS_")}
+        children.append(("codec", _spawn([*codec_args, "--port", str(args.codec_port)], codec_env)))
         print(
             f"\nWebhook service running (Ctrl-C stops it)\n"
             f"  API       http://localhost:{args.api_port}  (docs: /docs, OpenAPI: /openapi.json)\n"
-            f"  Web UI    {ui_url}\n"
+            f"  Web UI    {ui_url}  (decodes through {codec_url(args.codec_port)}, {_codec_access()})\n"
             f"  Metrics   http://localhost:{args.api_port}/metrics (API), "
             f"http://localhost:{args.worker_metrics_port}/metrics (worker)\n"
             f"  Temporal  {address}, state in {args.data_dir / 'temporal.db'}\n",
@@ -122,7 +142,7 @@ async def _run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
         return 0
     finally:
-        print("stopping: api, worker, temporal", flush=True)
+        print("stopping: codec, api, worker, temporal", flush=True)
         for name, process in reversed(children):
             _stop(name, process)
         server_log.close()

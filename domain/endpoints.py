@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from domain.events import EventType
 from domain.flow import Ordering, RateLimit
+from domain.secrets import Sealed, SealedOr
 from domain.signing import SigningSecret
 from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
 
@@ -35,9 +36,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Password = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+HeaderSecret = Annotated[HeaderValue, Field(max_length=4096)]
+
+
 class BasicAuth(_Model):
     username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\x00-\x1f\x7f]*$")]
-    password: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    # Text from the merchant; sealed by the API before the registry stores it (domain/secrets.py).
+    password: Annotated[str | Sealed, SealedOr(Password)]
 
 
 class RetrySettings(_Model):
@@ -52,7 +58,7 @@ class RetrySettings(_Model):
 
 class CustomHeader(_Model):
     key: Annotated[HeaderName, Field(min_length=1, max_length=256)]
-    value: Annotated[HeaderValue, Field(max_length=4096)]
+    value: Annotated[str | Sealed, SealedOr(HeaderSecret)]  # sealed like the password
 
 
 Events = Annotated[list[EventType], Field(min_length=1)]
@@ -172,7 +178,7 @@ class DeliveryOutcome(BaseModel):
 
 
 class Endpoint(EndpointSpec):
-    """A registered endpoint, as the registry stores it (secrets in clear)."""
+    """A registered endpoint, as the registry stores it (secrets sealed; plain in registries written before)."""
 
     id: str
     created_at: datetime
@@ -258,7 +264,7 @@ class Subscription(BaseModel):
 
 
 class RegistrySnapshot(BaseModel):
-    """Every endpoint of an account, secrets included, as of one version of its registry."""
+    """Every endpoint of an account, secrets included (sealed), as of one version of its registry."""
 
     version: int
     endpoints: dict[str, Endpoint]

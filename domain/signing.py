@@ -12,14 +12,17 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel
+
+from domain.secrets import Reveal, Sealed, SealedOr
 
 SECRET_PREFIX = "whsec_"
 
 
 class SigningSecret(BaseModel):
-    secret: str  # whsec_<base64 of 32 random bytes>
+    secret: Annotated[str | Sealed, SealedOr(str)]  # whsec_<base64 of 32 random bytes>, sealed by the API
     created_at: datetime
     expires_at: datetime | None = None  # set when a newer secret replaces it
 
@@ -38,7 +41,9 @@ def signature(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
 
 
-def signature_header(secrets: list[SigningSecret], webhook_id: str, timestamp: int, body: str, now: datetime) -> str:
+def signature_header(
+    secrets: list[SigningSecret], reveal: Reveal, webhook_id: str, timestamp: int, body: str, now: datetime
+) -> str:
     """One signature per secret still active, newest first."""
     active = sorted((s for s in secrets if s.active_at(now)), key=lambda s: s.created_at, reverse=True)
-    return " ".join(signature(s.secret, webhook_id, timestamp, body) for s in active)
+    return " ".join(signature(reveal(s.secret, "signing_secret"), webhook_id, timestamp, body) for s in active)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from domain.endpoints import MASK, Endpoint
 from domain.events import OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.secrets import Reveal
 from domain.signing import signature_header
 
 USER_AGENT = "ShippyWebhooks/1.0"
@@ -60,8 +61,9 @@ def wire_body(event: AnyEvent) -> str:
     return json.dumps(wire_payload(event), ensure_ascii=False, separators=(",", ":"))
 
 
-def request_headers(endpoint: Endpoint, webhook_id: str, body: str, now: datetime) -> dict[str, str]:
-    """Every header of the POST, secrets included; signed when the endpoint has a signing secret."""
+def request_headers(endpoint: Endpoint, reveal: Reveal, webhook_id: str, body: str, now: datetime) -> dict[str, str]:
+    """Every header of the POST, secrets included (`reveal` opens the sealed ones); signed when the
+    endpoint has a signing secret."""
     timestamp = int(now.timestamp())
     headers = {
         "Content-Type": "application/json",
@@ -69,14 +71,14 @@ def request_headers(endpoint: Endpoint, webhook_id: str, body: str, now: datetim
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
     }
-    signatures = signature_header(endpoint.signing_secrets, webhook_id, timestamp, body, now)
+    signatures = signature_header(endpoint.signing_secrets, reveal, webhook_id, timestamp, body, now)
     if signatures:
         headers["webhook-signature"] = signatures
     if endpoint.auth is not None:
-        credentials = f"{endpoint.auth.username}:{endpoint.auth.password}".encode()
+        credentials = f"{endpoint.auth.username}:{reveal(endpoint.auth.password, 'auth.password')}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
     if endpoint.custom_header is not None:
-        headers[endpoint.custom_header.key] = endpoint.custom_header.value
+        headers[endpoint.custom_header.key] = reveal(endpoint.custom_header.value, "custom_header.value")
     return headers
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.endpoints import (
+    BasicAuth,
+    CustomHeader,
     DeliveryOutcome,
     Endpoint,
     EndpointPatch,
@@ -23,17 +27,24 @@ from domain.endpoints import (
     RegistrySnapshot,
 )
 from domain.ids import registry_workflow_id
+from domain.secrets import Sealed, SecretField
+from infra.secrets import SecretBox
 from infra.temporal import is_not_found, or_none
 from workflows.endpoint_registry import (
     INVALID,
     NOT_FOUND,
+    NOTHING_TO_SEAL,
     VERSION_MEMO,
     EndpointEdit,
     EndpointRegistryWorkflow,
     EndpointThrottle,
+    PlainSecretsSealed,
+    PlainSecretsSealing,
     RegistryState,
     SecretRotation,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -116,14 +127,27 @@ class SnapshotCache:
 
 
 class EndpointRegistry:
-    """One account's endpoints. Reads see every change accepted before them."""
+    """One account's endpoints. Reads see every change accepted before them.
 
-    def __init__(self, client: Client, task_queue: str, account: str, cache: SnapshotCache | None = None) -> None:
+    Secrets given to it (passwords, header values, signing secrets) are sealed
+    with `secrets` before they leave this process: the registry keeps, and its
+    queries answer, ciphertext only.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        account: str,
+        cache: SnapshotCache | None = None,
+        secrets: SecretBox | None = None,
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
         self._workflow_id = registry_workflow_id(account)
         self._cache = cache or SnapshotCache()
+        self._secrets = secrets
 
     def _handle(self) -> WorkflowHandle[EndpointRegistryWorkflow, None]:
         return self._client.get_workflow_handle_for(EndpointRegistryWorkflow.run, self._workflow_id)
@@ -166,9 +190,55 @@ class EndpointRegistry:
         return await self._cache.read_once(self._account, version, self._query_snapshot)
 
     async def _query_snapshot(self) -> RegistrySnapshot | None:
-        return await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
+        fresh = await or_none(self._handle().query(EndpointRegistryWorkflow.snapshot))
+        if fresh is not None:
+            await self._seal_plain_secrets(fresh)
+        return fresh
+
+    async def _seal_plain_secrets(self, snapshot: RegistrySnapshot) -> None:
+        """A registry written before sealing holds secrets in clear: seal them in place, once.
+
+        Best effort: the snapshot in hand serves the read either way, and the next
+        read after a failure tries again.
+        """
+        if self._secrets is None:
+            return
+        sealing = PlainSecretsSealing(endpoints={})
+        for endpoint in snapshot.endpoints.values():
+            auth, header = endpoint.auth, endpoint.custom_header
+            sealed = PlainSecretsSealed(
+                password=self._seal_if_plain(auth.password if auth else None, "auth.password"),
+                header_value=self._seal_if_plain(header.value if header else None, "custom_header.value"),
+                signing_secrets={
+                    s.created_at.isoformat(): sealed_secret
+                    for s in endpoint.signing_secrets
+                    if (sealed_secret := self._seal_if_plain(s.secret, "signing_secret"))
+                },
+            )
+            if sealed != PlainSecretsSealed():
+                sealing.endpoints[endpoint.id] = sealed
+        if not sealing.endpoints:
+            return
+        try:
+            await self._handle().execute_update(EndpointRegistryWorkflow.seal_plain_secrets, sealing)
+            log.info(
+                "sealed the secrets registry %s held in clear, of %d endpoints",
+                self._workflow_id,
+                len(sealing.endpoints),
+            )
+        except WorkflowUpdateFailedError as err:
+            if not (isinstance(err.cause, ApplicationError) and err.cause.type == NOTHING_TO_SEAL):  # a reader did
+                log.warning("could not seal the secrets registry %s holds in clear: %s", self._workflow_id, err.cause)
+        except RPCError as err:
+            log.warning("could not seal the secrets registry %s holds in clear: %s", self._workflow_id, err)
+
+    def _seal_if_plain(self, value: str | Sealed | None, field: SecretField) -> Sealed | None:
+        if value is None or isinstance(value, Sealed) or self._secrets is None:
+            return None
+        return self._secrets.seal(value, self._account, field)
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
+        spec = spec.model_copy(update=self._sealed(spec.auth, spec.custom_header))
         start = WithStartWorkflowOperation(
             EndpointRegistryWorkflow.run,
             RegistryState(account=self._account),
@@ -185,13 +255,15 @@ class EndpointRegistry:
         )
 
     async def update(self, endpoint_id: str, patch: EndpointPatch) -> EndpointView:
+        patch = patch.model_copy(update=self._sealed(patch.auth, patch.custom_header))
         edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
         return await self._update(
             self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
         )
 
     async def rotate_signing_secret(self, endpoint_id: str, secret: str, grace_seconds: float) -> EndpointView:
-        rotation = SecretRotation(endpoint_id=endpoint_id, secret=secret, grace_seconds=grace_seconds)
+        sealed = self._seal(secret, "signing_secret")
+        rotation = SecretRotation(endpoint_id=endpoint_id, secret=sealed, grace_seconds=grace_seconds)
         call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
         return await self._update(call, endpoint_id)
 
@@ -210,6 +282,24 @@ class EndpointRegistry:
         await self._update(
             self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id), endpoint_id
         )
+
+    def _sealed(self, auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, BaseModel]:
+        """The fields to replace so that a spec or patch carries its secrets sealed."""
+        sealed: dict[str, BaseModel] = {}
+        if auth is not None:
+            sealed["auth"] = auth.model_copy(update={"password": self._seal(auth.password, "auth.password")})
+        if header is not None:
+            sealed["custom_header"] = header.model_copy(
+                update={"value": self._seal(header.value, "custom_header.value")}
+            )
+        return sealed
+
+    def _seal(self, value: str | Sealed, field: SecretField) -> Sealed:
+        if isinstance(value, Sealed):  # only this process seals: what a caller sends is text
+            raise EndpointRejected([{"field": field, "message": "must be a string"}])
+        if self._secrets is None:
+            raise RuntimeError("this registry client was given no SecretBox: it cannot store secrets")
+        return self._secrets.seal(value, self._account, field)
 
     @staticmethod
     async def _update(call: Awaitable[T], endpoint_id: str | None) -> T:

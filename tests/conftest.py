@@ -58,6 +58,7 @@ def settings(temporal_address: str) -> Settings:
         http_timeout=2.0,
         api_token=None,
         encryption_key=SecretStr(new_key()),
+        secrets_key=SecretStr(new_key()),
         # The receivers of the tests live on 127.0.0.1.
         allow_private_networks=True,
         log_format="text",  # leave pytest's log capture in place

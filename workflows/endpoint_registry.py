@@ -8,6 +8,7 @@ the API always sees the latest accepted state.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
@@ -16,6 +17,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.delivery import DeliveryInput
     from domain.endpoints import (
+        BasicAuth,
+        CustomHeader,
         DeliveryOutcome,
         Endpoint,
         EndpointHealth,
@@ -28,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
+    from domain.secrets import Sealed, SealedOr
     from domain.signing import SigningSecret
     from workflows.delivery import start_delivery_child
 
@@ -35,6 +39,7 @@ MAX_ENDPOINTS_PER_ACCOUNT = 100
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
+NOTHING_TO_SEAL = "NothingToSeal"
 
 
 # The memo key of the registry's version, which counts its changes: readers that
@@ -61,16 +66,67 @@ class EndpointThrottle(BaseModel):
 
 
 class SecretRotation(BaseModel):
-    """A new signing secret (made by the caller: workflows have no secure randomness)."""
+    """A new signing secret (made by the caller: workflows have no secure randomness), sealed by it."""
 
     endpoint_id: str
-    secret: str
+    secret: Annotated[str | Sealed, SealedOr(str)]  # plain in histories written before sealing
     grace_seconds: float  # how long the replaced secret keeps signing
+
+
+class PlainSecretsSealed(BaseModel):
+    """One endpoint's secrets that a registry written before sealing holds in clear, sealed by a
+    client holding WEBHOOKS_SECRETS_KEY; signing secrets by their `created_at`."""
+
+    password: Sealed | None = None
+    header_value: Sealed | None = None
+    signing_secrets: dict[str, Sealed] = {}
+
+
+class PlainSecretsSealing(BaseModel):
+    endpoints: dict[str, PlainSecretsSealed]
+
+
+def sealed_where_plain(endpoint: Endpoint, sealed: PlainSecretsSealed) -> Endpoint | None:
+    """The endpoint with the secrets it still holds in clear replaced by their sealed form; None
+    when none is left. A secret still in clear is the one the sealer read: since sealing, every
+    change brings sealed secrets only."""
+    changes: dict[str, object] = {}
+    if endpoint.auth and sealed.password and not isinstance(endpoint.auth.password, Sealed):
+        changes["auth"] = endpoint.auth.model_copy(update={"password": sealed.password})
+    if endpoint.custom_header and sealed.header_value and not isinstance(endpoint.custom_header.value, Sealed):
+        changes["custom_header"] = endpoint.custom_header.model_copy(update={"value": sealed.header_value})
+    signing = [
+        s.model_copy(update={"secret": sealed.signing_secrets[s.created_at.isoformat()]})
+        if not isinstance(s.secret, Sealed) and s.created_at.isoformat() in sealed.signing_secrets
+        else s
+        for s in endpoint.signing_secrets
+    ]
+    if signing != endpoint.signing_secrets:
+        changes["signing_secrets"] = signing
+    return endpoint.model_copy(update=changes) if changes else None
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
     problems = field_errors(err.errors(include_input=False, include_url=False))
     return ApplicationError("invalid endpoint", problems, type=INVALID, non_retryable=True)
+
+
+def _require_sealed(values: dict[str, str | Sealed | None]) -> None:
+    """Refuses a change carrying a secret in clear: the registry's state and answers hold none.
+
+    (Validators do not run on replay, so histories written before sealing still replay.)
+    """
+    plain = [field for field, value in values.items() if value is not None and not isinstance(value, Sealed)]
+    if plain:
+        problems = [{"field": field, "message": "must arrive sealed (WEBHOOKS_SECRETS_KEY)"} for field in plain]
+        raise ApplicationError("secrets in clear", problems, type=INVALID, non_retryable=True)
+
+
+def _secrets_of(auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, str | Sealed | None]:
+    return {
+        "auth.password": auth.password if auth else None,
+        "custom_header.value": header.value if header else None,
+    }
 
 
 @workflow.defn
@@ -110,7 +166,7 @@ class EndpointRegistryWorkflow:
 
     @workflow.query
     def snapshot(self) -> RegistrySnapshot:
-        """With secrets: for ingest and the delivery activity, which keep it while it is current."""
+        """With the secrets, sealed: for ingest and the delivery activity, which keep it while it is current."""
         return RegistrySnapshot(version=self._version, endpoints=self._endpoints)
 
     # -- changes -----------------------------------------------------------
@@ -138,6 +194,7 @@ class EndpointRegistryWorkflow:
 
     @create_endpoint.validator
     def _validate_create(self, spec: EndpointSpec) -> None:
+        _require_sealed(_secrets_of(spec.auth, spec.custom_header))
         if len(self._endpoints) >= MAX_ENDPOINTS_PER_ACCOUNT:
             raise ApplicationError(
                 f"an account can have at most {MAX_ENDPOINTS_PER_ACCOUNT} endpoints",
@@ -168,6 +225,7 @@ class EndpointRegistryWorkflow:
     @update_endpoint.validator
     def _validate_update(self, edit: EndpointEdit) -> None:
         current = self._require(edit.endpoint_id)
+        _require_sealed(_secrets_of(edit.patch.auth, edit.patch.custom_header))
         try:
             edit.patch.apply_to(current.spec)
         except ValidationError as err:
@@ -217,6 +275,7 @@ class EndpointRegistryWorkflow:
     @rotate_signing_secret.validator
     def _validate_rotation(self, rotation: SecretRotation) -> None:
         self._require(rotation.endpoint_id)
+        _require_sealed({"secret": rotation.secret})
 
     @workflow.update
     def stop_signing(self, endpoint_id: str) -> EndpointView:
@@ -238,6 +297,25 @@ class EndpointRegistryWorkflow:
     @delete_endpoint.validator
     def _validate_delete(self, endpoint_id: str) -> None:
         self._require(endpoint_id)
+
+    @workflow.update
+    def seal_plain_secrets(self, sealing: PlainSecretsSealing) -> None:
+        """Replaces the secrets a registry written before sealing holds in clear (not a merchant's change)."""
+        for endpoint_id, sealed in sealing.endpoints.items():
+            endpoint = self._endpoints.get(endpoint_id)
+            updated = endpoint and sealed_where_plain(endpoint, sealed)
+            if updated:
+                self._endpoints[endpoint_id] = updated
+        self._changed()
+
+    @seal_plain_secrets.validator
+    def _validate_sealing(self, sealing: PlainSecretsSealing) -> None:
+        # Refused without a write when another reader sealed them first.
+        if not any(
+            (endpoint := self._endpoints.get(endpoint_id)) and sealed_where_plain(endpoint, sealed)
+            for endpoint_id, sealed in sealing.endpoints.items()
+        ):
+            raise ApplicationError("no secret left in clear", type=NOTHING_TO_SEAL, non_retryable=True)
 
     def _require(self, endpoint_id: str) -> Endpoint:
         found = self._endpoints.get(endpoint_id)

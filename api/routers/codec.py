@@ -1,4 +1,5 @@
-"""`/codec`: the codec server the Temporal Web UI calls to show operators decrypted payloads.
+"""`/codec`: the codec server the Temporal Web UI calls to show operators decrypted payloads
+(served by api/codec_server.py on the operators' listener only).
 
 The protocol is Temporal's: POST `{"payloads": [...]}` (protobuf JSON) to
 `/codec/encode` or `/codec/decode`, answered in the same shape.

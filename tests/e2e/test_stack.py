@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -11,10 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from playwright.async_api import async_playwright, expect
 
+from domain.ids import registry_workflow_id
 from tests.conftest import free_port
-from tests.integration.helpers import tracking_event
+from tests.integration.helpers import codec_decode, decoded_text, raw_query, tracking_event
 from tests.receiver import BackgroundServer, Receiver
+from tests.ui.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,16 +28,25 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stack_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("temporal", "ui", "api", "codec", "metrics")}
+
+
 @asynccontextmanager
-async def running_stack(data_dir: Path, ports: dict[str, int]) -> AsyncIterator[httpx.AsyncClient]:
+async def running_stack(
+    data_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
     flags = {"--data-dir": data_dir, "--temporal-port": ports["temporal"], "--ui-port": ports["ui"]}
     flags["--api-port"] = ports["api"]
+    flags["--codec-port"] = ports["codec"]
     flags["--worker-metrics-port"] = ports["metrics"]
     args = [str(part) for pair in flags.items() for part in pair]
-    stack = await asyncio.create_subprocess_exec(sys.executable, "-m", "devstack.stack", *args, cwd=ROOT)
+    stack = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "devstack.stack", *args, cwd=ROOT, env=os.environ | (env or {})
+    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as api:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30, headers=headers) as api:
             for _ in range(300):
                 if stack.returncode is not None:
                     raise AssertionError(f"the stack exited with {stack.returncode} before serving")
@@ -65,7 +78,7 @@ async def eventually_text(http: httpx.AsyncClient, url: str, needle: str) -> str
 
 
 async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
-    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port(), "metrics": free_port()}
+    ports = stack_ports()
     receiver = Receiver()
     async with BackgroundServer(receiver, free_port()) as server:
         receiver.base_url = server.url
@@ -95,3 +108,41 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
     assert 'webhooks_api_requests_total{method="POST",route="/v1/endpoints",status="201"}' in api_metrics
     assert "webhook_deliveries_total{" in worker_metrics and 'result="success"' in worker_metrics
     assert "webhook_http_latency" in worker_metrics and "webhook_attempts_total" in worker_metrics
+
+
+async def test_with_api_auth_on_the_web_ui_decodes_through_the_operators_codec(tmp_path):
+    ports = stack_ports()
+    merchant = {"Authorization": "Bearer tok-merchant-e2e"}
+    ui_origin = f"http://localhost:{ports['ui']}"
+    env = {"WEBHOOKS_API_TOKEN": "tok-merchant-e2e"}
+    async with running_stack(tmp_path, ports, env, merchant) as api:
+        created = await api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/hook", "events": ["ORDER_ERROR"]})
+        assert created.status_code == 201, created.text
+        # What the Web UI in an operator's browser does: read its settings, then decode
+        # what it shows through the codec endpoint they name, with no credential.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['ui']}") as ui:
+            codec_settings = (await ui.get("/api/v1/settings")).json()["Codec"]
+        answer = await raw_query(f"127.0.0.1:{ports['temporal']}", registry_workflow_id("default"), "endpoints")
+        async with httpx.AsyncClient(base_url=codec_settings["Endpoint"].removesuffix("/codec")) as codec:
+            decoded = await codec_decode(codec, answer, {"Origin": ui_origin})
+        on_the_api = await codec_decode(api, answer)
+        # And in a real browser: the registry's page shows its input decoded.
+        codec_answers: list[int] = []
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("response", lambda r: codec_answers.append(r.status) if "/codec/decode" in r.url else None)
+            await page.goto(f"{ui_origin}/namespaces/default/workflows/endpoints%2Fdefault")
+            await expect(page.locator("body")).to_contain_text('"account": "default"', timeout=30_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=ARTIFACTS / "web-ui-decoded-with-api-auth.png")
+            shown = await page.inner_text("body")
+            await browser.close()
+
+    assert codec_settings["Endpoint"] == f"http://localhost:{ports['codec']}/codec"
+    assert not codec_settings["PassAccessToken"] and not codec_settings["IncludeCredentials"]
+    assert created.json()["id"] in decoded_text(decoded)
+    assert decoded.headers["access-control-allow-origin"] == ui_origin
+    assert on_the_api.status_code == 404  # merchants' port: no codec, whatever the token
+    assert codec_answers and set(codec_answers) == {200}
+    assert "could not connect" not in shown

@@ -185,6 +185,7 @@ class Stack:
     server: TemporalServer
     task_queue: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
     key: str = field(default_factory=new_key)
+    secrets_key: str = field(default_factory=new_key)
     overrides: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -197,6 +198,7 @@ class Stack:
                 "WEBHOOKS_TEMPORAL_ADDRESS": self.server.address,
                 "WEBHOOKS_TASK_QUEUE": self.task_queue,
                 "WEBHOOKS_ENCRYPTION_KEY": self.key,
+                "WEBHOOKS_SECRETS_KEY": self.secrets_key,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -206,6 +208,7 @@ class Stack:
             temporal_address=self.server.address,
             task_queue=self.task_queue,
             encryption_key=SecretStr(self.key),
+            secrets_key=SecretStr(self.secrets_key),
             allow_private_networks=True,
             api_token=None,
         )

@@ -29,6 +29,7 @@ from worker import delivery_worker
 
 HERE = Path(__file__).parent
 TEST_KEY = "cmVwbGF5LXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMmI="  # base64url of 32 bytes, public on purpose
+TEST_SECRETS_KEY = "cmVwbGF5LXNlY3JldHMta2V5LW5vdC1zZWNyZXQtMzI="  # the same, for sealed credentials
 
 
 async def _record(names: set[str]) -> None:
@@ -39,6 +40,7 @@ async def _record(names: set[str]) -> None:
         temporal_address=address,
         task_queue=f"record-{uuid.uuid4().hex[:6]}",
         encryption_key=SecretStr(TEST_KEY),
+        secrets_key=SecretStr(TEST_SECRETS_KEY),
         allow_private_networks=True,
         retry_initial_interval=0.05,
         retry_backoff=1.0,

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
+from temporalio.api.query.v1 import WorkflowQuery
+from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from api.app import create_app
+from api.codec_server import create_codec_app
 from domain.records import DeliveryRecord
 from infra.network_guard import Resolver, system_resolver
 from settings import Settings
@@ -67,3 +75,68 @@ async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> A
         httpx.AsyncClient(base_url=server.url, timeout=30) as http,
     ):
         yield http
+
+
+@asynccontextmanager
+async def codec_with(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The operators' codec server with these settings, served over HTTP on its own port."""
+    async with (
+        BackgroundServer(create_codec_app(settings), free_port()) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+    ):
+        yield http
+
+
+async def raw_query(address: str, workflow_id: str, query: str, *args: Any) -> list[Payload]:
+    """A query's answer as the worker sent it (encrypted), asked by a client that holds no key."""
+    keyless = await Client.connect(address)
+    request = QueryWorkflowRequest(
+        namespace=keyless.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id),
+        query=WorkflowQuery(
+            query_type=query, query_args=Payloads(payloads=DataConverter.default.payload_converter.to_payloads(args))
+        ),
+    )
+    response = await keyless.workflow_service.query_workflow(request)
+    return list(response.query_result.payloads)
+
+
+async def codec_decode(
+    codec: httpx.AsyncClient, payloads: Sequence[Payload], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST /codec/decode as the Web UI and the CLI do (Temporal's codec protocol)."""
+    body = MessageToJson(Payloads(payloads=payloads))
+    sent = {"content-type": "application/json", "x-namespace": "default"} | (headers or {})
+    return await codec.post("/codec/decode", content=body, headers=sent)
+
+
+def decoded_text(answer: httpx.Response) -> str:
+    """Every payload of a codec answer, its data as text."""
+    assert answer.status_code == 200, answer.text
+    return "\n".join(base64.b64decode(p.get("data", "")).decode(errors="replace") for p in answer.json()["payloads"])
+
+
+def payloads_in(message: Message) -> list[Payload]:
+    """Every payload a message carries, however deep: inputs, results, update arguments, failures, memos."""
+    if isinstance(message, Payload):
+        return [message]
+    found: list[Payload] = []
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE or field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            values = list(value.values())
+        elif field.is_repeated:
+            values = list(value)
+        else:
+            values = [value]
+        found += [p for v in values if isinstance(v, Message) for p in payloads_in(v)]
+    return found
+
+
+async def decoded_history(address: str, workflow_id: str, codec: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """A workflow's history as an operator reads it through the codec server: every payload decoded."""
+    keyless = await Client.connect(address)
+    events = [e async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
+    payloads = [p for event in events for p in payloads_in(event)]
+    return decoded_text(await codec_decode(codec, payloads, headers))

@@ -1,4 +1,4 @@
-"""Secrets stay secret and accounts stay apart: raw histories, the codec server, tokens, SSRF."""
+"""Secrets stay secret and accounts stay apart: raw and decoded histories, tokens, SSRF."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from domain.ids import first_connection_id, registry_workflow_id
-from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import (
+    api_with,
+    codec_with,
+    create_endpoint,
+    decoded_history,
+    delivery_outcome,
+    post_event,
+    tracking_event,
+)
 from worker import delivery_worker
 
 PASSWORD, HEADER_VALUE = "pw-Zq81-secret", "hv-Kx92-secret"
@@ -28,7 +36,9 @@ async def _raw_history(address: str, workflow_id: str) -> bytes:
     return b"".join(events)
 
 
-async def test_no_secret_is_stored_in_clear_in_temporal(api, client, receiver, temporal_address):
+async def test_no_secret_is_stored_in_clear_in_temporal_nor_shown_by_the_codec(
+    api, client, receiver, settings, temporal_address
+):
     url = receiver.url()
     endpoint = await create_endpoint(
         api,
@@ -36,45 +46,40 @@ async def test_no_secret_is_stored_in_clear_in_temporal(api, client, receiver, t
         auth={"username": "shop", "password": PASSWORD},
         custom_header={"key": "X-Shop-Token", "value": HEADER_VALUE},
     )
+    signing_secret = (await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()["secret"]
     await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"auth": {"username": "shop", "password": PASSWORD + "2"}})
     accepted = await post_event(api, tracking_event())
     [delivery] = accepted["deliveries"]
     await delivery_outcome(client, delivery["id"])
     await delivery_outcome(client, first_connection_id(endpoint["id"]))
-    assert receiver.requests(url)[-1].headers["x-shop-token"] == HEADER_VALUE  # they were really used
+    sent = receiver.requests(url)[-1].headers
+    # They were really used: opened by the worker at send time.
+    assert sent["x-shop-token"] == HEADER_VALUE and sent["authorization"] == _basic("shop", PASSWORD + "2")
+    assert _verify(signing_secret, sent, receiver.requests(url)[-1].body) == [True]
 
-    for workflow_id in (registry_workflow_id("default"), delivery["id"], first_connection_id(endpoint["id"])):
-        raw = await _raw_history(temporal_address, workflow_id)
-        assert PASSWORD.encode() not in raw, workflow_id
-        assert HEADER_VALUE.encode() not in raw, workflow_id
-        # Not just absent: the payloads are sealed (the body's words are not readable either).
-        assert b"Shipment delivered" not in raw and b"binary/encrypted" in raw
+    secrets = [PASSWORD, HEADER_VALUE, signing_secret, _basic("shop", PASSWORD), _basic("shop", PASSWORD + "2")]
+    operator = settings.model_copy(update={"operator_token": SecretStr("token-operator")})
+    decoded: dict[str, str] = {}
+    async with codec_with(operator) as codec:
+        for workflow_id in (registry_workflow_id("default"), delivery["id"], first_connection_id(endpoint["id"])):
+            raw = await _raw_history(temporal_address, workflow_id)
+            assert [s for s in secrets if s.encode() in raw] == [], workflow_id
+            # Not just absent: the payloads are sealed (the body's words are not readable either).
+            assert b"Shipment delivered" not in raw and b"binary/encrypted" in raw
+            # What an operator reads, every payload decoded (update arguments included): still no secret.
+            decoded[workflow_id] = await decoded_history(
+                temporal_address, workflow_id, codec, {"Authorization": "Bearer token-operator"}
+            )
+            assert [s for s in secrets if s in decoded[workflow_id]] == [], workflow_id
+
+    # The decoding worked: the registry's update arguments read, their credentials sealed.
+    assert "X-Shop-Token" in decoded[registry_workflow_id("default")]
+    assert '"ciphertext"' in decoded[registry_workflow_id("default")]
+    assert "Shipment delivered" in decoded[delivery["id"]]
 
 
-async def test_the_codec_server_decodes_for_the_web_ui(api, settings):
-    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJhIjogMX0="}  # json/plain, {"a": 1}
-
-    encoded = await api.post("/codec/encode", json={"payloads": [plain]})
-    decoded = await api.post("/codec/decode", json=encoded.json())
-    preflight = await api.options(
-        "/codec/decode",
-        headers={
-            "Origin": "http://127.0.0.1:8233",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-namespace",
-        },
-    )
-    foreign = await api.options(
-        "/codec/decode", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
-    )
-
-    assert encoded.status_code == 200 and encoded.json()["payloads"][0]["data"] != plain["data"]
-    assert decoded.json() == {"payloads": [plain]}
-    assert preflight.status_code == 200
-    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
-    assert "x-namespace" in preflight.headers["access-control-allow-headers"].lower()
-    assert "access-control-allow-origin" not in foreign.headers
-    assert (await api.post("/codec/decode", content=b"{nope")).status_code == 422
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 async def test_each_token_sees_only_its_own_account(settings, worker, client, receiver):

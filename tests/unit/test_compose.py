@@ -20,9 +20,10 @@ COMPOSE = ROOT / "docker-compose.yml"
 # check-jsonschema's builtin schema `vendor.compose-spec`: the Compose Specification, vendored in the wheel.
 SCHEMA = files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
 
-SERVICES = {"postgresql", "temporal", "temporal-setup", "temporal-ui", "api", "worker"}
+SERVICES = {"postgresql", "temporal", "temporal-setup", "temporal-ui", "api", "codec", "worker"}
 ONE_SHOT = "temporal-setup"
 REQUIRED_SUBSTITUTION = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$")  # ${NAME:?message}
+OPTIONAL_SUBSTITUTION = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:-\}$")  # ${NAME:-}: from .env, or unset
 SECRET_KEY = re.compile(r"PASSWORD|PWD|TOKEN|SECRET|_KEY$")
 
 
@@ -79,7 +80,17 @@ def test_temporal_ui_is_published_on_8233_and_points_at_temporal(services):
     ui = services["temporal-ui"]
     assert any(str(port).startswith("8233:") for port in ui["ports"])
     assert ui["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
-    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith("/codec")  # decoded by the API's codec server
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == "${CODEC_PUBLIC_URL:-http://localhost:8081}/codec"
+
+
+def test_the_web_ui_decodes_through_the_operators_codec_service_on_the_hosts_loopback(services):
+    codec, api = services["codec"], services["api"]
+    assert "api.codec_server:create_codec_app" in codec["command"] and "8081" in codec["command"]
+    assert codec["ports"] == ["127.0.0.1:8081:8081"]  # never published beyond the host
+    assert not any("8081" in str(port) for port in api["ports"])
+    # The codec decodes payloads only: endpoint credentials inside them stay sealed for it.
+    assert "env_file" not in codec and "WEBHOOKS_SECRETS_KEY" not in codec["environment"]
+    assert codec["environment"]["WEBHOOKS_TEMPORAL_UI_URL"] == api["environment"]["WEBHOOKS_TEMPORAL_UI_URL"]
 
 
 def test_api_is_published_on_8000_with_a_healthcheck(services):
@@ -119,6 +130,10 @@ def test_every_long_running_service_has_a_restart_policy(services):
 def test_required_secrets_come_from_required_substitutions(services):
     assert REQUIRED_SUBSTITUTION.match(services["postgresql"]["environment"]["POSTGRES_PASSWORD"])
     assert REQUIRED_SUBSTITUTION.match(services["api"]["environment"]["WEBHOOKS_API_TOKEN"])
+    for name in ("api", "worker", "codec"):
+        assert REQUIRED_SUBSTITUTION.match(services[name]["environment"]["WEBHOOKS_ENCRYPTION_KEY"]), name
+    for name in ("api", "worker"):  # they seal and open endpoint credentials
+        assert REQUIRED_SUBSTITUTION.match(services[name]["environment"]["WEBHOOKS_SECRETS_KEY"]), name
 
 
 def test_no_literal_secret_values(services):
@@ -127,4 +142,5 @@ def test_no_literal_secret_values(services):
         assert isinstance(environment, dict), name
         for key, value in environment.items():
             if SECRET_KEY.search(key):
-                assert REQUIRED_SUBSTITUTION.match(str(value)), f"{name}.{key} is a literal"
+                substituted = REQUIRED_SUBSTITUTION.match(str(value)) or OPTIONAL_SUBSTITUTION.match(str(value))
+                assert substituted, f"{name}.{key} is a literal"

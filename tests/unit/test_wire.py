@@ -24,6 +24,8 @@ from domain.events import (
 )
 from domain.samples import SAMPLE_ORDER, sample_tracking_update
 from domain.wire import AnyEvent, masked_headers, request_headers, wire_body, wire_payload
+from infra.codec import new_key, parse_key
+from infra.secrets import SecretBox
 
 # The seed's Test example, value for value and in its order ("IsReturn" closes it, per CONTRACT §3).
 SEED_EXAMPLE: list[tuple[str, str | int]] = [
@@ -216,13 +218,18 @@ def test_any_event_body_is_its_payload_with_the_seed_value_types(event: AnyEvent
 # --- headers ---
 
 
+BOX = SecretBox(parse_key(new_key()))
+REVEAL = BOX.reveal_for("shop-a")
+
+
 def _endpoint(**changes: object) -> Endpoint:
+    """An endpoint as the registry keeps it: its credentials sealed by the API for account shop-a."""
     fields: dict[str, object] = {
         "id": "ep_1",
         "url": "https://shop.example.com/hooks/shippy",
         "events": ["ORDER_SHIPPED"],
-        "auth": {"username": "user", "password": "pass"},
-        "custom_header": {"key": "X-Shop-Token", "value": "abc123"},
+        "auth": {"username": "user", "password": BOX.seal("pass", "shop-a", "auth.password")},
+        "custom_header": {"key": "X-Shop-Token", "value": BOX.seal("abc123", "shop-a", "custom_header.value")},
         "created_at": NOW,
         "updated_at": NOW,
     }
@@ -231,7 +238,10 @@ def _endpoint(**changes: object) -> Endpoint:
 
 def test_request_headers_carry_json_type_delivery_id_basic_auth_and_the_custom_header() -> None:
     """Every POST: JSON content type, the delivery's `webhook-id`, Basic auth and the merchant's header."""
-    headers = request_headers(_endpoint(), "msg_42", "{}", NOW)
+    endpoint = _endpoint()
+    headers = request_headers(endpoint, REVEAL, "msg_42", "{}", NOW)
+    stored = endpoint.model_dump_json()
+    assert '"pass"' not in stored and "abc123" not in stored and '"ciphertext"' in stored
     assert headers["Content-Type"] == "application/json"
     assert headers["webhook-id"] == "msg_42"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"user:pass").decode()
@@ -239,9 +249,19 @@ def test_request_headers_carry_json_type_delivery_id_basic_auth_and_the_custom_h
     assert headers["X-Shop-Token"] == "abc123"
 
 
+def test_credentials_stored_in_clear_before_sealing_are_sent_as_they_are() -> None:
+    """A registry written before sealing holds plain text: it still loads and is still sent."""
+    legacy = _endpoint(
+        auth={"username": "user", "password": "pass"}, custom_header={"key": "X-Shop-Token", "value": "abc123"}
+    )
+    assert request_headers(legacy, REVEAL, "msg_42", "{}", NOW) == request_headers(
+        _endpoint(), REVEAL, "msg_42", "{}", NOW
+    )
+
+
 def test_without_auth_there_is_no_authorization_header() -> None:
     """Auth is optional: without it no Authorization header is sent at all."""
-    headers = request_headers(_endpoint(auth=None, custom_header=None), "msg_1", "{}", NOW)
+    headers = request_headers(_endpoint(auth=None, custom_header=None), REVEAL, "msg_1", "{}", NOW)
     assert not {name.lower() for name in headers} & {"authorization", "x-shop-token"}
     assert headers["webhook-id"] == "msg_1"
 
@@ -249,7 +269,7 @@ def test_without_auth_there_is_no_authorization_header() -> None:
 def test_masked_headers_hide_credentials_and_the_custom_value_and_keep_the_rest() -> None:
     """The log shows the headers sent, with the password and the custom header's value masked."""
     endpoint = _endpoint()
-    shown = masked_headers(endpoint, request_headers(endpoint, "msg_42", "{}", NOW))
+    shown = masked_headers(endpoint, request_headers(endpoint, REVEAL, "msg_42", "{}", NOW))
     assert shown["Authorization"] == "********"
     assert shown["X-Shop-Token"] == "********"
     assert shown["Content-Type"] == "application/json"
