@@ -32,6 +32,8 @@ DELAY = 0.5  # each POST takes this long: the kill finds POSTs in flight
 FIRST_BATCH, DURING_KILL, AFTER_KILL = 30, 20, 10
 # A POST answered this shortly before the kill may not have been recorded by the dead worker.
 UNRECORDED_WINDOW = 1.0
+# A request the killed worker had written may reach the receiver this long after it died.
+IN_FLIGHT = 0.25
 
 
 async def _post_events(api: httpx.AsyncClient, count: int) -> list[str]:
@@ -94,8 +96,10 @@ async def test_two_workers_share_the_load_and_lose_nothing_when_one_dies(tmp_pat
                 interval=0.01,
             )
         finally:
-            victim.kill()
             killed_at = time.monotonic()
+            victim.kill()
+            await victim.process.wait()
+            dead_at = time.monotonic()
             during = await during_task
         after = await _post_events(api, AFTER_KILL)
         everything = first + during + after
@@ -111,13 +115,17 @@ async def test_two_workers_share_the_load_and_lose_nothing_when_one_dies(tmp_pat
     assert not failed, failed
     assert set(after) <= {d for d, _ in survivor_log}
 
-    # And none repeated, but for a POST the dead worker may not have recorded (same webhook-id).
+    # And none repeated, but for the documented at-least-once window: a POST the dead worker
+    # made (it reached the receiver before the worker was gone) and did not live to record
+    # (its answer was due too late, or just before the kill), made once more with its webhook-id.
     repeated = []
     for delivery_id in everything:
-        posts = [p for p in receiver.posts_to(url) if p.webhook_id == delivery_id]
-        lost = [p for p in posts if p.received_at < killed_at < p.answer_due]
-        unsure = [p for p in posts if killed_at - UNRECORDED_WINDOW <= p.answer_due <= killed_at]
-        allowed = 1 + (1 if lost or unsure else 0)
+        posts = sorted((p for p in receiver.posts_to(url) if p.webhook_id == delivery_id), key=lambda p: p.received_at)
+        first_post = posts[0]
+        unrecorded = (
+            first_post.received_at <= dead_at + IN_FLIGHT and first_post.answer_due >= killed_at - UNRECORDED_WINDOW
+        )
+        allowed = 2 if unrecorded else 1
         if len(posts) > allowed:
             repeated.append(
                 f"{delivery_id}: {len(posts)} POSTs, at most {allowed} expected; "
