@@ -46,12 +46,15 @@ RECOVERY_HEARTBEAT_TIMEOUT_SECONDS = 60
 class AttemptInput(BaseModel):
     """One run of the `deliver_webhook` activity. The endpoint's secrets are looked up at send time."""
 
+    # Activities scheduled by v0.2.0 workers, still waiting for their retries, call two
+    # fields by their old names (`webhook_id`, `max_posts`).
     delivery_id: str
-    message_id: str  # the `webhook-id` header
+    message_id: Annotated[str, Field(validation_alias=AliasChoices("message_id", "webhook_id"))]  # `webhook-id`
     account: str
     endpoint_id: str
     body: str
-    max_attempts: int  # POSTs this delivery may make: 1 + the endpoint's retries when enabled
+    # POSTs this delivery may make: 1 + the endpoint's retries when enabled.
+    max_attempts: Annotated[int, Field(validation_alias=AliasChoices("max_attempts", "max_posts"))]
     skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
     registry_version: int | None = None  # see DeliveryInput
     # Set for an event's own delivery: the order it queues behind on a FIFO endpoint.

@@ -216,11 +216,12 @@ class Stack:
     async def client(self) -> Client:
         return await connect(self.settings())
 
-    async def spawn(self, name: str, *args: str, url: str = "") -> ServiceProcess:
+    async def spawn(self, name: str, *args: str, url: str = "", code: Path = ROOT) -> ServiceProcess:
+        """`python *args` in `code`: this checkout, or another release's source tree."""
         log_path = self.tmp / f"{name}.log"
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, *args, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                sys.executable, *args, cwd=code, env=self.env(), stdout=log, stderr=subprocess.STDOUT
             )
         return ServiceProcess(name, process, log_path, url)
 
@@ -246,9 +247,9 @@ async def temporal_stack(tmp_path: Path, **overrides: str) -> AsyncIterator[Stac
 
 
 @asynccontextmanager
-async def worker_process(stack: Stack, name: str = "worker") -> AsyncIterator[ServiceProcess]:
+async def worker_process(stack: Stack, name: str = "worker", code: Path = ROOT) -> AsyncIterator[ServiceProcess]:
     """`python worker.py`, yielded once it polls its task queue; killed by PID at the end."""
-    worker = await stack.spawn(name, "worker.py")
+    worker = await stack.spawn(name, "worker.py", code=code)
     try:
         await wait_until(
             lambda: "worker polling task queue" in worker.log() or not worker.running,
@@ -276,12 +277,12 @@ async def _healthy_or_exited(api: ServiceProcess) -> None:
 
 
 @asynccontextmanager
-async def api_process(stack: Stack, name: str = "api") -> AsyncIterator[ServiceProcess]:
+async def api_process(stack: Stack, name: str = "api", code: Path = ROOT) -> AsyncIterator[ServiceProcess]:
     """The API under uvicorn on a free port, yielded once /healthz answers 200; killed by PID at the end."""
     for attempt in range(3):
         port = free_port()
         args = ("-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port))
-        api = await stack.spawn(name, *args, url=f"http://127.0.0.1:{port}")
+        api = await stack.spawn(name, *args, url=f"http://127.0.0.1:{port}", code=code)
         try:
             await _healthy_or_exited(api)
         except BaseException:

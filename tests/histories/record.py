@@ -1,8 +1,8 @@
-"""Records the histories the replay test runs: `python -m tests.histories.record NAME…`.
+"""Records the histories the replay test runs: `python -m tests.histories.record DIR NAME…`.
 
+DIR is `next` for the unreleased code, or a new release's name at tagging.
 Histories of released code are never recorded again: this writes only the
-named histories that do not exist yet (a new workflow, or a new version of a
-workflow's commands, under a new name), and refuses to overwrite one.
+named histories that do not exist yet in DIR, and refuses to overwrite one.
 Encrypted with a fixed, published test key (it protects nothing real).
 """
 
@@ -32,7 +32,7 @@ TEST_KEY = "cmVwbGF5LXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMmI="  # base64url of 32 byt
 TEST_SECRETS_KEY = "cmVwbGF5LXNlY3JldHMta2V5LW5vdC1zZWNyZXQtMzI="  # the same, for sealed credentials
 
 
-async def _record(names: set[str]) -> None:
+async def _record(into: Path, names: set[str]) -> None:
     port = free_port()
     server = start_dev_server(port)
     address = f"127.0.0.1:{port}"
@@ -89,7 +89,7 @@ async def _record(names: set[str]) -> None:
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),
             }
             for name in sorted(names):
-                path = HERE / f"{name}.json"
+                path = into / f"{name}.json"
                 if path.exists():
                     raise SystemExit(f"{path} exists: histories of released code are kept as they are")
                 history = await client.get_workflow_handle(recorded[name]).fetch_history()
@@ -101,5 +101,7 @@ async def _record(names: set[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_record(set(sys.argv[1:])))
+    target = HERE / sys.argv[1]
+    target.mkdir(exist_ok=True)
+    asyncio.run(_record(target, set(sys.argv[2:])))
     os._exit(0)  # the SDK runtime can crash at interpreter exit (sdk-python#300)
