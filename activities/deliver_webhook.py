@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.flow_control import FlowSchedules, HeldBack, is_ordered, log_held, wait_for_turn
 from activities.http_errors import describe
-from activities.http_exchange import MAX_RESPONSE_BYTES, WebhookPoster
+from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
 from domain.activity_contract import (
     DELIVER_WEBHOOK,
     DELIVERY_FAILED,
@@ -159,7 +159,7 @@ class DeliveryActivities:
                 log_held(attempt, held)
                 heartbeats.record(progress.model_copy(update={"held": progress.held + 1, "ordered": ordered}))
                 raise held.failure(datetime.now(UTC)) from None
-            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1)
+            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1, progress.last)
             heartbeats.record(
                 progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
             )
@@ -223,9 +223,10 @@ class DeliveryActivities:
         )
 
     async def _post(
-        self, endpoint: Endpoint, attempt: AttemptInput, number: int
+        self, endpoint: Endpoint, attempt: AttemptInput, number: int, previous: AttemptRecord | None
     ) -> tuple[AttemptRecord, float | None, bool]:
-        """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
+        """The attempt's record (after `previous`, the delivery's last), the receiver's
+        Retry-After, and whether the destination is forbidden."""
         started_at = datetime.now(UTC)
         reveal = self._secrets.reveal_for(attempt.account)
         headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
@@ -233,11 +234,12 @@ class DeliveryActivities:
             method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
         )
         clock = time.monotonic()
+        timer = PhaseTimer()
         response: HttpResponseRecord | None = None
         retry_after: float | None = None
         forbidden = False
         try:
-            answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers)
+            answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers, timer)
             response = HttpResponseRecord(
                 status_code=answer.status_code,
                 status_text=status_text(answer.status_code),
@@ -259,10 +261,12 @@ class DeliveryActivities:
         record = AttemptRecord(
             number=number,
             started_at=started_at,
-            time_spent_ms=elapsed_ms,
+            duration_ms=elapsed_ms,
             request=request,
             response=response,
             error=error,
+            timings=timer.timings(),
+            earlier=previous.all_attempts() if previous else [],
         )
         activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
         _measure(response, error, elapsed_ms)

@@ -10,10 +10,13 @@ first one can tell it is the same message.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from domain.records import AttemptTimings
 
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
@@ -33,18 +36,41 @@ class Exchange:
     complete: bool  # the body was read to its end
 
 
-@dataclass
-class _Trace:
-    """What httpcore reports of a request: whether it opened a connection, whether an answer began."""
+class PhaseTimer:
+    """httpcore's trace of a request: whether it opened a connection, whether an answer
+    began, and how long each phase took."""
 
-    connected: bool = False
-    answered: bool = False
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._at: dict[str, float] = {}
+
+    @property
+    def connected(self) -> bool:
+        return "connection.connect_tcp.started" in self._at
+
+    @property
+    def answered(self) -> bool:
+        return "http11.receive_response_headers.complete" in self._at
+
+    def restart(self) -> None:
+        """The request is sent again: its phases are timed anew."""
+        self._at.clear()
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event.startswith("connection.connect_tcp"):
-            self.connected = True
-        elif event == "http11.receive_response_headers.complete":
-            self.answered = True
+        self._at[event] = time.monotonic()
+
+    def _between(self, first: str, last: str) -> float | None:
+        if first in self._at and last in self._at:
+            return round((self._at[last] - self._at[first]) * 1000, 2)
+        return None
+
+    def timings(self) -> AttemptTimings:
+        return AttemptTimings(
+            connect_ms=self._between("connection.connect_tcp.started", "connection.connect_tcp.complete"),
+            tls_ms=self._between("connection.start_tls.started", "connection.start_tls.complete"),
+            ttfb_ms=self._between("http11.send_request_headers.started", "http11.receive_response_headers.complete"),
+            total_ms=round((time.monotonic() - self._started) * 1000, 2),
+        )
 
 
 class WebhookPoster:
@@ -52,19 +78,21 @@ class WebhookPoster:
         self._pooled = pooled
         self._fresh = fresh  # keeps no connection: each request opens its own
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Exchange:
-        """The receiver's answer; raises httpx.HTTPError when none came."""
-        trace = _Trace()
+    async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
+        """The receiver's answer; raises httpx.HTTPError when none came. `timer` times its phases."""
         try:
-            return await _send(self._pooled, url, body, headers, trace)
+            return await _send(self._pooled, url, body, headers, timer)
         except _CLOSED_UNDER_US:
-            if trace.connected or trace.answered:
+            if timer.connected or timer.answered:
                 raise
         # The pooled connection was stale: once more, on a connection of its own.
-        return await _send(self._fresh, url, body, headers, _Trace())
+        timer.restart()
+        return await _send(self._fresh, url, body, headers, timer)
 
 
-async def _send(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], trace: _Trace) -> Exchange:
+async def _send(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], trace: PhaseTimer
+) -> Exchange:
     async with client.stream("POST", url, content=body, headers=headers, extensions={"trace": trace}) as resp:
         chunks: list[bytes] = []
         size = 0

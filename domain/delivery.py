@@ -75,11 +75,12 @@ class DeliveryInput(BaseModel):
             retry=retries,
             date=date,
             date_end=date_end,
-            time_spent_ms=last.time_spent_ms if last else None,
+            time_spent_ms=last.duration_ms if last else None,
             request=last.request if last else None,
             response=last.response if last else None,
             error=error,
             rerun_of=self.rerun_of,
+            attempts=last.all_attempts() if last else [],
         )
 
 

@@ -43,20 +43,44 @@ class HttpResponseRecord(BaseModel):
     body_truncated: bool = False
 
 
-class AttemptRecord(BaseModel):
-    """One attempt (a POST) and its outcome, as the delivery activity reports it."""
+class AttemptTimings(BaseModel):
+    """Phases of one POST, in milliseconds; null where a phase did not happen (a kept-alive
+    connection makes no connection or TLS handshake). httpcore resolves names inside its
+    connect phase, so DNS time is part of `connect_ms` and `dns_ms` stays null."""
+
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    total_ms: float | None = None
+
+
+class Attempt(BaseModel):
+    """One attempt (a POST) and its outcome, as the delivery log shows it (CONTRACT §8)."""
 
     # 1 for a delivery's first POST; histories recorded before the rename call it `attempt`.
     number: Annotated[int, Field(validation_alias=AliasChoices("number", "attempt"))]
     started_at: datetime
-    time_spent_ms: int
+    # Recorded before the rename as `time_spent_ms`.
+    duration_ms: Annotated[int, Field(validation_alias=AliasChoices("duration_ms", "time_spent_ms"))]
     request: HttpRequestRecord
     response: HttpResponseRecord | None
     error: str | None
+    timings: AttemptTimings | None = None
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+
+class AttemptRecord(Attempt):
+    """An attempt as the delivery activity reports it: with the delivery's attempts before it,
+    so its result, its failure and its heartbeats each carry the whole story so far."""
+
+    earlier: list[Attempt] = []
+
+    def all_attempts(self) -> list[Attempt]:
+        return [*self.earlier, Attempt.model_validate(self.model_dump(exclude={"earlier"}))]
 
 
 class DeliveryRecord(BaseModel):
@@ -80,3 +104,5 @@ class DeliveryRecord(BaseModel):
     response: HttpResponseRecord | None
     error: str | None
     rerun_of: str | None = None
+    # Every POST made, oldest first (the record's request, response and error are the last's).
+    attempts: list[Attempt] = []

@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
+from domain.activity_contract import DELIVERY_FAILED
 from domain.delivery import DeliveryInput
 from domain.ids import test_delivery_id
 from domain.records import DeliveryKind, DeliveryRecord
@@ -22,6 +24,18 @@ async def start_delivery(
     return await client.start_workflow(
         DeliveryWorkflow.run, delivery, task_queue=task_queue, **delivery_start_options(delivery, memo)
     )
+
+
+async def ended_record(handle: WorkflowHandle[DeliveryWorkflow, DeliveryRecord]) -> DeliveryRecord:
+    """A delivery's record once it ended: its run's result, or for a failed delivery (whose
+    run fails, so the Web UI and Temporal's metrics count it) the record in the failure."""
+    try:
+        return await handle.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == DELIVERY_FAILED and cause.details:
+            return DeliveryRecord.model_validate(cause.details[0])
+        raise
 
 
 async def send_test(
@@ -43,4 +57,4 @@ async def send_test(
         max_attempts=1,
     )
     handle = await start_delivery(client, task_queue, delivery)
-    return await handle.result()
+    return await ended_record(handle)

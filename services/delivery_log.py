@@ -18,6 +18,7 @@ from domain.events import EventType
 from domain.ids import is_delivery_id
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
 from infra.temporal import or_none
+from services.deliveries import ended_record
 from workflows import search_attributes as sa
 from workflows.delivery import DeliveryWorkflow
 
@@ -121,9 +122,8 @@ class DeliveryPage(BaseModel):
 
 
 class DeliveryDetail(DeliveryRecord):
-    """The full record, plus where a pending delivery stands and its link in the Web UI."""
+    """The full record, plus when a pending delivery's next attempt is due and its link in the Web UI."""
 
-    attempts: int
     next_attempt_at: datetime | None = None
     web_ui_url: str
 
@@ -250,9 +250,9 @@ class DeliveryLog:
         execution = await self.describe(delivery_id)
         link = self.web_ui_link(execution.id, execution.run_id)
         handle = self._client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id, run_id=execution.run_id)
-        if execution.status == WorkflowExecutionStatus.COMPLETED:
-            record = await handle.result()
-            return DeliveryDetail(**dict(record), attempts=record.retry + 1, web_ui_url=link)
+        if execution.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+            record = await ended_record(handle)
+            return DeliveryDetail(**dict(record), web_ui_url=link)
         delivery = await self.delivery_input(delivery_id, execution.run_id)
         pending = await _pending(self._client, execution)
         record = delivery.record(
@@ -263,9 +263,7 @@ class DeliveryLog:
             date=execution.start_time,
             date_end=execution.close_time,
         )
-        return DeliveryDetail(
-            **dict(record), attempts=pending.attempts, next_attempt_at=pending.next_attempt_at, web_ui_url=link
-        )
+        return DeliveryDetail(**dict(record), next_attempt_at=pending.next_attempt_at, web_ui_url=link)
 
     async def delivery_input(self, delivery_id: str, run_id: str | None = None) -> DeliveryInput:
         """What the delivery was started with: the first event of its history."""

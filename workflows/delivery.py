@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -16,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.deliver_webhook import DeliveryActivities
     from domain.activity_contract import (
         ATTEMPT_TIMEOUT_SECONDS,
+        DELIVERY_FAILED,
         ENDPOINT_DELETED,
         ENDPOINT_DISABLED,
         FORBIDDEN_DESTINATION,
@@ -28,6 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
     from domain.wire import wire_body
     from workflows import search_attributes as sa
+
+
+# Patches of DeliveryWorkflow's commands since v0.2.0 (see README, "Releasing").
+FAILED_DELIVERY_FAILS_RUN = "failed-delivery-fails-run"
 
 
 @workflow.defn
@@ -87,6 +93,16 @@ class DeliveryWorkflow:
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
         workflow.set_current_details(f"{record.result.value} after {retries} retries: {error or 'delivered'}")
+        # A failed delivery fails its run, so the Web UI's status filter, its failure counts and
+        # Temporal's workflow-failure metrics see it; the record travels in the failure.
+        # (Versioned: runs started by v0.2.0 complete with the failed record, as they did.)
+        if record.result == DeliveryResult.FAILED and workflow.patched(FAILED_DELIVERY_FAILS_RUN):
+            raise ApplicationError(
+                record.error or "delivery failed",
+                record.model_dump(mode="json"),
+                type=DELIVERY_FAILED,
+                non_retryable=True,
+            )
         return record
 
 
@@ -134,9 +150,17 @@ async def start_delivery_child(delivery: DeliveryInput) -> None:
     which is what the caller wanted.
     """
     with contextlib.suppress(WorkflowAlreadyStartedError):
-        await workflow.start_child_workflow(
+        child = await workflow.start_child_workflow(
             DeliveryWorkflow.run,
             delivery,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             **delivery_start_options(delivery),
         )
+        # The starter does not wait for the delivery, whose own history is its log; a failed
+        # one still tells its parent, and that answer is taken here so it is not left unread.
+        child.add_done_callback(_outcome_read)
+
+
+def _outcome_read(child: asyncio.Future[DeliveryRecord]) -> None:
+    if not child.cancelled():
+        child.exception()

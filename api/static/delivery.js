@@ -56,7 +56,7 @@ function summary(d) {
       ["Date", time(d.date)],
       ["Date End", time(d.date_end)],
       ["Time Spent", d.time_spent_ms == null ? "—" : `${d.time_spent_ms} ms`],
-      [pending ? "Attempts so far" : "Retry", String(pending ? d.attempts : d.retry)],
+      [pending ? "Attempts so far" : "Retry", String(pending ? d.attempts.length : d.retry)],
       ["Next attempt", pending && d.next_attempt_at ? time(d.next_attempt_at) : undefined],
       ["Re-run of", d.rerun_of ? h("a", { href: link(`/deliveries/${d.rerun_of}`) }, d.rerun_of) : undefined],
       ["Error", d.error ? h("span", { class: "error-text" }, d.error) : undefined],
@@ -67,6 +67,48 @@ function summary(d) {
       !pending && retryButton(d.id),
       h("a", { class: "button", href: link("/logs", { endpoint_id: d.endpoint_id }) }, "Logs of this endpoint"),
       h("span", { class: "external" }, externalLink(d.web_ui_url, "Open the run in the Temporal Web UI ↗")),
+    ),
+  );
+}
+
+function phases(timings) {
+  const named = [
+    ["connect", timings?.connect_ms],
+    ["TLS", timings?.tls_ms],
+    ["first byte", timings?.ttfb_ms],
+  ].filter(([, ms]) => ms != null);
+  return named.map(([name, ms]) => `${name} ${Math.round(ms)} ms`).join(" · ");
+}
+
+/** Every POST of the delivery, oldest first: when, how long, what came back, and why it failed. */
+function timeline(attempts) {
+  if (attempts.length === 0) return null;
+  return h(
+    "section",
+    { class: "card", "aria-label": "Attempts" },
+    h("h2", {}, attempts.length === 1 ? "1 attempt" : `${attempts.length} attempts`),
+    h(
+      "ol",
+      { class: "timeline" },
+      attempts.map((a) =>
+        h(
+          "li",
+          { class: a.error ? "attempt attempt-failed" : "attempt attempt-ok" },
+          h(
+            "div",
+            { class: "attempt-head" },
+            h("strong", {}, `#${a.number}`),
+            " ",
+            time(a.started_at),
+            " ",
+            h("code", {}, a.response ? a.response.status_text : "no response"),
+            " ",
+            h("span", { class: "muted" }, `${a.duration_ms} ms`),
+          ),
+          phases(a.timings) && h("div", { class: "muted small" }, phases(a.timings)),
+          a.error && h("div", { class: "error-text small" }, a.error),
+        ),
+      ),
     ),
   );
 }
@@ -83,6 +125,7 @@ export async function deliveryDetail(ctx) {
       ...[
         running && notice("info", "This delivery is still running; this page follows it until it ends."),
         summary(delivery),
+        timeline(delivery.attempts ?? []),
         exchange(delivery),
       ].filter(Boolean),
     );

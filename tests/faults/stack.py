@@ -30,6 +30,7 @@ from devstack.devserver import start_dev_server, wait_until_serving
 from domain.records import DeliveryRecord
 from infra.codec import new_key
 from infra.temporal import connect
+from services.deliveries import ended_record
 from settings import Settings
 from tests.conftest import free_port
 from tests.faults.receivers import Post
@@ -332,7 +333,7 @@ async def outcome(client: Client, delivery_id: str, timeout: float) -> DeliveryR
     """The finished delivery's record from Temporal, waiting at most `timeout` seconds."""
     handle = client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id)
     try:
-        return await asyncio.wait_for(handle.result(), timeout)
+        return await asyncio.wait_for(ended_record(handle), timeout)
     except TimeoutError:
         raise AssertionError(f"delivery {delivery_id} did not finish within {timeout:g}s") from None
 

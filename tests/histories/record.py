@@ -21,6 +21,7 @@ from api.app import create_app
 from devstack.devserver import start_dev_server, wait_until_serving
 from domain.ids import first_connection_id, flow_workflow_id, recovered_id
 from infra.temporal import connect
+from services.deliveries import ended_record
 from settings import Settings
 from tests.conftest import free_port
 from tests.integration.helpers import tracking_event
@@ -63,12 +64,12 @@ async def _record(into: Path, names: set[str]) -> None:
             spec = {"url": url, "events": ["TRACKING_UPDATE"], "retry": {"enabled": True, "max_retries": 2}}
             endpoint = (await api.post("/v1/endpoints", json=spec)).json()
             first = first_connection_id(endpoint["id"])
-            await client.get_workflow_handle(first).result()
+            await ended_record(client.get_workflow_handle(first))
             await api.post(f"/v1/endpoints/{endpoint['id']}/secret")
             receiver.script(url, error(500))
             accepted = (await api.post("/v1/events", json=tracking_event(event_id="evt-replay-1"))).json()
             failed = accepted["deliveries"][0]["id"]
-            await client.get_workflow_handle(failed).result()
+            await ended_record(client.get_workflow_handle(failed))
             receiver.script(url, OK)
             await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2000-01-01T00:00:00Z"})
             await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "recorded"})
@@ -78,7 +79,7 @@ async def _record(into: Path, names: set[str]) -> None:
             for n in range(3):
                 event = tracking_event(event_id=f"evt-replay-fifo-{n}", order_id="replay-fifo")
                 delivery_id = (await api.post("/v1/events", json=event)).json()["deliveries"][0]["id"]
-            await client.get_workflow_handle(delivery_id).result()
+            await ended_record(client.get_workflow_handle(delivery_id))
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,

@@ -21,6 +21,7 @@ from api.app import create_app
 from api.codec_server import create_codec_app
 from domain.records import DeliveryRecord
 from infra.network_guard import Resolver, system_resolver
+from services.deliveries import ended_record
 from settings import Settings
 from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
@@ -58,7 +59,7 @@ async def post_event(api: httpx.AsyncClient, event: dict[str, Any]) -> dict[str,
 
 async def delivery_outcome(client: Client, delivery_id: str) -> DeliveryRecord:
     """The finished delivery's record, waiting for it to finish."""
-    return await client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id).result()
+    return await ended_record(client.get_workflow_handle_for(DeliveryWorkflow.run, delivery_id))
 
 
 async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:

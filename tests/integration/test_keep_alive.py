@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from activities.http_exchange import WebhookPoster
+from activities.http_exchange import PhaseTimer, WebhookPoster
 from domain.ids import first_connection_id
 from infra.http import http_client
 from tests.closing_receiver import ClosingReceiver
@@ -51,7 +51,7 @@ async def test_twenty_thousand_posts_through_keep_alive_churn_all_answered():
 
         async def post(n: int) -> int:
             async with gate:
-                answer = await poster.post(receiver.url, b"{}", {"webhook-id": f"msg_{n}"})
+                answer = await poster.post(receiver.url, b"{}", {"webhook-id": f"msg_{n}"}, PhaseTimer())
                 return answer.status_code
 
         statuses = await asyncio.gather(*(post(n) for n in range(posts)), return_exceptions=True)
