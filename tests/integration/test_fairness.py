@@ -66,8 +66,11 @@ async def test_one_accounts_backlog_does_not_delay_another_accounts_deliveries(s
             accepted_b[delivery["id"]] = loop.time()
         arrived_b = await receiver.wait_for(url_b, 1 + B_EVENTS, timeout=90)
         served_a_meanwhile = len(receiver.requests(url_a)) - 1
+        rerun = await http.post(f"/v1/deliveries/{next(iter(accepted_b))}/retry", headers=b)
+        assert rerun.status_code == 202, rerun.text
         await burst
-    await _terminate(client, accepted_a)  # what is left of A's backlog has nothing more to show
+    # What is left of A's backlog (and B's re-run, queued behind it) has nothing more to show.
+    await _terminate(client, [*accepted_a, rerun.json()["id"]])
 
     assert len(accepted_a) == BURST
     after_202 = sorted(r.at - accepted_b[r.headers["webhook-id"]] for r in arrived_b[1:])
@@ -77,10 +80,11 @@ async def test_one_accounts_backlog_does_not_delay_another_accounts_deliveries(s
     # …ahead of A's backlog: most of A's deliveries accepted before B's were still waiting.
     assert served_a_meanwhile < ahead_of_b - BACKLOG_BEFORE_B // 2, (served_a_meanwhile, ahead_of_b)
     # What an operator sees on a delivery (`temporal workflow describe`), started by the API
-    # or, for a first connection, by the registry workflow: its account's fairness key.
-    first_connection_a = first_connection_id(endpoints[0]["id"])
+    # or, for a first connection, by the registry workflow: its account's fairness key, and
+    # a priority that puts first deliveries ahead of re-runs.
     assert await _priority(client, next(iter(accepted_b))) == ("fair-b", 2)
-    assert await _priority(client, first_connection_a) == ("fair-a", 2)
+    assert await _priority(client, first_connection_id(endpoints[0]["id"])) == ("fair-a", 2)
+    assert await _priority(client, rerun.json()["id"]) == ("fair-b", 4)
 
 
 async def _create_endpoint(http: httpx.AsyncClient, url: str, auth: dict[str, str]) -> dict[str, Any]:
