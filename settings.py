@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # answers; one waiting out a retry is evicted and replayed (11 events) when
     # the retry comes. Bounds the worker's memory whatever the backlog.
     worker_cached_workflows: Annotated[int, Field(ge=2)] = 100
+    # Delivery attempts (POSTs) a worker runs at once. The rest wait in Temporal's task
+    # queue, where priority and the accounts' fairness decide which goes next; a task a
+    # worker has taken is served in its turn there.
+    worker_max_activities: Annotated[int, Field(ge=1)] = 100
     log_format: Literal["json", "text"] = "json"
     # An endpoint is disabled after this many failed deliveries in a row (0 = never)
     # spanning at least this many hours; its events are then recorded as skipped.

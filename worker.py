@@ -102,6 +102,7 @@ async def delivery_worker(
             activities=[delivery.deliver_webhook, recovery.recover_deliveries],
             workflow_runner=workflow_runner(),
             **cache_limits(settings),
+            max_concurrent_activities=settings.worker_max_activities,
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
             # The registry is read by query after each change; when the worker caching

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from bench import backlog as backlog_phase
+from bench.fairness import fairness as fairness_phase
 from bench.phases import Bench, http_floor, pipeline, temporal_floor
 from bench.procs import ROOT, Stack
 from bench.rate_limit import rate_limits
@@ -40,7 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=5000, help="deliveries left in backoff (0 skips)")
     parser.add_argument("--backlog-endpoints", type=int, default=10, help="failing endpoints of the backlog")
     parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of the run at half max rate")
-    parser.add_argument("--quick", action="store_true", help="no growth runs, no backlog")
+    parser.add_argument(
+        "--fairness-events", type=int, default=500, help="account A's burst, to K endpoints each (0 skips fairness)"
+    )
+    parser.add_argument("--fairness-b-events", type=int, default=20, help="account B's events, idle and behind A")
+    parser.add_argument("--quick", action="store_true", help="no growth runs, no backlog, a smaller burst for fairness")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--dump-ids", action="store_true", help="also write each run's accepted and received ids")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server db, logs)")
@@ -48,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.scales = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {1})
     if args.quick:
         args.scales, args.backlog = [1], 0
+        args.fairness_events = min(args.fairness_events, 200)
     return args
 
 
@@ -121,6 +127,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.backlog > 0:
                 _log(f"backlog: {args.backlog} deliveries into backoff")
                 results["backlog"] = await backlog_phase.backlog(bench, args.backlog, args.backlog_endpoints)
+            # Last, so the other phases measure what they did before it (the log's rows, for one).
+            # The backlog's retries come due 600 s after its first attempts, well after this.
+            if args.fairness_events > 0:
+                _log(f"fairness: account B, idle and behind account A's {args.fairness_events} events")
+                results["fairness"] = await fairness_phase(bench, args.fairness_events, args.fairness_b_events)
     finally:
         stack.stop()
         if args.keep:
@@ -165,6 +176,8 @@ def _exactly_once_checks(results: dict[str, Any]) -> list[bool]:
     checks.append(results["repeats"]["exactly_once_ok"])
     if "backlog" in results:
         checks.append(results["backlog"]["first_attempts_exactly_once"]["ok"])
+    if "fairness" in results:
+        checks.append(results["fairness"]["exactly_once"]["ok"])
     return checks
 
 

@@ -236,11 +236,17 @@ class Stack:
         self.start_worker()
         metrics = {"WEBHOOKS_WORKER_METRICS_PORT": str(free_port())}
         self._spawn("floor_worker", ["-m", "bench.floor_worker"], self.env(**metrics))
-        api = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(self.api_port)]
-        self._spawn("api", api, self.env())
-        await self._until_ok(f"{self.api_url}/healthz", "api")
+        await self.start_api("api", self.api_port)
         await self._until_ok(f"{self.receiver_url}/_count", "receiver")
         return await connect(self.settings())
+
+    async def start_api(self, name: str, port: int, **extra: str) -> str:
+        """The API (uvicorn, as `make run`) with `extra` variables; returns its URL once healthy."""
+        api = ["-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn(name, api, self.env(**extra))
+        url = f"http://127.0.0.1:{port}"
+        await self._until_ok(f"{url}/healthz", name)
+        return url
 
     def start_worker(self, **extra: str) -> Proc:
         """`python worker.py` with make run's settings (metrics on), plus `extra` variables."""

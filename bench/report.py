@@ -41,6 +41,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = phase["ratio"]
         note = f"{phase['endpoints']} endpoint(s) at {phase['configured_per_s']}/s: {phase['achieved_per_s_median']}/s"
         out.append(_target(f"rate limit achieved / configured ({name})", ratio, "0.9-1.1", 0.9 <= ratio <= 1.1, note))
+    fair = results.get("fairness")
+    if fair:
+        ratio = fair["b_p95_ratio_backlog_over_idle"]
+        note = f"{fair['a_waiting_when_b_started']} of account A's deliveries waiting when B began"
+        met = None if ratio is None else ratio <= 2
+        out.append(_target("account B p95 behind A's backlog / idle", ratio, "<= 2", met, note))
     backlog = results.get("backlog")
     if backlog:
         growth = backlog["worker_rss_growth"]
@@ -132,6 +138,19 @@ def render(results: dict[str, Any]) -> str:
         f"registry query (after a change) p50 {idle['registry_query_ms']['p50']} ms; "
         f"visibility count p50 {idle['visibility_count_ms']['p50']} ms"
     )
+    fair = results.get("fairness")
+    if fair:
+        idle, busy = fair["b_idle_latency_202_to_receiver_ms"], fair["b_behind_backlog_latency_202_to_receiver_ms"]
+        out.append(
+            f"Fairness: account B's {fair['b_events']} events, 202->receiver p50/p95 "
+            f"idle {idle['p50']}/{idle['p95']} ms, "
+            f"behind account A's backlog {busy['p50']}/{busy['p95']} ms (max {busy['max']}); A: "
+            f"{fair['a_deliveries']} deliveries, {fair['a_waiting_when_b_started']} waiting when B began, "
+            f"{fair['a_received_after_b_done']} still to deliver after B's last, drained in {fair['a_drained_in_s']} s"
+            f" (first come first served, B's first would have waited ~{fair['fifo_wait_estimate_s']} s); B's p95 "
+            f"while A's burst was being posted {fair['b_behind_backlog_while_a_posts_ms']['p95']} ms, after "
+            f"{fair['b_behind_backlog_after_a_posted_ms']['p95']} ms"
+        )
     backlog = results.get("backlog")
     if backlog:
         busy = backlog["list"]["probes_now"]

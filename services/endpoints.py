@@ -30,6 +30,7 @@ from domain.ids import registry_workflow_id
 from domain.secrets import Sealed, SecretField
 from infra.secrets import SecretBox
 from infra.temporal import is_not_found, or_none
+from services.flow import CONTROL_PRIORITY
 from workflows.endpoint_registry import (
     INVALID,
     NOT_FOUND,
@@ -246,6 +247,7 @@ class EndpointRegistry:
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"Endpoint registry of account {self._account}",
+            priority=CONTROL_PRIORITY,  # every attempt may wait for it to answer a query
         )
         return await self._update(
             self._client.execute_update_with_start_workflow(

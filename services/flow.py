@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy
 
 from domain.flow import FlowState, SlotAnswer, SlotRequest
 from domain.ids import flow_workflow_id
 from infra.temporal import or_none
 from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
+
+# Every POST to a limited or ordered endpoint waits for its schedule's answer: its tasks go
+# ahead of deliveries (priority 2) and of re-runs (4), whatever backlog there is.
+CONTROL_PRIORITY = Priority(priority_key=1)
 
 
 class EndpointFlow:
@@ -27,6 +31,7 @@ class EndpointFlow:
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=self._summary(endpoint_id),
+            priority=CONTROL_PRIORITY,
         )
 
     def _summary(self, endpoint_id: str) -> str:
@@ -50,6 +55,7 @@ class EndpointFlow:
             start_signal="enqueue",
             start_signal_args=[OrderEnqueue(order_id=order_id, delivery_ids=delivery_ids)],
             static_summary=self._summary(endpoint_id),
+            priority=CONTROL_PRIORITY,
         )
 
     async def release(self, endpoint_id: str, order_id: str, delivery_id: str) -> None:

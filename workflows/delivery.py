@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import Priority, RetryPolicy, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -131,6 +131,18 @@ class DeliveryStartOptions(TypedDict):
     search_attributes: TypedSearchAttributes
     memo: Mapping[str, Any]
     static_summary: str
+    priority: Priority
+
+
+# Task-queue priority (1 is served first, Temporal's default is 3): what an event, a new
+# endpoint or a person's test asks for now goes ahead of re-runs and bulk recoveries.
+PRIORITY_KEYS: Mapping[DeliveryKind, int] = {
+    DeliveryKind.EVENT: 2,
+    DeliveryKind.FIRST_CONNECTION: 2,
+    DeliveryKind.TEST: 2,
+    DeliveryKind.RERUN: 4,
+    DeliveryKind.RECOVERY: 4,
+}
 
 
 def delivery_start_options(delivery: DeliveryInput, memo: Mapping[str, Any] | None = None) -> DeliveryStartOptions:
@@ -140,6 +152,10 @@ def delivery_start_options(delivery: DeliveryInput, memo: Mapping[str, Any] | No
         search_attributes=sa.delivery_search_attributes(delivery),
         memo={**sa.delivery_memo(delivery), **(memo or {})},
         static_summary=sa.delivery_summary(delivery),
+        # The fairness key is the account: within one priority, the server hands out each
+        # account's tasks in turn, so one account's backlog does not delay another's
+        # deliveries. The activity inherits both keys (measured: see README, Fairness).
+        priority=Priority(priority_key=PRIORITY_KEYS[delivery.kind], fairness_key=delivery.account),
     )
 
 

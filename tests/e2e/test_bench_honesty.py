@@ -30,6 +30,7 @@ def _received(ids: dict[str, list[str]]) -> Counter[str]:
 def test_a_tiny_benchmark_delivers_every_event_to_every_endpoint_exactly_once(tmp_path):
     command = [sys.executable, "-m", "bench", "--events", str(EVENTS), "--endpoints", str(ENDPOINTS)]
     command += ["--quick", "--repeat", "1", "--paced-seconds", "2", "--results-dir", str(tmp_path), "--dump-ids"]
+    command += ["--fairness-events", str(EVENTS), "--fairness-b-events", "2"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"bench exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
@@ -52,5 +53,8 @@ def test_a_tiny_benchmark_delivers_every_event_to_every_endpoint_exactly_once(tm
     assert results["pipeline"]["deliveries"] == EVENTS * ENDPOINTS
     assert results["pipeline"]["workflow_status"] == {"COMPLETED": EVENTS * ENDPOINTS}
     assert results["temporal_floor"]["workflow_status"] == {"COMPLETED": EVENTS * ENDPOINTS}
+    # Account A's burst and account B's events, idle and behind it, each received once.
+    fairness = results["fairness"]["exactly_once"]
+    assert fairness["ok"] and fairness["expected"] == EVENTS * ENDPOINTS + 2 * 2, fairness
     assert results["exactly_once_ok"] is True
     assert "pipeline / Temporal floor" in done.stdout

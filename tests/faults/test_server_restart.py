@@ -47,7 +47,7 @@ async def test_server_killed_during_backoff_loses_nothing(tmp_path):
     ):
         receiver.base_url = server.url
         client = await stack.client()
-        steady_url, flaky_url = receiver.endpoint(OK), receiver.endpoint(error(503), OK)
+        steady_url, flaky_url = receiver.endpoint(OK), receiver.endpoint(error(500), OK)
         steady = await create_endpoint(api, steady_url, max_retries=3)
         flaky = await create_endpoint(api, flaky_url, max_retries=3)
         accepted = await asyncio.gather(*(api.post("/v1/events", json=tracking_event()) for _ in range(EVENTS)))
@@ -58,7 +58,7 @@ async def test_server_killed_during_backoff_loses_nothing(tmp_path):
                 by_endpoint[delivery["endpoint_id"]].append(delivery["id"])
         everything = by_endpoint[steady] + by_endpoint[flaky]
 
-        # The steady deliveries are done; every flaky one got its 503 and waits BACKOFF seconds to retry.
+        # The steady deliveries are done; every flaky one got its 500 and waits BACKOFF seconds to retry.
         await outcomes(client, by_endpoint[steady], timeout=20)
 
         async def backoff_states() -> list[bool]:
@@ -93,6 +93,6 @@ async def test_server_killed_during_backoff_loses_nothing(tmp_path):
         assert (records[delivery_id].result, records[delivery_id].retry) == ("success", 0), records[delivery_id]
         assert receiver.count(delivery_id) == 1
     for delivery_id in by_endpoint[flaky]:
-        # The 503 before the crash, the retry after it: no POST lost, none repeated.
+        # The 500 before the crash, the retry after it: no POST lost, none repeated.
         assert (records[delivery_id].result, records[delivery_id].retry) == ("success", 1), records[delivery_id]
         assert receiver.count(delivery_id) == 2
