@@ -22,8 +22,23 @@ quoted VALUE, a `$`, `export`, a ` #` comment and a NAME twice are refused.
 
 A service's environment, as in its container: the image's ENV (the last stage
 of the Dockerfile, for the services built from it; other images' are not
-known: they get PATH alone, with the tools from the venv), then its `env_file:` entries in order, then
-its `environment:` (map or NAME=VALUE list), each overriding the one before.
+known: they get PATH alone, with the tools from the venv), then its `env_file:`
+entries in order, then its `environment:` (map or NAME=VALUE list), each
+overriding the one before; plus HOME (the working directory).
+
+Paths: the image's /opt/venv is this project's venv, its WORKDIR the build
+context as `COPY . /app` has it (`build_context`), a bind mount's target its
+source file in the project.
+
+Ports: containers each have their own network, these processes share one. So
+every port a run service listens on (the container side of `ports:`, a numeric
+`*_PORT` of its `environment:`, the value after `--port` in its command) gets a
+free port of 127.0.0.1, everywhere it appears: that argument, that variable, a
+`127.0.0.1:port`/`localhost:port` of its own (its healthcheck), and
+`service:port` in the others' settings, the host becoming 127.0.0.1. A service
+replaced by a stand-in (the Temporal dev server) has its published ports mapped
+to the stand-in's. An argument `0.0.0.0` (the container's interfaces) becomes
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -208,10 +223,11 @@ class ComposeProject:
         return ports
 
     def port_map(self, run: set[str], fixed: Mapping[str, int], pick: Callable[[], int]) -> PortMap:
-        """A free local port for each port of each service in `run`; every port of a `fixed` service
-        (one replaced by a local stand-in) maps to the stand-in's."""
+        """A free local port for each port of each service in `run`; the published ports of a `fixed`
+        service (one replaced by a local stand-in) map to the stand-in's."""
         ports = {(name, port): pick() for name in run for port in self.container_ports(name)}
-        ports |= {(name, port): local for name, local in fixed.items() for port in self.container_ports(name)}
+        for name, local in fixed.items():
+            ports |= {(name, container_port(p)): local for p in self.services[name].get("ports", [])}
         return PortMap(ports)
 
     def local(self, name: str, ports: PortMap, workdir: Path, venv: Path) -> LocalService:

@@ -33,11 +33,12 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from devstack.devserver import start_dev_server, wait_until_serving
 from domain.ids import first_connection_id, registry_workflow_id
-from infra.codec import ENCODING
+from infra.codec import ENCODING, AesGcmCodec, parse_key
 from tests.compose import ComposeProject, LocalService, build_context, filled_env_example, read_dotenv
 from tests.conftest import free_port
 from tests.integration.helpers import (
@@ -82,6 +83,21 @@ class Processes:
         if process.returncode is not None:
             raise AssertionError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
         return process
+
+    async def listening(self, name: str, port: int) -> None:
+        """For a service without a healthcheck (the codec): its port accepts connections."""
+
+        async def accepts() -> bool:
+            self._running(name)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return False
+            writer.close()
+            await writer.wait_closed()
+            return True
+
+        await eventually(accepts, bool, timeout=30, what=f"{name} listening on {port}")
 
     async def check(self, name: str) -> int | None:
         """The healthcheck's exit code once (None: it outlived its timeout)."""
@@ -184,6 +200,7 @@ async def test_compose_services_as_processes_become_healthy_deliver_and_decode(t
         checked = sorted(name for name, service in services.items() if service.healthcheck)
         for name in checked:
             await processes.healthy(name)
+        await processes.listening("codec", ports.local("codec", 8081))
         setup_log = processes.log("temporal-setup")
 
         async with (
@@ -253,3 +270,31 @@ async def test_compose_services_as_processes_become_healthy_deliver_and_decode(t
     assert endpoint["id"] in decoded_text(decoded_registry)
     assert password not in decoded_text(decoded_registry) + decoded_text(decoded)  # sealed: no secrets key there
     assert (anonymous.status_code, as_merchant.status_code) == (401, 401)
+
+
+async def test_compose_codec_without_an_operator_token_decodes_for_the_hosts_loopback_only(tmp_path):
+    # .env.example as shipped leaves WEBHOOKS_OPERATOR_TOKEN out, for the Web UI: compose passes "".
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(filled_env_example((ROOT / ".env.example").read_text()))
+    project = ComposeProject(ROOT / "docker-compose.yml", dotenv)
+    ports = project.port_map({"codec"}, {}, free_port)
+    codec_service = project.local("codec", ports, build_context(ROOT, tmp_path / "app"), VENV)
+    sealer = AesGcmCodec(parse_key(read_dotenv(dotenv)["WEBHOOKS_ENCRYPTION_KEY"]))
+    sealed = await sealer.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"hello operator"')])
+    ui = {"Origin": "http://localhost:8233"}  # TEMPORAL_UI_PUBLIC_URL's default
+    processes = Processes(tmp_path / "logs")
+    try:
+        await processes.start(codec_service)
+        await processes.listening("codec", ports.local("codec", 8081))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports.local('codec', 8081)}") as codec:
+            decoded = await codec_decode(codec, sealed, ui)
+            rebound = await codec_decode(codec, sealed, ui | {"Host": "codec.rebound.example"})
+    finally:
+        stopped = await processes.stop_all()
+
+    assert "WEBHOOKS_OPERATOR_TOKEN" not in read_dotenv(dotenv)
+    assert codec_service.env["WEBHOOKS_OPERATOR_TOKEN"] == ""
+    assert decoded_text(decoded) == '"hello operator"'
+    assert decoded.headers["access-control-allow-origin"] == "http://localhost:8233"
+    assert rebound.status_code == 400  # a name other than the loopback's: DNS rebinding
+    assert stopped == {"codec": -signal.SIGTERM}
