@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
     worker_metrics_port: int | None = None
+    # Where the worker answers its health check (GET /healthz on 127.0.0.1); unset = none.
+    worker_health_port: int | None = None
     # Workflows a worker keeps in memory between their tasks. A delivery needs a
     # place only from its first task to its last, milliseconds when the endpoint
     # answers; one waiting out a retry is evicted and replayed (11 events) when

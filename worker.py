@@ -27,6 +27,7 @@ from infra.http import http_client
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect, metrics_runtime
+from infra.worker_health import serve_health
 from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
 from services.reruns import recover_failed
@@ -122,7 +123,7 @@ async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
+        async with worker, serve_health(worker, settings.worker_health_port):
             logging.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
             logging.info("worker stopping: finishing attempts in flight")

@@ -57,10 +57,15 @@ def temporal_binary() -> str:
 
 
 def dev_server_command(
-    port: int, ui_port: int | None, db_file: Path | None, codec_endpoint: str | None = None
+    port: int,
+    ui_port: int | None,
+    db_file: Path | None,
+    codec_endpoint: str | None = None,
+    search_attributes: bool = True,
 ) -> list[str]:
     """`ui_port=None` runs headless; `db_file=None` keeps state in memory only; the Web UI
-    decodes payloads through `codec_endpoint`."""
+    decodes payloads through `codec_endpoint`; `search_attributes=False` leaves the custom
+    search attributes for someone else to register (compose's temporal-setup does)."""
     command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
     command += ["--log-level", "warn"]
     if ui_port and codec_endpoint:
@@ -70,7 +75,7 @@ def dev_server_command(
         command += ["--db-filename", str(db_file)]
         for pragma in _SQLITE_PRAGMAS:
             command += ["--sqlite-pragma", pragma]
-    for name, kind in search_attribute_types().items():
+    for name, kind in search_attribute_types().items() if search_attributes else []:
         command += ["--search-attribute", f"{name}={kind}"]
     for key, value in DYNAMIC_CONFIG.items():
         command += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
@@ -84,9 +89,10 @@ def start_dev_server(
     db_file: Path | None = None,
     log: IO[bytes] | None = None,
     codec_endpoint: str | None = None,
+    search_attributes: bool = True,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        dev_server_command(port, ui_port, db_file, codec_endpoint),
+        dev_server_command(port, ui_port, db_file, codec_endpoint, search_attributes),
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # our Ctrl-C handling decides when it stops

@@ -76,9 +76,9 @@ def test_temporal_runs_on_postgresql(services):
     assert temporal["depends_on"]["postgresql"]["condition"] == "service_healthy"
 
 
-def test_temporal_ui_is_published_on_8233_and_points_at_temporal(services):
+def test_temporal_ui_is_published_on_the_hosts_loopback_only_and_points_at_temporal(services):
     ui = services["temporal-ui"]
-    assert any(str(port).startswith("8233:") for port in ui["ports"])
+    assert ui["ports"] == ["127.0.0.1:8233:8080"]  # no login of its own: never beyond the host
     assert ui["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == "${CODEC_PUBLIC_URL:-http://localhost:8081}/codec"
 
@@ -97,6 +97,22 @@ def test_api_is_published_on_8000_with_a_healthcheck(services):
     api = services["api"]
     assert "8000:8000" in api["ports"]
     assert api["healthcheck"]["test"]
+
+
+def test_only_the_merchants_api_is_published_beyond_the_hosts_loopback(services):
+    published = {name: [str(port) for port in service.get("ports", [])] for name, service in services.items()}
+    beyond_loopback = {name: ports for name, ports in published.items() if any(p.count(":") < 2 for p in ports)}
+    on_loopback = [p for ports in published.values() for p in ports if p.count(":") == 2]
+
+    assert beyond_loopback == {"api": ["8000:8000"]}
+    assert all(port.startswith("127.0.0.1:") for port in on_loopback)
+
+
+def test_worker_has_a_healthcheck_on_its_health_port(services):
+    worker = services["worker"]
+    port = worker["environment"]["WEBHOOKS_WORKER_HEALTH_PORT"]
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    assert port != worker["environment"]["WEBHOOKS_WORKER_METRICS_PORT"]
 
 
 def test_worker_can_be_scaled_and_stops_gracefully(services):
