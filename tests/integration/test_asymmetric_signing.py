@@ -1,9 +1,11 @@
 """v1a (Ed25519) signatures end to end, checked as receivers check them.
 
-The verifier is `cryptography`'s Ed25519PublicKey.verify, fed only what a receiver
-has: the `whpk_` key the API answered, the headers and the body it received. The
-`standardwebhooks` package (the spec's reference library) verifies `v1` only (1.1.0
-skips every other version), so it stands for a receiver that has not moved to v1a.
+Each signature is verified from what a receiver has only (the `whpk_` key the API
+answered, the headers and the body it received) by two implementations other than
+our signing code: `cryptography`'s Ed25519PublicKey.verify (OpenSSL, what a Python
+receiver would use) and PyNaCl's VerifyKey (libsodium), which must agree. The
+`standardwebhooks` package (the spec's reference library) verifies `v1` only
+(1.1.0 skips every other version), so it stands for a receiver not yet on v1a.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 from pydantic import SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 from temporalio.client import Client
@@ -42,17 +46,26 @@ OPERATOR = {"Authorization": "Bearer token-operator"}
 
 def _verdicts(public_key: str, received: dict[str, str]) -> list[bool]:
     """One verdict per v1a signature in the header, in order (other schemes are not this key's)."""
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.removeprefix("whpk_")))
+    raw_key = base64.b64decode(public_key.removeprefix("whpk_"))
+    openssl, libsodium = Ed25519PublicKey.from_public_bytes(raw_key), VerifyKey(raw_key)
     signed = f"{received['webhook-id']}.{received['webhook-timestamp']}.{received['_body']}".encode()
     verdicts = []
     for scheme, signature in (s.split(",", 1) for s in received["webhook-signature"].split(" ")):
         if scheme != "v1a":
             continue
+        raw_signature = base64.b64decode(signature)
         try:
-            key.verify(base64.b64decode(signature), signed)
-            verdicts.append(True)
+            openssl.verify(raw_signature, signed)
+            by_openssl = True
         except InvalidSignature:
-            verdicts.append(False)
+            by_openssl = False
+        try:
+            libsodium.verify(signed, raw_signature)
+            by_libsodium = True
+        except BadSignatureError:
+            by_libsodium = False
+        assert by_openssl == by_libsodium, "the two Ed25519 implementations disagree"
+        verdicts.append(by_openssl)
     return verdicts
 
 
