@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from domain.events import EventType
 from domain.flow import Ordering, RateLimit
 from domain.secrets import Sealed, SealedOr
-from domain.signing import SigningSecret
+from domain.signing import Scheme, SigningSecret
 from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
 
 MAX_RETRIES = 10
@@ -203,7 +203,10 @@ class Endpoint(EndpointSpec):
             current = max(self.signing_secrets, key=lambda s: s.created_at)
             older = [s.expires_at for s in self.signing_secrets if s.expires_at is not None]
             signing = SigningView(
-                secret_created_at=current.created_at, previous_secret_expires_at=max(older, default=None)
+                scheme=current.scheme,
+                public_key=current.public_key,
+                secret_created_at=current.created_at,
+                previous_secret_expires_at=max(older, default=None),
             )
         return EndpointView(
             **self.model_dump(exclude={"auth", "custom_header", "signing_secrets", "health"}),
@@ -226,8 +229,11 @@ class MaskedHeader(BaseModel):
 
 
 class SigningView(BaseModel):
-    """That requests are signed, and since when; the secret itself is shown once, at rotation."""
+    """That requests are signed, how and since when; an HMAC secret is shown once, at rotation, and a
+    private key never."""
 
+    scheme: Scheme = Scheme.HMAC
+    public_key: str | None = None  # v1a: whpk_…, what receivers verify with
     secret_created_at: datetime
     previous_secret_expires_at: datetime | None
 

@@ -21,7 +21,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 # Which secret a sealed value is: part of what it is bound to, with the account.
-SecretField = Literal["auth.password", "custom_header.value", "signing_secret"]
+# `signing_secret` is a v1 HMAC secret, `signing_key` a v1a Ed25519 private key.
+SecretField = Literal["auth.password", "custom_header.value", "signing_secret", "signing_key"]
 
 
 class Sealed(BaseModel):

@@ -28,6 +28,7 @@ from domain.endpoints import (
 )
 from domain.ids import registry_workflow_id
 from domain.secrets import Sealed, SecretField
+from domain.signing import SEALED_AS, NewSecret
 from infra.secrets import SecretBox
 from infra.temporal import is_not_found, or_none
 from services.flow import CONTROL_PRIORITY
@@ -213,7 +214,7 @@ class EndpointRegistry:
                 signing_secrets={
                     s.created_at.isoformat(): sealed_secret
                     for s in endpoint.signing_secrets
-                    if (sealed_secret := self._seal_if_plain(s.secret, "signing_secret"))
+                    if (sealed_secret := self._seal_if_plain(s.secret, SEALED_AS[s.scheme]))
                 },
             )
             if sealed != PlainSecretsSealed():
@@ -263,9 +264,14 @@ class EndpointRegistry:
             self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
         )
 
-    async def rotate_signing_secret(self, endpoint_id: str, secret: str, grace_seconds: float) -> EndpointView:
-        sealed = self._seal(secret, "signing_secret")
-        rotation = SecretRotation(endpoint_id=endpoint_id, secret=sealed, grace_seconds=grace_seconds)
+    async def rotate_signing_secret(self, endpoint_id: str, new: NewSecret, grace_seconds: float) -> EndpointView:
+        rotation = SecretRotation(
+            endpoint_id=endpoint_id,
+            secret=self._seal(new.secret, SEALED_AS[new.scheme]),
+            grace_seconds=grace_seconds,
+            scheme=new.scheme,
+            public_key=new.public_key,
+        )
         call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
         return await self._update(call, endpoint_id)
 

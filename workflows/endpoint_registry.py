@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
     from domain.secrets import Sealed, SealedOr
-    from domain.signing import SigningSecret
+    from domain.signing import Scheme, SigningSecret, is_public_key
     from workflows.delivery import start_delivery_child
 
 MAX_ENDPOINTS_PER_ACCOUNT = 100
@@ -66,11 +66,14 @@ class EndpointThrottle(BaseModel):
 
 
 class SecretRotation(BaseModel):
-    """A new signing secret (made by the caller: workflows have no secure randomness), sealed by it."""
+    """A new signing secret or key pair (made by the caller: workflows have no secure randomness),
+    the secret or private key sealed by it."""
 
     endpoint_id: str
     secret: Annotated[str | Sealed, SealedOr(str)]  # plain in histories written before sealing
     grace_seconds: float  # how long the replaced secret keeps signing
+    scheme: Scheme = Scheme.HMAC  # histories written before v1a rotate HMAC secrets only
+    public_key: str | None = None  # v1a: whpk_…
 
 
 class PlainSecretsSealed(BaseModel):
@@ -120,6 +123,18 @@ def _require_sealed(values: dict[str, str | Sealed | None]) -> None:
     if plain:
         problems = [{"field": field, "message": "must arrive sealed (WEBHOOKS_SECRETS_KEY)"} for field in plain]
         raise ApplicationError("secrets in clear", problems, type=INVALID, non_retryable=True)
+
+
+def _require_public_key(rotation: SecretRotation) -> None:
+    """A v1a key pair shows its public key; an HMAC secret has none."""
+    if rotation.scheme is Scheme.ED25519:
+        wrong = rotation.public_key is None or not is_public_key(rotation.public_key)
+        message = "must be whpk_ and the base64 of a 32-byte Ed25519 public key"
+    else:
+        wrong, message = rotation.public_key is not None, "only a v1a key pair has one"
+    if wrong:
+        problems = [{"field": "public_key", "message": message}]
+        raise ApplicationError("invalid public key", problems, type=INVALID, non_retryable=True)
 
 
 def _secrets_of(auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, str | Sealed | None]:
@@ -266,7 +281,9 @@ class EndpointRegistryWorkflow:
             for s in current.signing_secrets
             if s.active_at(now)
         ]
-        new = SigningSecret(secret=rotation.secret, created_at=now)
+        new = SigningSecret(
+            secret=rotation.secret, created_at=now, scheme=rotation.scheme, public_key=rotation.public_key
+        )
         updated = current.model_copy(update={"signing_secrets": [*kept, new], "updated_at": now})
         self._endpoints[rotation.endpoint_id] = updated
         self._changed()
@@ -276,6 +293,7 @@ class EndpointRegistryWorkflow:
     def _validate_rotation(self, rotation: SecretRotation) -> None:
         self._require(rotation.endpoint_id)
         _require_sealed({"secret": rotation.secret})
+        _require_public_key(rotation)
 
     @workflow.update
     def stop_signing(self, endpoint_id: str) -> EndpointView:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
 from domain.records import DeliveryRecord
-from domain.signing import new_secret
+from domain.signing import Scheme, new_signing_secret
 from services.deliveries import send_test
 from services.reruns import recover_endpoint as run_recovery
 
@@ -60,21 +60,40 @@ async def test_endpoint(
     return await send_test(client, settings.task_queue, account, registry, endpoint_id)
 
 
+class SigningRequest(BaseModel):
+    """What `POST …/secret` may carry; no body at all is an HMAC secret, as before v1a."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Scheme = Scheme.HMAC  # v1: an HMAC-SHA256 secret; v1a: an Ed25519 key pair
+
+
 class NewSigningSecret(BaseModel):
     secret: str  # shown this once
     endpoint: EndpointView
 
 
-@router.post("/{endpoint_id}/secret")
-async def rotate_signing_secret(endpoint_id: str, registry: RegistryDep, settings: SettingsDep) -> NewSigningSecret:
-    """Start signing requests with a new secret (`whsec_…`), shown only in this answer.
+class NewSigningKey(BaseModel):
+    public_key: str  # whpk_…; the private key never leaves the service
+    endpoint: EndpointView
 
-    A secret it replaces keeps signing beside it for WEBHOOKS_SIGNING_SECRET_GRACE_HOURS,
-    so receivers can switch without losing a webhook.
+
+@router.post("/{endpoint_id}/secret")
+async def rotate_signing_secret(
+    endpoint_id: str, registry: RegistryDep, settings: SettingsDep, body: SigningRequest | None = None
+) -> NewSigningSecret | NewSigningKey:
+    """Start signing requests with a new HMAC secret (`whsec_…`, shown only in this answer) or,
+    with `{"scheme": "v1a"}`, a new Ed25519 key pair (its public key `whpk_…` answered).
+
+    A secret or key it replaces, of either scheme, keeps signing beside it for
+    WEBHOOKS_SIGNING_SECRET_GRACE_HOURS, so receivers can switch without losing a webhook.
     """
-    secret = new_secret()
+    new = new_signing_secret((body or SigningRequest()).scheme)
     grace = settings.signing_secret_grace_hours * 3600
-    return NewSigningSecret(secret=secret, endpoint=await registry.rotate_signing_secret(endpoint_id, secret, grace))
+    endpoint = await registry.rotate_signing_secret(endpoint_id, new, grace)
+    if new.public_key is not None:
+        return NewSigningKey(public_key=new.public_key, endpoint=endpoint)
+    return NewSigningSecret(secret=new.secret, endpoint=endpoint)
 
 
 @router.delete("/{endpoint_id}/secret")

@@ -7,7 +7,11 @@ import { exchange } from "./exchange.js";
 import { flash, link, render } from "./router.js";
 
 const EVENT_NAMES = new Map(EVENTS);
-const COLUMNS = ["Endpoint", "Events", "Basic auth", "Retry", "Custom header", "Flow control", "Status", "Actions"];
+const COLUMNS = ["Endpoint", "Events", "Basic auth", "Retry", "Custom header", "Signing", "Flow control", "Status", "Actions"];
+const SCHEMES = new Map([
+  ["v1", "HMAC (v1)"],
+  ["v1a", "Ed25519 (v1a)"],
+]);
 
 /** Its pause, when the receiver asked for one that is not over (429, 502, 503, 504). */
 function throttle(endpoint) {
@@ -22,6 +26,13 @@ function status(endpoint) {
     h("span", { class: "badge badge-disabled" }, "disabled"),
     endpoint.disabled_reason && h("div", { class: "muted small" }, endpoint.disabled_reason),
   ];
+}
+
+/** How requests are signed; an Ed25519 key's public half is shown on hover (it is not a secret). */
+function signing(endpoint) {
+  const { signing } = endpoint;
+  if (!signing) return "—";
+  return h("span", { class: "nowrap", title: signing.public_key ?? "" }, SCHEMES.get(signing.scheme) ?? signing.scheme);
 }
 
 function flowControl(endpoint) {
@@ -95,6 +106,7 @@ function row(endpoint) {
     endpoint.auth ? endpoint.auth.username : "—",
     h("span", { class: "nowrap" }, endpoint.retry.enabled ? `up to ${endpoint.retry.max_retries}` : "off"),
     endpoint.custom_header ? h("code", {}, endpoint.custom_header.key) : "—",
+    signing(endpoint),
     flowControl(endpoint),
     status(endpoint),
     h(

@@ -19,7 +19,9 @@ from temporalio.converter import DataConverter
 
 from api.app import create_app
 from api.codec_server import create_codec_app
+from domain.ids import registry_workflow_id
 from domain.records import DeliveryRecord
+from domain.signing import Scheme
 from infra.network_guard import Resolver, system_resolver
 from services.deliveries import ended_record
 from settings import Settings
@@ -27,6 +29,7 @@ from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
 from tests.receiver import BackgroundServer
 from workflows.delivery import DeliveryWorkflow
+from workflows.endpoint_registry import EndpointRegistryWorkflow
 
 
 def new_event_id() -> str:
@@ -111,6 +114,12 @@ async def codec_decode(
     return await codec.post("/codec/decode", content=body, headers=sent)
 
 
+def decoded_data(answer: httpx.Response) -> list[bytes]:
+    """Every payload of a codec answer, its data as bytes (where a raw key would show)."""
+    assert answer.status_code == 200, answer.text
+    return [base64.b64decode(p.get("data", "")) for p in answer.json()["payloads"]]
+
+
 def decoded_text(answer: httpx.Response) -> str:
     """Every payload of a codec answer, its data as text."""
     assert answer.status_code == 200, answer.text
@@ -141,3 +150,33 @@ async def decoded_history(address: str, workflow_id: str, codec: httpx.AsyncClie
     events = [e async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
     payloads = [p for event in events for p in payloads_in(event)]
     return decoded_text(await codec_decode(codec, payloads, headers))
+
+
+async def raw_history(address: str, workflow_id: str) -> bytes:
+    """The history as Temporal stores it, read by a client that holds no key."""
+    keyless = await Client.connect(address)
+    events = [e.SerializeToString() async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
+    return b"".join(events)
+
+
+async def signing_private_keys(client: Client, settings: Settings, account: str, endpoint_id: str) -> list[str]:
+    """The endpoint's v1a private keys (whsk_…), opened as the worker opens them, with WEBHOOKS_SECRETS_KEY:
+    what a test needs to look for them where they must not be."""
+    registry = client.get_workflow_handle_for(EndpointRegistryWorkflow.run, registry_workflow_id(account))
+    snapshot = await registry.query(EndpointRegistryWorkflow.snapshot)
+    box = settings.secret_box()
+    stored = snapshot.endpoints[endpoint_id].signing_secrets
+    return [box.open(s.secret, account, "signing_key") for s in stored if s.scheme is Scheme.ED25519]
+
+
+def key_forms(private_key: str) -> dict[str, bytes]:
+    """Every spelling of a whsk_ private key that would give it away: whsk_ text, its base64 in both
+    alphabets, its 32 raw bytes, and their hex."""
+    raw = base64.b64decode(private_key.removeprefix("whsk_"))
+    return {
+        "whsk": private_key.encode(),
+        "base64": base64.b64encode(raw),
+        "base64url": base64.urlsafe_b64encode(raw).rstrip(b"="),
+        "raw": raw,
+        "hex": raw.hex().encode(),
+    }

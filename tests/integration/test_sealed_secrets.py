@@ -15,17 +15,20 @@ from temporalio.exceptions import ApplicationError
 
 from domain.endpoints import BasicAuth, CustomHeader, Endpoint, EndpointSpec
 from domain.ids import first_connection_id, flow_workflow_id, registry_workflow_id
-from domain.signing import SigningSecret, new_secret
+from domain.signing import SigningSecret, new_secret, public_key_of
 from tests.contract import CONTRACT_ORDER
 from tests.integration.helpers import (
     api_with,
     codec_decode,
     codec_with,
     create_endpoint,
+    decoded_data,
     decoded_text,
     delivery_outcome,
+    key_forms,
     post_event,
     raw_query,
+    signing_private_keys,
     tracking_event,
 )
 from tests.waiting import eventually
@@ -53,6 +56,7 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
         ordering="fifo",  # so the endpoint has a flow-control workflow to ask too
     )
     rotated = [(await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()["secret"] for _ in range(2)]
+    key_pair = (await api.post(f"/v1/endpoints/{endpoint['id']}/secret", json={"scheme": "v1a"})).json()
     accepted = await post_event(api, tracking_event())
     [delivery] = accepted["deliveries"]
     await delivery_outcome(client, delivery["id"])
@@ -61,7 +65,10 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
     [recovery_run] = [w async for w in client.list_workflows(f'WorkflowId STARTS_WITH "recovery/{endpoint["id"]}/"')]
     sent = receiver.requests(url)[-1].headers
     assert sent["x-shop-token"] == HEADER_VALUE and sent["authorization"] == _basic("shop", PASSWORD)
-    assert len(sent["webhook-signature"].split()) == 2  # both signing secrets, opened at send time
+    # Both HMAC secrets and the Ed25519 key, opened at send time.
+    assert [s.split(",")[0] for s in sent["webhook-signature"].split()] == ["v1a", "v1", "v1"]
+    [private_key] = await signing_private_keys(client, settings, "default", endpoint["id"])
+    assert public_key_of(private_key) == key_pair["public_key"]  # the key looked for below is the one that signs
 
     # One run of every workflow type, and the arguments of the queries that take one.
     runs = {
@@ -74,6 +81,7 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
     arguments = {"endpoint": [endpoint["id"]], "head": [CONTRACT_ORDER["order_id"]]}
     secrets = [PASSWORD, HEADER_VALUE, *rotated, _basic("shop", PASSWORD)]
     answers: dict[tuple[str, str], str] = {}
+    data: dict[tuple[str, str], bytes] = {}
     async with codec_with(settings.model_copy(update={"operator_token": SecretStr("token-operator")})) as codec:
         for workflow_id in runs:
             # Each run says which queries it answers (Temporal's built-in metadata query) ...
@@ -82,12 +90,17 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
             # ... and each answer, as the worker sent it, is read through the codec with the operator's token.
             for query in (q["name"] for q in definition["queryDefinitions"]):
                 answer = await raw_query(temporal_address, workflow_id, query, *arguments.get(query, []))
-                answers[workflow_id, query] = decoded_text(await codec_decode(codec, answer, OPERATOR))
+                decoded = await codec_decode(codec, answer, OPERATOR)
+                answers[workflow_id, query] = decoded_text(decoded)
+                data[workflow_id, query] = b"\n".join(decoded_data(decoded))
 
     assert set(runs.values()) == {w.__name__ for w in WORKFLOWS}  # every workflow type was asked
     registry_queries = {q for w, q in answers if w == registry_workflow_id("default")}
     assert {"endpoints", "endpoint", "snapshot"} <= registry_queries
     leaks = {key: [s for s in secrets if s in text] for key, text in answers.items()}
+    # The private key in every spelling, raw bytes included; its public key may show.
+    for key, payload in data.items():
+        leaks[key] += [f"private key ({name})" for name, form in key_forms(private_key).items() if form in payload]
     assert {key: found for key, found in leaks.items() if found} == {}
     # The answers were decoded: the snapshot holds the credentials, sealed.
     snapshot = json.loads(answers[registry_workflow_id("default"), "snapshot"])
@@ -97,6 +110,7 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
         "ciphertext",
     }
     assert all(set(s["secret"]) == {"key_id", "ciphertext"} for s in stored["signing_secrets"])
+    assert [(s["scheme"], s["public_key"]) for s in stored["signing_secrets"]][-1] == ("v1a", key_pair["public_key"])
 
 
 async def test_the_api_takes_secrets_as_text_only(api, receiver):

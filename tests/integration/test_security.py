@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from temporalio.client import Client
 
 from domain.ids import first_connection_id, registry_workflow_id
 from tests.integration.helpers import (
@@ -22,18 +21,12 @@ from tests.integration.helpers import (
     decoded_history,
     delivery_outcome,
     post_event,
+    raw_history,
     tracking_event,
 )
 from worker import delivery_worker
 
 PASSWORD, HEADER_VALUE = "pw-Zq81-secret", "hv-Kx92-secret"
-
-
-async def _raw_history(address: str, workflow_id: str) -> bytes:
-    """The history as Temporal stores it, read by a client that holds no key."""
-    keyless = await Client.connect(address)
-    events = [e.SerializeToString() async for e in keyless.get_workflow_handle(workflow_id).fetch_history_events()]
-    return b"".join(events)
 
 
 async def test_no_secret_is_stored_in_clear_in_temporal_nor_shown_by_the_codec(
@@ -62,7 +55,7 @@ async def test_no_secret_is_stored_in_clear_in_temporal_nor_shown_by_the_codec(
     decoded: dict[str, str] = {}
     async with codec_with(operator) as codec:
         for workflow_id in (registry_workflow_id("default"), delivery["id"], first_connection_id(endpoint["id"])):
-            raw = await _raw_history(temporal_address, workflow_id)
+            raw = await raw_history(temporal_address, workflow_id)
             assert [s for s in secrets if s.encode() in raw] == [], workflow_id
             # Not just absent: the payloads are sealed (the body's words are not readable either).
             assert b"Shipment delivered" not in raw and b"binary/encrypted" in raw

@@ -195,3 +195,26 @@ async def test_flow_control_is_edited_and_a_throttle_is_shown(
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
     await expect(row.locator('td[data-label="Flow control"]')).to_have_text("—")
+
+
+async def test_the_list_shows_how_each_webhook_is_signed(
+    page: Page, dashboard: str, api: httpx.AsyncClient, receiver: Receiver, artifacts: Path
+) -> None:
+    unsigned, hmac_signed, ed25519_signed = receiver.url(), receiver.url(), receiver.url()
+    for url in (unsigned, hmac_signed, ed25519_signed):
+        created = await api.post("/v1/endpoints", json={"url": url, "events": ["ORDER_SHIPPED"]})
+        assert created.status_code == 201, created.text
+    ids = {e["url"]: e["id"] for e in (await api.get("/v1/endpoints")).json()}
+    await api.post(f"/v1/endpoints/{ids[hmac_signed]}/secret")
+    key = (await api.post(f"/v1/endpoints/{ids[ed25519_signed]}/secret", json={"scheme": "v1a"})).json()
+
+    await page.goto(f"{dashboard}/ui/")
+
+    def cell(url: str):
+        return page.locator("tbody tr", has_text=url).locator('td[data-label="Signing"]')
+
+    await expect(cell(unsigned)).to_have_text("—")
+    await expect(cell(hmac_signed)).to_have_text("HMAC (v1)")
+    await expect(cell(ed25519_signed)).to_have_text("Ed25519 (v1a)")
+    await expect(cell(ed25519_signed).locator("span")).to_have_attribute("title", key["public_key"])
+    await page.screenshot(path=artifacts / "endpoints-signing.png", full_page=True)
