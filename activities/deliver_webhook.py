@@ -30,7 +30,7 @@ from domain.activity_contract import (
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
-from domain.retry import THROTTLE_STATUSES, Backoff, parse_retry_after
+from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
@@ -49,14 +49,21 @@ class EndpointSource(Protocol):
 
     async def throttle(self, endpoint_id: str, until: datetime) -> None: ...
 
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None: ...
+
 
 # The endpoints of an account, by account name.
 EndpointSources = Callable[[str], EndpointSource]
 
 
+def _is_gone(record: AttemptRecord) -> bool:
+    return record.response is not None and record.response.status_code == GONE
+
+
 def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> bool:
-    """Whether a failed POST ends the delivery: its attempts are spent, or no retry could be allowed."""
-    return forbidden or record.number >= attempt.max_attempts
+    """Whether a failed POST ends the delivery: its attempts are spent, no retry could be
+    allowed, or the receiver said it wants no more (410 Gone)."""
+    return forbidden or _is_gone(record) or record.number >= attempt.max_attempts
 
 
 def _stop(message: str, kind: str, last: AttemptRecord | None = None) -> ApplicationError:
@@ -166,6 +173,9 @@ class DeliveryActivities:
             delay = self._backoff.delay(record.number, retry_after)
             if record.response is not None and record.response.status_code in THROTTLE_STATUSES:
                 await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
+            if _is_gone(record):
+                heartbeats.send()  # the POST is recorded before a wait on the registry
+                await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
             ends = record.succeeded or _is_last(record, attempt, forbidden)
             if ends:
                 await self._ended(registry, endpoint, attempt, record, heartbeats)

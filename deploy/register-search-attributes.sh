@@ -34,6 +34,7 @@ WebhookTimeSpentMs:Int
 WebhookOrderId:Keyword
 WebhookTransactionId:Keyword
 WebhookCarrier:Keyword
+WebhookStatusCode:Int
 "
 
 log() { echo "register-search-attributes: $*"; }

@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 # Answers that mean the receiver is overloaded: they throttle the whole endpoint, until
 # their Retry-After or, without one, the failed delivery's next retry (Standard Webhooks).
 THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
+# The receiver wants no more webhooks: its endpoint is disabled at once, nothing retried.
+GONE = 410
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class LogFilter:
     order_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    status_code: int | None = None
 
     def visibility_query(self, account: str) -> str:
         """The same filter as an operator types it in the Temporal Web UI."""
@@ -63,6 +64,8 @@ class LogFilter:
             clauses.append(f"{sa.RETRIES.name} {'>' if self.retried else '='} 0")
         if self.order_id is not None:
             clauses.append(f"{sa.ORDER_ID.name} = {quoted(self.order_id)}")
+        if self.status_code is not None:
+            clauses.append(_status_clause(self.status_code))
         if self.since is not None:
             clauses.append(f"StartTime >= {quoted(_timestamp(self.since))}")
         if self.until is not None:
@@ -81,6 +84,15 @@ _RESULT_CLAUSES = {
     'OR (ExecutionStatus != "Running" AND ExecutionStatus != "Completed"))',
     DeliveryResult.SKIPPED: f'{sa.RESULT.name} = "{DeliveryResult.SKIPPED}"',
 }
+
+
+def _status_clause(status_code: int) -> str:
+    """The last response's status. A first-attempt 200 indexes nothing (see DeliveryWorkflow):
+    a completed run without a result answered 200."""
+    clause = f"{sa.STATUS_CODE.name} = {int(status_code)}"
+    if status_code == 200:
+        clause = f'({clause} OR (ExecutionStatus = "Completed" AND {sa.RESULT.name} IS NULL))'
+    return clause
 
 
 def quoted(value: str) -> str:
@@ -113,6 +125,9 @@ class DeliverySummary(BaseModel):
     date_end: datetime | None
     time_spent_ms: int | None
     rerun_of: str | None
+    # The last response's status and the delivery's error, once it ended (null while pending).
+    status_code: int | None = None
+    error: str | None = None
     web_ui_url: str
 
 
@@ -232,6 +247,8 @@ class DeliveryLog:
             date_end=execution.close_time,
             time_spent_ms=attrs.get(sa.TIME_SPENT_MS),
             rerun_of=memo.get(sa.MEMO_RERUN_OF),
+            status_code=_status_code(execution, attrs.get(sa.STATUS_CODE)),
+            error=memo.get(sa.MEMO_ERROR),
             web_ui_url=self.web_ui_link(execution.id, execution.run_id),
         )
 
@@ -290,6 +307,13 @@ def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
     if upper is not None:
         query += f" AND StartTime < {quoted(_timestamp(upper))}"
     return query
+
+
+def _status_code(execution: WorkflowExecution, indexed: int | None) -> int | None:
+    if indexed is not None:
+        return indexed
+    first_attempt_200 = execution.status == WorkflowExecutionStatus.COMPLETED
+    return 200 if first_attempt_200 and execution.typed_search_attributes.get(sa.RESULT) is None else None
 
 
 def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:

@@ -38,6 +38,7 @@ from workflows.endpoint_registry import (
     NOTHING_TO_SEAL,
     VERSION_MEMO,
     EndpointEdit,
+    EndpointGone,
     EndpointRegistryWorkflow,
     EndpointThrottle,
     PlainSecretsSealed,
@@ -281,6 +282,10 @@ class EndpointRegistry:
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
+
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+        gone = EndpointGone(endpoint_id=endpoint_id, delivery_id=delivery_id, at=at)
+        await self._handle().signal(EndpointRegistryWorkflow.gone, gone)
 
     async def throttle(self, endpoint_id: str, until: datetime) -> None:
         throttle = EndpointThrottle(endpoint_id=endpoint_id, until=until)

@@ -32,8 +32,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 
-# Patches of DeliveryWorkflow's commands since v0.2.0 (see README, "Releasing").
-FAILED_DELIVERY_FAILS_RUN = "failed-delivery-fails-run"
+# Patches of DeliveryWorkflow's commands since v0.2.0 (see README, "Releasing"). This one:
+# a delivery that is not a first-attempt 200 indexes its status code, keeps its error in
+# its memo, and, when it failed, fails its run.
+OUTCOME_INDEXED = "outcome-indexed"
 
 
 @workflow.defn
@@ -85,18 +87,14 @@ class DeliveryWorkflow:
             date=workflow.info().workflow_start_time,
             date_end=workflow.now(),
         )
-        # A first-attempt success is what the start attributes and a completed run
-        # already say; indexing it would cost every such delivery a history event.
-        if record.result != DeliveryResult.SUCCESS or retries > 0:
-            workflow.upsert_search_attributes(sa.outcome_updates(record))
+        new_shape = self._record_outcome(record)
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
         workflow.set_current_details(f"{record.result.value} after {retries} retries: {error or 'delivered'}")
         # A failed delivery fails its run, so the Web UI's status filter, its failure counts and
         # Temporal's workflow-failure metrics see it; the record travels in the failure.
-        # (Versioned: runs started by v0.2.0 complete with the failed record, as they did.)
-        if record.result == DeliveryResult.FAILED and workflow.patched(FAILED_DELIVERY_FAILS_RUN):
+        if record.result == DeliveryResult.FAILED and new_shape:
             raise ApplicationError(
                 record.error or "delivery failed",
                 record.model_dump(mode="json"),
@@ -104,6 +102,24 @@ class DeliveryWorkflow:
                 non_retryable=True,
             )
         return record
+
+    @staticmethod
+    def _record_outcome(record: DeliveryRecord) -> bool:
+        """Index how the delivery ended, for the log's filters and rows; whether the run ends
+        the way this version ends it (versioned: runs started by v0.2.0 end as they did)."""
+        status = record.response.status_code if record.response else None
+        if record.result == DeliveryResult.SUCCESS and record.retry == 0 and status == 200:
+            # The common case: a completed run without a result says it all, and indexing
+            # it would cost every such delivery history events and a visibility write.
+            return True
+        if workflow.patched(OUTCOME_INDEXED):
+            workflow.upsert_search_attributes(sa.outcome_updates(record))
+            if record.error is not None:
+                workflow.upsert_memo(sa.outcome_memo(record))
+            return True
+        if record.result != DeliveryResult.SUCCESS or record.retry > 0:
+            workflow.upsert_search_attributes(sa.outcome_updates(record, with_status=False))
+        return False
 
 
 def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str | None]:

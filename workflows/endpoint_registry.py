@@ -65,6 +65,14 @@ class EndpointThrottle(BaseModel):
     until: datetime
 
 
+class EndpointGone(BaseModel):
+    """The receiver answered `410 Gone` to a delivery: it wants no more webhooks."""
+
+    endpoint_id: str
+    delivery_id: str
+    at: datetime
+
+
 class SecretRotation(BaseModel):
     """A new signing secret or key pair (made by the caller: workflows have no secure randomness),
     the secret or private key sealed by it."""
@@ -254,12 +262,25 @@ class EndpointRegistryWorkflow:
             return
         health = endpoint.health.after(outcome)
         disabled = endpoint.disabled
+        if disabled:  # by hand, by a 410 or by this rule: the reason stays what it was
+            health = health.model_copy(update={"disabled_reason": endpoint.health.disabled_reason})
         if not disabled and health.should_disable(outcome.policy, outcome.at):
             disabled = True
             since = health.failing_since.isoformat() if health.failing_since else "?"
             reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
             health = health.model_copy(update={"disabled_reason": reason})
         self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
+        self._changed()
+
+    @workflow.signal
+    def gone(self, gone: EndpointGone) -> None:
+        """Disable the endpoint at once; its next deliveries are skipped until it is re-enabled."""
+        endpoint = self._endpoints.get(gone.endpoint_id)
+        if endpoint is None or endpoint.disabled:
+            return
+        reason = f"The receiver answered 410 Gone to {gone.delivery_id} at {gone.at.isoformat()}"
+        health = endpoint.health.model_copy(update={"disabled_reason": reason})
+        self._endpoints[gone.endpoint_id] = endpoint.model_copy(update={"disabled": True, "health": health})
         self._changed()
 
     @workflow.signal

@@ -16,6 +16,7 @@ from domain.records import DeliveryRecord
 # Memo keys: what a log row shows that no filter needs.
 MEMO_ENDPOINT_URL = "endpoint_url"
 MEMO_RERUN_OF = "rerun_of"
+MEMO_ERROR = "error"
 
 ACCOUNT = SearchAttributeKey.for_keyword("WebhookAccount")
 ENDPOINT_ID = SearchAttributeKey.for_keyword("WebhookEndpointId")
@@ -28,6 +29,7 @@ TIME_SPENT_MS = SearchAttributeKey.for_int("WebhookTimeSpentMs")
 ORDER_ID = SearchAttributeKey.for_keyword("WebhookOrderId")
 TRANSACTION_ID = SearchAttributeKey.for_keyword("WebhookTransactionId")
 CARRIER = SearchAttributeKey.for_keyword("WebhookCarrier")
+STATUS_CODE = SearchAttributeKey.for_int("WebhookStatusCode")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     ACCOUNT,
@@ -41,6 +43,7 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     ORDER_ID,
     TRANSACTION_ID,
     CARRIER,
+    STATUS_CODE,
 )
 
 
@@ -65,12 +68,19 @@ def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes
     return TypedSearchAttributes(pairs)
 
 
-def outcome_updates(record: DeliveryRecord) -> list[SearchAttributeUpdate[Any]]:
-    """Set when a delivery ends: what the log's result and retry filters read."""
+def outcome_updates(record: DeliveryRecord, *, with_status: bool = True) -> list[SearchAttributeUpdate[Any]]:
+    """Set when a delivery ends: what the log's result, retry and status filters read."""
     updates: list[SearchAttributeUpdate[Any]] = [RESULT.value_set(record.result.value), RETRIES.value_set(record.retry)]
     if record.time_spent_ms is not None:
         updates.append(TIME_SPENT_MS.value_set(record.time_spent_ms))
+    if with_status and record.response is not None:
+        updates.append(STATUS_CODE.value_set(record.response.status_code))
     return updates
+
+
+def outcome_memo(record: DeliveryRecord) -> dict[str, str | None]:
+    """What a log row shows of an ended delivery that no filter needs: its error."""
+    return {MEMO_ERROR: record.error}
 
 
 def delivery_memo(delivery: DeliveryInput) -> dict[str, str | None]:

@@ -32,11 +32,12 @@ async def list_deliveries(
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[datetime | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="deliveries started before (ISO 8601)")] = None,
+    status_code: Annotated[int | None, Query(ge=100, le=599, description="the last response's HTTP status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     page_token: str | None = None,
 ) -> DeliveryPage:
     """Newest first. Pass `next_page_token` back as `page_token`, with the same filters, for the next page."""
-    log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until)
+    log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until, status_code)
     return await log.page(log_filter, limit, page_token)
 
 

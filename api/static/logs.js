@@ -6,7 +6,7 @@ import { EVENTS, badge, errorPanel, h, heading, table, time, timeZone } from "./
 import { go, link, render } from "./router.js";
 
 // The API's query parameters that the screen keeps in its URL (page_token aside).
-const FILTERS = ["endpoint_id", "event", "result", "retried", "order_id", "since", "until", "limit"];
+const FILTERS = ["endpoint_id", "event", "result", "retried", "status_code", "order_id", "since", "until", "limit"];
 const COLUMNS = [
   "Date",
   "Date End",
@@ -18,6 +18,8 @@ const COLUMNS = [
   "Result",
   "Retry",
   "Time Spent",
+  "Status",
+  "Error",
   "Actions",
 ];
 
@@ -70,6 +72,7 @@ function filterForm(params, endpoints) {
       ],
       value("retried"),
     ),
+    textInput("status_code", "HTTP status", "number", value("status_code")),
     textInput("order_id", "Order ID", "text", value("order_id")),
     textInput("since", "Started from", "datetime-local", toLocalInput(value("since"))),
     textInput("until", "Started before", "datetime-local", toLocalInput(value("until"))),
@@ -107,6 +110,8 @@ function row(d) {
     badge(d.result),
     String(d.retry),
     d.time_spent_ms == null ? "—" : `${d.time_spent_ms} ms`,
+    d.status_code == null ? "—" : h("code", {}, String(d.status_code)),
+    d.error ? h("span", { class: "error-text small" }, d.error) : "—",
     h(
       "div",
       { class: "row-actions" },

@@ -53,7 +53,7 @@ async def stack(
 
 async def ready_endpoint(api: httpx.AsyncClient, client: Client, url: str, **fields: Any) -> dict[str, Any]:
     """An endpoint whose first connection has been answered."""
-    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3}, **fields)
+    endpoint = await create_endpoint(api, url, **({"retry": {"enabled": True, "max_retries": 3}} | fields))
     await delivery_outcome(client, first_connection_id(endpoint["id"]))
     return endpoint
 

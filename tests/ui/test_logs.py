@@ -40,7 +40,7 @@ async def clear_filters(page: Page) -> None:
     """
     await page.get_by_role("link", name="Clear").click()
     await expect(page).to_have_url(re.compile(r"#/logs$"))
-    for name in ("Endpoint", "Event", "Result", "Order ID"):
+    for name in ("Endpoint", "Event", "Result", "HTTP status", "Order ID"):
         await expect(page.get_by_label(name)).to_have_value("")
     await expect(page.get_by_label("Retry", exact=True)).to_have_value("")
     await expect(page.locator("#view")).not_to_have_attribute("aria-busy", "true")
@@ -70,7 +70,8 @@ async def test_the_log_filters_and_pages_like_the_api(
     await page.goto(f"{dashboard}/ui/")
     await page.get_by_role("link", name="Webhook logs").click()
     await expect(page.get_by_role("heading", name="Webhook logs")).to_be_visible()
-    assert await page.locator("thead th").all_inner_texts() == [*(c.upper() for c in SEED_COLUMNS), "ACTIONS"]
+    shown = [*(c.upper() for c in SEED_COLUMNS), "STATUS", "ERROR", "ACTIONS"]
+    assert await page.locator("thead th").all_inner_texts() == shown
     await expect(page.locator("caption")).to_have_text(f"Newest first. Times in {TIME_ZONE}.")
     await expect(page.locator("tbody tr").first.locator('td[data-label="Order ID"]')).to_have_text(order)
     await page.screenshot(path=artifacts / "logs.png", full_page=True)
@@ -86,10 +87,16 @@ async def test_the_log_filters_and_pages_like_the_api(
     await expect(rows).to_have_count(6)
     for cells in await rows.all():
         await expect(cells.locator('td[data-label="Result"]')).to_have_text("failed")
+        await expect(cells.locator('td[data-label="Status"]')).to_have_text("500")
+        await expect(cells.locator('td[data-label="Error"]')).to_contain_text("HTTP response code is 500")
         await expect(cells.locator('td[data-label="Retry"]')).to_have_text("1")
         await expect(cells.locator('td[data-label="Carrier"]')).to_have_text("UPS")
     await expect(page.get_by_role("button", name="Apply filters")).to_be_focused()
     await page.screenshot(path=artifacts / "logs-filtered.png", full_page=True)
+    await page.get_by_label("HTTP status").fill("500")
+    await page.get_by_role("button", name="Apply filters").click()
+    await expect(page).to_have_url(re.compile("status_code=500"))
+    await expect(rows).to_have_count(6)
 
     await clear_filters(page)
     await page.get_by_label("Endpoint").select_option(good["id"])
