@@ -30,6 +30,7 @@ from infra.temporal import connect, metrics_runtime
 from infra.worker_health import serve_health
 from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
+from services.notices import Notices
 from services.reruns import recover_failed
 from settings import Settings, get_settings
 from workflows.delivery import DeliveryWorkflow
@@ -73,6 +74,9 @@ async def delivery_worker(
     def registries(account: str) -> EndpointRegistry:
         return EndpointRegistry(client, settings.task_queue, account, snapshots, secrets)
 
+    def notices(account: str) -> Notices:
+        return Notices(client, settings.task_queue, account, registries(account))
+
     def schedules(account: str) -> EndpointFlow:
         return EndpointFlow(client, settings.task_queue, account)
 
@@ -90,6 +94,7 @@ async def delivery_worker(
             poster=WebhookPoster(pooled, fresh),
             endpoints=registries,
             schedules=schedules,
+            notices=notices,
             backoff=settings.backoff(),
             http_timeout=settings.http_timeout,
             health=settings.health_policy(),

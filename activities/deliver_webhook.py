@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from domain.activity_contract import (
     AttemptProgress,
 )
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
+from domain.notices import DeliveryFailedNotice, failed_delivery_notice
 from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
@@ -54,6 +56,15 @@ class EndpointSource(Protocol):
 
 # The endpoints of an account, by account name.
 EndpointSources = Callable[[str], EndpointSource]
+
+
+class NoticeSink(Protocol):
+    """Where an operational event goes: the account's other endpoints that subscribe (services.notices)."""
+
+    async def raise_notice(self, notice: DeliveryFailedNotice) -> None: ...
+
+
+NoticeSinks = Callable[[str], NoticeSink]
 
 
 def _is_gone(record: AttemptRecord) -> bool:
@@ -118,6 +129,7 @@ class DeliveryActivities:
         poster: WebhookPoster,
         endpoints: EndpointSources,
         schedules: FlowSchedules,
+        notices: NoticeSinks,
         backoff: Backoff,
         http_timeout: float,
         health: HealthPolicy,
@@ -127,6 +139,7 @@ class DeliveryActivities:
         self._secrets = secrets
         self._endpoints = endpoints
         self._schedules = schedules
+        self._notices = notices
         self._backoff = backoff
         self._http_timeout = http_timeout
         self._health = health
@@ -144,6 +157,7 @@ class DeliveryActivities:
         progress = AttemptProgress.from_details(activity.info().heartbeat_details)
         if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
             await self._release(attempt, progress.ordered)
+            await self._notify_failure(attempt, progress.last)
             return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
         if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
             await self._release(attempt, progress.ordered)
@@ -180,6 +194,7 @@ class DeliveryActivities:
             if ends:
                 await self._ended(registry, endpoint, attempt, record, heartbeats)
                 await self._release(attempt, ordered)
+                await self._notify_failure(attempt, record)
         return self._conclude(record, attempt, retry_after, forbidden)
 
     async def _throttle(
@@ -210,6 +225,23 @@ class DeliveryActivities:
         )
         heartbeats.send()  # the POST is recorded before a wait on the registry
         await registry.record_outcome(outcome)
+
+    async def _notify_failure(self, attempt: AttemptInput, last: AttemptRecord) -> None:
+        """A delivery that ended failed raises DELIVERY_FAILED, with the body it sent."""
+        if last.succeeded or not attempt.notify_failure:
+            return
+        assert last.error is not None
+        notice = failed_delivery_notice(
+            delivery_id=attempt.delivery_id,
+            endpoint_id=attempt.endpoint_id,
+            endpoint_url=last.request.url,
+            order_id=str(json.loads(attempt.body).get("OrderID", "")),
+            error=last.error,
+            retries=last.number - 1,
+            body=attempt.body,
+            date=int(last.started_at.timestamp()),
+        )
+        await self._notices(attempt.account).raise_notice(notice)
 
     async def _release(self, attempt: AttemptInput, ordered: bool) -> None:
         """The delivery ends: the next one of its order may go."""

@@ -59,6 +59,8 @@ class AttemptInput(BaseModel):
     registry_version: int | None = None  # see DeliveryInput
     # Set for an event's own delivery: the order it queues behind on a FIFO endpoint.
     order_id: str | None = None
+    # Whether ending failed raises DELIVERY_FAILED: not for tests or first connections, nor for a notice.
+    notify_failure: bool = False
 
 
 class AttemptProgress(BaseModel):

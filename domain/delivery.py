@@ -9,12 +9,21 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, model_validator
 
 from domain.endpoints import MAX_RETRIES, Subscription
-from domain.events import OrderEvent
+from domain.events import OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
 from domain.ids import event_delivery_id
+from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+from domain.wire import order_fields
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+# What a delivery carries: an order event, or a notice the service raised (CONTRACT §11).
+DeliveredEvent = Annotated[
+    OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent | EndpointDisabledNotice | DeliveryFailedNotice,
+    Field(discriminator="event"),
+]
 
 
 class DeliveryInput(BaseModel):
@@ -25,7 +34,7 @@ class DeliveryInput(BaseModel):
     account: str = DEFAULT_ACCOUNT
     endpoint_id: str
     endpoint_url: str  # when the delivery started; the send uses the endpoint's URL at that moment
-    event: OrderEvent
+    event: DeliveredEvent
     max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
     rerun_of: str | None = None
     # The `webhook-id` header: the delivery's own id, except that a re-run keeps the
@@ -60,7 +69,7 @@ class DeliveryInput(BaseModel):
         date_end: datetime | None,
     ) -> DeliveryRecord:
         """The delivery's log record, with what its last POST sent and received."""
-        order = self.event.order
+        order_id, transaction_id, carrier = order_fields(self.event)
         return DeliveryRecord(
             id=self.delivery_id,
             kind=self.kind,
@@ -68,9 +77,9 @@ class DeliveryInput(BaseModel):
             event=self.event.event,
             endpoint_id=self.endpoint_id,
             endpoint_url=last.request.url if last else self.endpoint_url,
-            order_id=order.order_id,
-            transaction_id=order.transaction_id,
-            carrier=order.carrier,
+            order_id=order_id,
+            transaction_id=transaction_id,
+            carrier=carrier,
             result=result,
             retry=retries,
             date=date,

@@ -21,6 +21,12 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "ORDER_SHIPPED"
     ORDER_ERROR = "ORDER_ERROR"
     TRACKING_UPDATE = "TRACKING_UPDATE"
+    # Raised by the service itself (CONTRACT §11), never posted to /v1/events.
+    ENDPOINT_DISABLED = "ENDPOINT_DISABLED"
+    DELIVERY_FAILED = "DELIVERY_FAILED"
+
+
+OPERATIONAL_EVENTS = frozenset({EventType.ENDPOINT_DISABLED, EventType.DELIVERY_FAILED})
 
 
 class StrictModel(BaseModel):

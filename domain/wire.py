@@ -5,16 +5,19 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import Any
 
 from domain.endpoints import MASK, Endpoint
 from domain.events import OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice, notice_payload
 from domain.secrets import Reveal
 from domain.signing import signature_header
 
 USER_AGENT = "ShippyWebhooks/1.0"
 
 WireValue = str | int
-AnyEvent = OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent
+AnyOrderEvent = OrderShippedEvent | OrderErrorEvent | TrackingUpdateEvent
+AnyEvent = AnyOrderEvent | EndpointDisabledNotice | DeliveryFailedNotice
 
 
 def _flag(value: bool) -> str:
@@ -22,7 +25,7 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-def wire_payload(event: AnyEvent) -> dict[str, WireValue]:
+def wire_payload(event: AnyOrderEvent) -> dict[str, WireValue]:
     """The payload in the seed's key order: event fields first, then the order's."""
     order = event.order
     head: dict[str, WireValue] = {"Event": event.event.value, "tracking": order.tracking_number}
@@ -58,7 +61,21 @@ def wire_payload(event: AnyEvent) -> dict[str, WireValue]:
 
 def wire_body(event: AnyEvent) -> str:
     """The exact request body: compact JSON, UTF-8 characters kept as they are."""
-    return json.dumps(wire_payload(event), ensure_ascii=False, separators=(",", ":"))
+    payload: dict[str, Any] = (
+        notice_payload(event)
+        if isinstance(event, EndpointDisabledNotice | DeliveryFailedNotice)
+        else wire_payload(event)
+    )
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def order_fields(event: AnyEvent) -> tuple[str, str, str]:
+    """The order id, transaction id and carrier the log shows for a delivery of `event`."""
+    if isinstance(event, DeliveryFailedNotice):
+        return event.order_id, "", ""
+    if isinstance(event, EndpointDisabledNotice):
+        return "", "", ""
+    return event.order.order_id, event.order.transaction_id, event.order.carrier
 
 
 def request_headers(endpoint: Endpoint, reveal: Reveal, webhook_id: str, body: str, now: datetime) -> dict[str, str]:

@@ -27,8 +27,9 @@ with workflow.unsafe.imports_passed_through():
         AttemptProgress,
     )
     from domain.delivery import DeliveryInput
+    from domain.events import OPERATIONAL_EVENTS
     from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
-    from domain.wire import wire_body
+    from domain.wire import order_fields, wire_body
     from workflows import search_attributes as sa
 
 
@@ -36,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
 # a delivery that is not a first-attempt 200 indexes its status code, keeps its error in
 # its memo, and, when it failed, fails its run.
 OUTCOME_INDEXED = "outcome-indexed"
+
+# Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
+RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind.RECOVERY})
 
 
 @workflow.defn
@@ -51,7 +55,8 @@ class DeliveryWorkflow:
             max_attempts=delivery.max_attempts,
             skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
             registry_version=delivery.registry_version,
-            order_id=delivery.event.order.order_id if delivery.kind == DeliveryKind.EVENT else None,
+            order_id=order_fields(delivery.event)[0] if delivery.kind == DeliveryKind.EVENT else None,
+            notify_failure=delivery.kind in RAISES_NOTICES and delivery.event.event not in OPERATIONAL_EVENTS,
         )
         attempt: AttemptRecord | None
         error: str | None = None

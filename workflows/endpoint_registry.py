@@ -27,7 +27,9 @@ with workflow.unsafe.imports_passed_through():
         EndpointView,
         RegistrySnapshot,
     )
-    from domain.ids import first_connection_id
+    from domain.events import EventType
+    from domain.ids import event_delivery_id, first_connection_id
+    from domain.notices import EndpointDisabledNotice, notice_id
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
@@ -36,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery import start_delivery_child
 
 MAX_ENDPOINTS_PER_ACCOUNT = 100
+
+# Patches of EndpointRegistryWorkflow's commands since v0.2.0 (see README, "Releasing").
+ENDPOINT_DISABLED_NOTICE = "endpoint-disabled-notice"
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -255,7 +260,7 @@ class EndpointRegistryWorkflow:
             raise _invalid(err) from None
 
     @workflow.signal
-    def record_outcome(self, outcome: DeliveryOutcome) -> None:
+    async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         """A delivery ended: count it in its endpoint's health, and disable the endpoint if it is time."""
         endpoint = self._endpoints.get(outcome.endpoint_id)
         if endpoint is None:
@@ -264,16 +269,19 @@ class EndpointRegistryWorkflow:
         disabled = endpoint.disabled
         if disabled:  # by hand, by a 410 or by this rule: the reason stays what it was
             health = health.model_copy(update={"disabled_reason": endpoint.health.disabled_reason})
-        if not disabled and health.should_disable(outcome.policy, outcome.at):
+        newly_disabled = not disabled and health.should_disable(outcome.policy, outcome.at)
+        if newly_disabled:
             disabled = True
             since = health.failing_since.isoformat() if health.failing_since else "?"
             reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
             health = health.model_copy(update={"disabled_reason": reason})
         self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
         self._changed()
+        if newly_disabled:
+            await self._disabled(self._endpoints[outcome.endpoint_id], "health", outcome.delivery_id)
 
     @workflow.signal
-    def gone(self, gone: EndpointGone) -> None:
+    async def gone(self, gone: EndpointGone) -> None:
         """Disable the endpoint at once; its next deliveries are skipped until it is re-enabled."""
         endpoint = self._endpoints.get(gone.endpoint_id)
         if endpoint is None or endpoint.disabled:
@@ -282,6 +290,43 @@ class EndpointRegistryWorkflow:
         health = endpoint.health.model_copy(update={"disabled_reason": reason})
         self._endpoints[gone.endpoint_id] = endpoint.model_copy(update={"disabled": True, "health": health})
         self._changed()
+        await self._disabled(self._endpoints[gone.endpoint_id], "gone", gone.delivery_id)
+
+    async def _disabled(self, endpoint: Endpoint, cause: str, delivery_id: str) -> None:
+        """An endpoint was disabled by the service: say so in the worker's log and metrics, and
+        tell the account's other endpoints that subscribe (ENDPOINT_DISABLED)."""
+        reason = endpoint.health.disabled_reason or cause
+        workflow.logger.warning("endpoint %s of account %s disabled: %s", endpoint.id, self._account, reason)
+        disabled = workflow.metric_meter().create_counter("webhook_endpoints_disabled", "Endpoints disabled")
+        disabled.add(1, {"cause": cause})
+        subscribers = sorted(
+            (e for e in self._endpoints.values() if e.id != endpoint.id and EventType.ENDPOINT_DISABLED in e.events),
+            key=lambda e: e.created_at,
+        )
+        # Versioned: registries of v0.2.0 disabled endpoints without telling anyone.
+        if not subscribers or not workflow.patched(ENDPOINT_DISABLED_NOTICE):
+            return
+        notice = EndpointDisabledNotice(
+            id=notice_id(EventType.ENDPOINT_DISABLED, f"{endpoint.id}/{workflow.now().isoformat()}"),
+            event=EventType.ENDPOINT_DISABLED,
+            endpoint_id=endpoint.id,
+            endpoint_url=endpoint.url,
+            reason=reason,
+            delivery_id=delivery_id,
+            date=int(workflow.now().timestamp()),
+        )
+        for n, subscriber in enumerate(subscribers):
+            await start_delivery_child(
+                DeliveryInput(
+                    delivery_id=event_delivery_id(self._account, notice.id, n),
+                    kind=DeliveryKind.EVENT,
+                    account=self._account,
+                    endpoint_id=subscriber.id,
+                    endpoint_url=subscriber.url,
+                    event=notice,
+                    max_attempts=subscriber.retry.max_attempts,
+                )
+            )
 
     @workflow.signal
     def throttle(self, throttle: EndpointThrottle) -> None:

@@ -12,6 +12,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAtt
 
 from domain.delivery import DeliveryInput
 from domain.records import DeliveryRecord
+from domain.wire import order_fields
 
 # Memo keys: what a log row shows that no filter needs.
 MEMO_ENDPOINT_URL = "endpoint_url"
@@ -53,7 +54,7 @@ def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes
     No result yet: a running delivery is pending, and one that completes without
     recording a result (a first-attempt success) succeeded.
     """
-    order = delivery.event.order
+    order_id, transaction_id, carrier = order_fields(delivery.event)
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(ACCOUNT, delivery.account),
         SearchAttributePair(ENDPOINT_ID, delivery.endpoint_id),
@@ -61,9 +62,9 @@ def delivery_search_attributes(delivery: DeliveryInput) -> TypedSearchAttributes
         SearchAttributePair(EVENT_TYPE, delivery.event.event.value),
         SearchAttributePair(KIND, delivery.kind.value),
         SearchAttributePair(RETRIES, 0),
-        SearchAttributePair(ORDER_ID, order.order_id),
-        SearchAttributePair(TRANSACTION_ID, order.transaction_id),
-        SearchAttributePair(CARRIER, order.carrier),
+        SearchAttributePair(ORDER_ID, order_id),
+        SearchAttributePair(TRANSACTION_ID, transaction_id),
+        SearchAttributePair(CARRIER, carrier),
     ]
     return TypedSearchAttributes(pairs)
 
@@ -90,4 +91,6 @@ def delivery_memo(delivery: DeliveryInput) -> dict[str, str | None]:
 def delivery_summary(delivery: DeliveryInput) -> str:
     """How a delivery reads in the Web UI's list: a log line."""
     event = delivery.event
-    return f"{event.event.value} order {event.order.order_id} → {delivery.endpoint_url} ({delivery.kind.value})"
+    order_id = order_fields(event)[0]
+    about = f" order {order_id}" if order_id else ""
+    return f"{event.event.value}{about} → {delivery.endpoint_url} ({delivery.kind.value})"

@@ -61,7 +61,12 @@ export const EVENTS = [
   ["ORDER_SHIPPED", "Order Shipped"],
   ["ORDER_ERROR", "Order Error"],
   ["TRACKING_UPDATE", "Tracking Update"],
+  ["ENDPOINT_DISABLED", "Endpoint Disabled (operational)"],
+  ["DELIVERY_FAILED", "Delivery Failed (operational)"],
 ];
+
+/** The service's own events: a new webhook does not subscribe to them unless asked. */
+export const OPERATIONAL_EVENTS = new Set(["ENDPOINT_DISABLED", "DELIVERY_FAILED"]);
 
 /** A JSON body indented for reading; anything else as it came. */
 export function prettyBody(text) {

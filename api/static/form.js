@@ -2,7 +2,7 @@
 // ("retry.max_retries"), and the message appears next to the control with that name.
 
 import { ApiError, call, endpointPath } from "./api.js";
-import { EVENTS, h, heading, notice } from "./dom.js";
+import { EVENTS, OPERATIONAL_EVENTS, h, heading, notice } from "./dom.js";
 import { flash, go, link } from "./router.js";
 
 /**
@@ -122,7 +122,7 @@ export async function endpointForm(id) {
       type: "checkbox",
       id: `f-event-${value}`,
       value,
-      checked: endpoint ? endpoint.events.includes(value) : true,
+      checked: endpoint ? endpoint.events.includes(value) : !OPERATIONAL_EVENTS.has(value),
     });
     return [box, h("div", { class: "field checkbox" }, box, h("label", { for: box.id }, label, " ", h("code", {}, value)))];
   });

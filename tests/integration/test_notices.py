@@ -1,0 +1,108 @@
+"""Operational events (CONTRACT §11): DELIVERY_FAILED and ENDPOINT_DISABLED, to the account's other subscribers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.integration.helpers import delivery_outcome
+from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.receiver import OK, Receiver, error
+from tests.waiting import eventually
+
+FAILED_WATCHER = {"events": ["DELIVERY_FAILED"]}
+DISABLED_WATCHER = {"events": ["ENDPOINT_DISABLED"]}
+
+
+def bodies(receiver: Receiver, url: str, event: str) -> list[dict[str, Any]]:
+    found = [json.loads(r.body) for r in receiver.requests(url)]
+    return [b for b in found if b.get("Event") == event]
+
+
+async def test_a_failed_delivery_is_announced_to_the_other_subscribers_with_its_body(client, settings, receiver):
+    failing = receiver.url(OK, error(500))
+    watcher = receiver.url(OK)
+    broken_watcher = receiver.url(OK, error(500))
+    async with stack(client, settings) as api:
+        source = await ready_endpoint(
+            api,
+            client,
+            failing,
+            events=["TRACKING_UPDATE", "DELIVERY_FAILED"],
+            retry={"enabled": True, "max_retries": 1},
+        )
+        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        broken = await ready_endpoint(api, client, broken_watcher, **FAILED_WATCHER)
+        [failed_id] = await post_events(api, 1)
+        failed = await delivery_outcome(client, failed_id)
+        [notice] = await eventually(
+            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
+        )
+        # The broken watcher's notice fails after its retries; wait for that end, then for the log.
+        [broken_notice] = await eventually(
+            lambda: _ids(api, event="DELIVERY_FAILED", endpoint_id=broken["id"]), lambda ids: len(ids) == 1
+        )
+        assert (await delivery_outcome(client, broken_notice)).result == "failed"
+        logged = await eventually(lambda: _ids(api, event="DELIVERY_FAILED"), lambda ids: len(ids) == 2)
+
+    sent = json.loads(receiver.requests(failing)[-1].body)
+    assert failed.result == "failed"
+    assert notice == {
+        "Event": "DELIVERY_FAILED",
+        "DeliveryID": failed_id,
+        "EndpointID": source["id"],
+        "EndpointURL": failing,
+        "OrderID": sent["OrderID"],
+        "Error": "HTTP response code is 500 (Internal Server Error), it must be 200",
+        "Retries": 1,
+        "date": notice["date"],
+        "Payload": sent,
+    }
+    assert bodies(receiver, failing, "DELIVERY_FAILED") == []  # never to the endpoint concerned
+    # The broken watcher's own failed notice raised no further one: the watcher got exactly one.
+    assert len(bodies(receiver, watcher, "DELIVERY_FAILED")) == 1
+    assert broken_notice in logged
+
+
+async def test_an_endpoint_disabled_by_a_410_or_the_health_rule_is_announced(client, settings, receiver):
+    gone = receiver.url(OK, error(410))
+    failing = receiver.url(OK, error(500))
+    watcher = receiver.url(OK)
+    async with stack(client, settings, disable_after_failures=2, disable_after_hours=0.0) as api:
+        await ready_endpoint(api, client, watcher, **DISABLED_WATCHER)
+        gone_endpoint = await ready_endpoint(api, client, gone, events=["ORDER_ERROR"])
+        failing_endpoint = await ready_endpoint(api, client, failing, events=["TRACKING_UPDATE"])
+        await _post_order_error(api)
+        for _ in range(2):
+            [delivery_id] = await post_events(api, 1)
+            await delivery_outcome(client, delivery_id)
+        notices = await eventually(
+            lambda: _bodies(receiver, watcher, "ENDPOINT_DISABLED"), lambda b: len(b) == 2, what="both notices"
+        )
+
+    by_endpoint = {n["EndpointID"]: n for n in notices}
+    assert set(by_endpoint) == {gone_endpoint["id"], failing_endpoint["id"]}
+    assert "410" in by_endpoint[gone_endpoint["id"]]["Reason"]
+    assert "failed in a row" in by_endpoint[failing_endpoint["id"]]["Reason"]
+    assert all(n["EndpointURL"] in (gone, failing) and isinstance(n["date"], int) for n in notices)
+    assert bodies(receiver, gone, "ENDPOINT_DISABLED") == bodies(receiver, failing, "ENDPOINT_DISABLED") == []
+
+
+async def _post_order_error(api: httpx.AsyncClient) -> None:
+    event = {
+        "event": "ORDER_ERROR",
+        "order": {"order_id": "o-410"},
+        "error": {"date": 1622671204, "message": "Address not found"},
+    }
+    assert (await api.post("/v1/events", json=event)).status_code == 202
+
+
+async def _ids(api: httpx.AsyncClient, **params: str) -> list[str]:
+    response = await api.get("/v1/deliveries", params={"limit": 100, **params})
+    return [row["id"] for row in response.json()["data"]]
+
+
+async def _bodies(receiver: Receiver, url: str, event: str) -> list[dict[str, Any]]:
+    return bodies(receiver, url, event)
