@@ -132,6 +132,15 @@ async def test_killed_worker_loses_no_delivery_and_spends_no_retry(tmp_path):
                 problems.append(f"{name} {delivery_id}: retry {record.retry}, expected {expected_retries}")
             if case.result == "failed" and record.error != UNAVAILABLE:
                 problems.append(f"{name} {delivery_id}: error {record.error!r}")
+            # Every attempt recorded before the kill is kept, in order, beside those after it
+            # (a POST the dead worker did not record is the one the log cannot know of).
+            numbers = [a.number for a in record.attempts]
+            if numbers != list(range(1, record.retry + 2)):
+                problems.append(f"{name} {delivery_id}: attempts {numbers}, retry {record.retry}")
+            answered = [a.response.status_code for a in record.attempts if a.response]
+            final = 200 if case.result == "success" else 503
+            if answered != [503] * (len(answered) - 1) + [final]:
+                problems.append(f"{name} {delivery_id}: answers {answered}, POSTs {[p.reply.status for p in posts]}")
             again = [p.received_at - killed_at for p in posts if p.received_at > killed_at]
             # A lost attempt is noticed through its heartbeat (10 s), not its 60 s time limit.
             if lost and (not again or again[0] > RERUN_WITHIN):
