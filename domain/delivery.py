@@ -113,9 +113,13 @@ class AcceptedEvent(BaseModel):
 
 
 def event_deliveries(
-    account: str, event: OrderEvent, subscriptions: Sequence[Subscription], registry_version: int | None = None
+    account: str,
+    event: OrderEvent | EndpointDisabledNotice | DeliveryFailedNotice,
+    subscriptions: Sequence[Subscription],
+    registry_version: int | None = None,
 ) -> list[DeliveryInput]:
-    """One delivery per subscribed endpoint, numbered in the subscriptions' order."""
+    """One delivery per subscribed endpoint, numbered in the subscriptions' order: an order
+    event's, or a notice's (CONTRACT §11)."""
     assert event.id is not None, "events get an id before they enter the pipeline"
     return [
         DeliveryInput(

@@ -8,10 +8,8 @@ import contextlib
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from domain.delivery import DeliveryInput
-from domain.ids import event_delivery_id
+from domain.delivery import DeliveryInput, event_deliveries
 from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice
-from domain.records import DeliveryKind
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry
 
@@ -32,19 +30,7 @@ class Notices:
         subscribers = [
             s for s in (snapshot.subscriptions(notice.event) if snapshot else []) if s.endpoint_id != notice.endpoint_id
         ]
-        deliveries = [
-            DeliveryInput(
-                delivery_id=event_delivery_id(self._account, notice.id, n),
-                kind=DeliveryKind.EVENT,
-                account=self._account,
-                endpoint_id=s.endpoint_id,
-                endpoint_url=s.url,
-                event=notice,
-                max_attempts=s.retry.max_attempts,
-            )
-            for n, s in enumerate(subscribers)
-        ]
-        await asyncio.gather(*(self._start(d) for d in deliveries))
+        await asyncio.gather(*(self._start(d) for d in event_deliveries(self._account, notice, subscribers)))
 
     async def _start(self, delivery: DeliveryInput) -> None:
         with contextlib.suppress(WorkflowAlreadyStartedError):

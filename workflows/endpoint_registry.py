@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import DeliveryInput
+    from domain.delivery import DeliveryInput, event_deliveries
     from domain.endpoints import (
         BasicAuth,
         CustomHeader,
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RegistrySnapshot,
     )
     from domain.events import EventType
-    from domain.ids import event_delivery_id, first_connection_id
+    from domain.ids import first_connection_id
     from domain.notices import EndpointDisabledNotice, notice_id
     from domain.problems import field_errors
     from domain.records import DeliveryKind
@@ -315,18 +315,8 @@ class EndpointRegistryWorkflow:
             delivery_id=delivery_id,
             date=int(workflow.now().timestamp()),
         )
-        for n, subscriber in enumerate(subscribers):
-            await start_delivery_child(
-                DeliveryInput(
-                    delivery_id=event_delivery_id(self._account, notice.id, n),
-                    kind=DeliveryKind.EVENT,
-                    account=self._account,
-                    endpoint_id=subscriber.id,
-                    endpoint_url=subscriber.url,
-                    event=notice,
-                    max_attempts=subscriber.retry.max_attempts,
-                )
-            )
+        for delivery in event_deliveries(self._account, notice, [e.subscription() for e in subscribers]):
+            await start_delivery_child(delivery)
 
     @workflow.signal
     def throttle(self, throttle: EndpointThrottle) -> None:
