@@ -153,8 +153,10 @@ class DeliveryActivities:
         and an attempt already recorded is not POSTed again. A run the endpoint's
         flow control holds back ends without a POST and is retried when it may go.
         """
-        run = activity.info().attempt
-        progress = AttemptProgress.from_details(activity.info().heartbeat_details)
+        # Runs before this one: this activity's, and those of the first-attempt activity it resumes.
+        run = activity.info().attempt + attempt.prior_runs
+        details = activity.info().heartbeat_details
+        progress = AttemptProgress.from_details(details) if details else attempt.resume or AttemptProgress()
         if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
             await self._release(attempt, progress.ordered)
             await self._notify_failure(attempt, progress.last)
@@ -178,8 +180,9 @@ class DeliveryActivities:
                 await wait_for_turn(self._schedules(attempt.account), endpoint, attempt, progress)
             except HeldBack as held:
                 log_held(attempt, held)
-                heartbeats.record(progress.model_copy(update={"held": progress.held + 1, "ordered": ordered}))
-                raise held.failure(datetime.now(UTC)) from None
+                held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
+                heartbeats.record(held_progress)
+                raise held.failure(datetime.now(UTC), held_progress) from None
             record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1, progress.last)
             heartbeats.record(
                 progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})

@@ -44,9 +44,12 @@ class HeldBack(Exception):
         self.until = until
         self.why = why
 
-    def failure(self, now: datetime) -> ApplicationError:
+    def failure(self, now: datetime, progress: AttemptProgress) -> ApplicationError:
+        """The run's end: retried when the wait is over; it carries the delivery's progress,
+        so whatever runs next (this activity's retry, or the workflow) knows the attempts made."""
         return ApplicationError(
             f"Held back: {self.why}",
+            progress.model_dump(mode="json"),
             type=HELD_BACK,
             next_retry_delay=max(self.until - now, timedelta(milliseconds=10)),
             category=ApplicationErrorCategory.BENIGN,

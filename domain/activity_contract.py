@@ -61,6 +61,10 @@ class AttemptInput(BaseModel):
     order_id: str | None = None
     # Whether ending failed raises DELIVERY_FAILED: not for tests or first connections, nor for a notice.
     notify_failure: bool = False
+    # A delivery's retries run as a second activity (behind first attempts): what the first
+    # one had done, and how many runs it took.
+    resume: AttemptProgress | None = None
+    prior_runs: int = 0
 
 
 class AttemptProgress(BaseModel):
@@ -98,3 +102,6 @@ class RecoveryRequest(BaseModel):
 class RecoveryResult(BaseModel):
     found: int  # failed deliveries since then
     started: int  # re-runs this recovery started (the others were recovered before)
+
+
+AttemptInput.model_rebuild()

@@ -347,4 +347,28 @@ async def _pending(client: Client, description: WorkflowExecutionDescription) ->
         state.attempts, state.last = progress.attempts, progress.last
         if progress.last is None and activity.HasField("last_failure"):
             state.error = str(await client.data_converter.decode_failure(activity.last_failure))
+    if state.last is None:
+        await _first_attempt(client, description, state)
     return state
+
+
+async def _first_attempt(client: Client, description: WorkflowExecutionDescription, state: _PendingState) -> None:
+    """Between a failed first attempt and its retries' first run, the history says where the
+    delivery stands: the first attempt's failure, and the timer until the retries start."""
+    handle = client.get_workflow_handle(description.id, run_id=description.run_id)
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_failed_event_attributes"):
+            failure = await client.data_converter.decode_failure(event.activity_task_failed_event_attributes.failure)
+            details = getattr(failure, "details", None) or []
+            progress = AttemptProgress.from_details(details)
+            if progress.last is None and details:
+                progress = AttemptProgress.from_details([{"attempts": 1, "last": details[0]}])
+            state.attempts, state.last = progress.attempts, progress.last
+            state.error = None if progress.last else str(failure)
+            # Until the workflow starts its timer, the failure says when the retries begin.
+            wait = getattr(failure, "next_retry_delay", None)
+            if wait is not None:
+                state.next_attempt_at = event.event_time.ToDatetime(tzinfo=UTC) + wait
+        elif event.HasField("timer_started_event_attributes"):
+            fires_in = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            state.next_attempt_at = event.event_time.ToDatetime(tzinfo=UTC) + fires_in

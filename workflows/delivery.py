@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ENDPOINT_DISABLED,
         FORBIDDEN_DESTINATION,
         HEARTBEAT_TIMEOUT_SECONDS,
+        HELD_BACK,
         RUNS_LOST,
         AttemptInput,
         AttemptProgress,
@@ -37,6 +38,12 @@ with workflow.unsafe.imports_passed_through():
 # a delivery that is not a first-attempt 200 indexes its status code, keeps its error in
 # its memo, and, when it failed, fails its run.
 OUTCOME_INDEXED = "outcome-indexed"
+
+# And this one: a delivery's retries run as a second activity at a lower priority than
+# first attempts (RETRY_PRIORITY), after the first attempt's own activity failed.
+RETRIES_BEHIND_FIRST_ATTEMPTS = "retries-behind-first-attempts"
+RETRY_PRIORITY = 3
+DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 
 # Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
 RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind.RECOVERY})
@@ -62,21 +69,20 @@ class DeliveryWorkflow:
         error: str | None = None
         result = DeliveryResult.SUCCESS
         try:
-            attempt = await workflow.execute_activity_method(
-                DeliveryActivities.deliver_webhook,
-                attempt_input,
-                start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
-                heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
-                # The activity sets each failure's next_retry_delay itself (backoff
-                # from the worker's settings, the receiver's Retry-After, or the wait
-                # its endpoint's flow control asks for) and ends the retries itself:
-                # at the delivery's count of POSTs, or after LOST_RUNS_ALLOWED runs
-                # lost with their worker. Runs held back by flow control are unbounded.
-                retry_policy=RetryPolicy(
-                    maximum_attempts=0,
-                    non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION, RUNS_LOST],
-                ),
-            )
+            try:
+                # The first attempt runs at the delivery's own priority, once: first attempts
+                # of every delivery go ahead of everyone's retries.
+                attempt = await self._attempts(attempt_input, RetryPolicy(maximum_attempts=1), Priority.default)
+            except ActivityError as first:
+                resume = _resumable(first)
+                if resume is None or not workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS):
+                    raise
+                if (wait := _next_retry_delay(first)) is not None:
+                    await workflow.sleep(wait)
+                retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
+                own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
+                retry_priority = Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
+                attempt = await self._attempts(retries_input, _RETRIES, retry_priority)
             retries = attempt.number - 1
         except ActivityError as failure:
             attempt, error = _failed_attempt(failure)
@@ -109,6 +115,18 @@ class DeliveryWorkflow:
         return record
 
     @staticmethod
+    async def _attempts(attempt: AttemptInput, policy: RetryPolicy, priority: Priority) -> AttemptRecord:
+        return await workflow.execute_activity_method(
+            DeliveryActivities.deliver_webhook,
+            attempt,
+            start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
+            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
+            retry_policy=policy,
+            # Priority.default (unset): the activity inherits the delivery's priority and fairness key.
+            priority=priority,
+        )
+
+    @staticmethod
     def _record_outcome(record: DeliveryRecord) -> bool:
         """Index how the delivery ended, for the log's filters and rows; whether the run ends
         the way this version ends it (versioned: runs started by v0.2.0 end as they did)."""
@@ -125,6 +143,38 @@ class DeliveryWorkflow:
         if record.result != DeliveryResult.SUCCESS or record.retry > 0:
             workflow.upsert_search_attributes(sa.outcome_updates(record, with_status=False))
         return False
+
+
+# The retries' activity. It sets each failure's next_retry_delay itself (backoff from the
+# worker's settings, the receiver's Retry-After, or the wait its endpoint's flow control asks
+# for) and ends the retries itself: at the delivery's count of POSTs, or after
+# LOST_RUNS_ALLOWED runs lost with their worker. Runs held back by flow control are unbounded.
+_RETRIES = RetryPolicy(
+    maximum_attempts=0,
+    non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION, RUNS_LOST],
+)
+
+
+def _resumable(failure: ActivityError) -> AttemptProgress | None:
+    """What the first attempt's run left for the retries to go on from; None when it ended the delivery."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        if cause.non_retryable or not cause.details:
+            return None
+        if cause.type == HELD_BACK:
+            return AttemptProgress.model_validate(cause.details[0])
+        if cause.type == DELIVERY_FAILED:
+            last = AttemptRecord.model_validate(cause.details[0])
+            return AttemptProgress(attempts=last.number, last=last)
+        return None
+    if isinstance(cause, ActivityTimeout):  # lost with its worker: go on from its last heartbeat
+        return AttemptProgress.from_details(cause.last_heartbeat_details)
+    return None
+
+
+def _next_retry_delay(failure: ActivityError) -> timedelta | None:
+    cause = failure.cause
+    return cause.next_retry_delay if isinstance(cause, ApplicationError) else None
 
 
 def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str | None]:

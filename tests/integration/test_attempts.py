@@ -83,3 +83,24 @@ async def test_a_failed_delivery_fails_its_run_and_the_log_still_reads_it(api, c
     assert (detail["result"], detail["error"]) == ("failed", record.error)
     rerun = await api.post(f"/v1/deliveries/{first}/retry")
     assert rerun.status_code == 202
+
+
+async def test_retries_are_queued_behind_first_attempts(api, client, receiver):
+    url = receiver.url(OK, error(500), OK)
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 2})
+    await delivery_outcome(client, f"delivery/first-connection/{endpoint['id']}")
+    delivery_id = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+    record = await delivery_outcome(client, delivery_id)
+
+    history = await client.get_workflow_handle(delivery_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert (record.result, record.retry) == ("success", 1)
+    assert started.priority.priority_key == 2  # an event's delivery
+    # The first attempt runs at the delivery's priority; its retries behind every first attempt.
+    assert [s.priority.priority_key for s in scheduled] == [0, 3]
+    assert scheduled[1].priority.fairness_key == "default"
