@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench
+.PHONY: install run test test-fast test-under-load lint bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest
+
+# The whole suite three times in a row beside a busy loop on one core: where flakes show.
+test-under-load: $(INSTALLED)
+	$(BIN)/python -m tests.under_load 3
 
 # The unit tests alone (the domain, the replay guard, the deploy files): seconds, no server.
 test-fast: $(INSTALLED)
