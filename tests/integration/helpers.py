@@ -21,6 +21,7 @@ from api.app import create_app
 from api.codec_server import create_codec_app
 from domain.records import DeliveryRecord
 from infra.network_guard import Resolver, system_resolver
+from infra.tracing import Tracing
 from settings import Settings
 from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
@@ -68,10 +69,12 @@ async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
 
 
 @asynccontextmanager
-async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> AsyncIterator[httpx.AsyncClient]:
+async def api_with(
+    settings: Settings, resolve: Resolver = system_resolver, tracing: Tracing | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """Another instance of the API, with its own settings, served over HTTP."""
     async with (
-        BackgroundServer(create_app(settings, resolve), free_port()) as server,
+        BackgroundServer(create_app(settings, resolve, tracing), free_port()) as server,
         httpx.AsyncClient(base_url=server.url, timeout=30) as http,
     ):
         yield http
