@@ -132,7 +132,7 @@ async def main() -> None:
             await stop.wait()
             logging.info("worker stopping: finishing attempts in flight")
     if tracing:
-        tracing.shutdown()
+        tracing.flush()
 
 
 if __name__ == "__main__":

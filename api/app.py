@@ -42,6 +42,8 @@ def create_app(
         app.state.temporal = await connect(settings, lazy=True, tracing=tracing)
         app.state.registry_snapshots = SnapshotCache()
         yield
+        if tracing:
+            tracing.flush()
 
     app = FastAPI(
         title="Webhook delivery service",

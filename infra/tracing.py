@@ -87,9 +87,10 @@ class Tracing:
             client, tracer_provider=self.provider, meter_provider=NoOpMeterProvider()
         )
 
-    def shutdown(self) -> None:
-        """Export what is still buffered (the worker leaves by os._exit, which skips atexit)."""
-        self.provider.shutdown()
+    def flush(self) -> None:
+        """Export what is still buffered. Call it as the process stops: neither process leaves
+        through atexit (uvicorn re-raises SIGTERM after its shutdown; the worker ends by os._exit)."""
+        self.provider.force_flush()
 
 
 class NoPropagation(TextMapPropagator):
