@@ -27,6 +27,7 @@ from infra.http import http_client
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect, metrics_runtime
+from infra.tracing import Tracing, tracing_from_environment
 from infra.worker_health import serve_health
 from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
@@ -64,9 +65,10 @@ def cache_limits(settings: Settings) -> CacheLimits:
 
 @asynccontextmanager
 async def delivery_worker(
-    client: Client, settings: Settings, resolve: Resolver = system_resolver
+    client: Client, settings: Settings, resolve: Resolver = system_resolver, tracing: Tracing | None = None
 ) -> AsyncIterator[Worker]:
-    """A configured worker with its HTTP client; the client is closed when the worker is done."""
+    """A configured worker with its HTTP client; the client is closed when the worker is done.
+    Its workflows and activities are traced when `client` was connected with tracing; its POSTs with `tracing`."""
 
     snapshots = SnapshotCache()
     secrets = settings.secret_box()
@@ -85,9 +87,12 @@ async def delivery_worker(
 
     def http(keep_alive: bool) -> httpx.AsyncClient:
         private = settings.allow_private_networks
-        return http_client(
+        poster = http_client(
             settings.http_timeout, allow_private_networks=private, resolve=resolve, keep_alive=keep_alive
         )
+        if tracing:
+            tracing.instrument_http(poster)
+        return poster
 
     async with http(keep_alive=True) as pooled, http(keep_alive=False) as fresh:
         delivery = DeliveryActivities(
@@ -122,8 +127,9 @@ async def main() -> None:
     if settings.log_format == "json":
         configure_json_logging()
     port = settings.worker_metrics_port
-    client = await connect(settings, runtime=metrics_runtime(port) if port else None)
-    async with delivery_worker(client, settings) as worker:
+    tracing = tracing_from_environment("webhooks-worker")
+    client = await connect(settings, runtime=metrics_runtime(port) if port else None, tracing=tracing)
+    async with delivery_worker(client, settings, tracing=tracing) as worker:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -132,6 +138,8 @@ async def main() -> None:
             logging.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
             logging.info("worker stopping: finishing attempts in flight")
+    if tracing:
+        tracing.flush()
 
 
 if __name__ == "__main__":

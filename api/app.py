@@ -16,14 +16,19 @@ from api.routers import deliveries, endpoints, events, health, ui
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect
+from infra.tracing import Tracing, tracing_from_environment
 from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, resolve: Resolver = system_resolver) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, resolve: Resolver = system_resolver, tracing: Tracing | None = None
+) -> FastAPI:
+    """`tracing` defaults to the environment's: on only with OTEL_EXPORTER_OTLP_ENDPOINT set."""
     settings = settings or get_settings()
+    tracing = tracing or tracing_from_environment("webhooks-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,9 +39,11 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         app.state.settings = settings
         app.state.secrets = settings.secret_box()  # seals the credentials merchants give
         app.state.resolve = resolve
-        app.state.temporal = await connect(settings, lazy=True)
+        app.state.temporal = await connect(settings, lazy=True, tracing=tracing)
         app.state.registry_snapshots = SnapshotCache()
         yield
+        if tracing:
+            tracing.flush()
 
     app = FastAPI(
         title="Webhook delivery service",
@@ -56,4 +63,6 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     # The dashboard's files are public; everything it shows comes from /v1, with the token.
     app.include_router(ui.router)
     app.mount("/ui", ui.dashboard_files(), name="ui")
+    if tracing:
+        tracing.instrument_api(app)
     return app

@@ -11,6 +11,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.codec import data_converter
+from infra.tracing import Tracing
 
 T = TypeVar("T")
 
@@ -27,14 +28,17 @@ class TemporalTarget(Protocol):
     def codec(self) -> PayloadCodec: ...
 
 
-async def connect(target: TemporalTarget, *, lazy: bool = False, runtime: Runtime | None = None) -> Client:
+async def connect(
+    target: TemporalTarget, *, lazy: bool = False, runtime: Runtime | None = None, tracing: Tracing | None = None
+) -> Client:
     """A client with the service's converter (pydantic models, encrypted); `lazy` ones
     connect on first use (the API starts, and answers 503 on /healthz, while
-    Temporal is still down)."""
+    Temporal is still down). With `tracing`, its calls and the workers built on it are traced."""
     return await Client.connect(
         target.temporal_address,
         namespace=target.temporal_namespace,
         data_converter=data_converter(target.codec()),
+        interceptors=tracing.temporal_interceptors() if tracing else [],
         lazy=lazy,
         runtime=runtime,
     )

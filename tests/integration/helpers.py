@@ -23,6 +23,7 @@ from domain.ids import registry_workflow_id
 from domain.records import DeliveryRecord
 from domain.signing import Scheme
 from infra.network_guard import Resolver, system_resolver
+from infra.tracing import Tracing
 from services.deliveries import ended_record
 from settings import Settings
 from tests.conftest import free_port
@@ -72,10 +73,12 @@ async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
 
 
 @asynccontextmanager
-async def api_with(settings: Settings, resolve: Resolver = system_resolver) -> AsyncIterator[httpx.AsyncClient]:
+async def api_with(
+    settings: Settings, resolve: Resolver = system_resolver, tracing: Tracing | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """Another instance of the API, with its own settings, served over HTTP."""
     async with (
-        BackgroundServer(create_app(settings, resolve), free_port()) as server,
+        BackgroundServer(create_app(settings, resolve, tracing), free_port()) as server,
         httpx.AsyncClient(base_url=server.url, timeout=30) as http,
     ):
         yield http
