@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
 from domain.activity_contract import RecoveryRequest, RecoveryResult
-from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
+from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.records import DeliveryRecord
 from domain.signing import new_secret
 from services.deliveries import send_test
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_endpoint(spec: EndpointSpec, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
+async def create_endpoint(spec: EndpointRequest, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
     """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
     await check(spec.url)
     return await registry.create(spec)
@@ -37,7 +37,7 @@ async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
 
 @router.patch("/{endpoint_id}")
 async def update_endpoint(
-    endpoint_id: str, patch: EndpointPatch, registry: RegistryDep, check: DestinationCheckDep
+    endpoint_id: str, patch: EndpointPatchRequest, registry: RegistryDep, check: DestinationCheckDep
 ) -> EndpointView:
     """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
     if patch.url is not None:

@@ -7,7 +7,7 @@ import json
 from domain.ids import first_connection_id
 from domain.samples import sample_order_shipped, sample_tracking_update
 from domain.wire import wire_body
-from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
 
 SECRETS = {
@@ -114,6 +114,35 @@ async def test_a_patch_that_breaks_the_whole_is_refused_and_changes_nothing(api,
     assert adds_auth.json()["errors"][0]["field"] == "custom_header.key"
     assert nulls_url.status_code == 422 and nulls_url.json()["errors"][0]["field"] == "url"
     assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json() == endpoint
+
+
+JSON = {"content-type": "application/json"}
+BAD_HOSTS = ["https://" + "a" * 64 + ".example.com/h", "https://a..b/h", "https://x\ud800y.example.com/h"]
+
+
+async def _offline_resolver(host: str, port: int) -> list[str]:
+    """The system resolver's first step (it IDNA-encodes the name, raising UnicodeError), then no DNS."""
+    host.encode("idna")
+    raise OSError("no such host")
+
+
+async def test_a_host_no_resolver_takes_is_422_on_url_in_every_mode(api, settings, receiver):
+    endpoint = await create_endpoint(api, receiver.url())
+    guarded = settings.model_copy(update={"allow_private_networks": False})
+    async with api_with(guarded, _offline_resolver) as guarded_api:
+        for http in (api, guarded_api):
+            for url in BAD_HOSTS:
+                # json.dumps escapes a lone surrogate as JSON allows; httpx's json= cannot encode it.
+                body = json.dumps({"url": url, "events": ["ORDER_SHIPPED"]})
+                created = await http.post("/v1/endpoints", content=body, headers=JSON)
+                patched = await http.patch(
+                    f"/v1/endpoints/{endpoint['id']}", content=json.dumps({"url": url}), headers=JSON
+                )
+                for response in (created, patched):
+                    assert response.status_code == 422, (url, response.text)
+                    assert [p["field"] for p in response.json()["errors"]] == ["url"]
+
+    assert (await api.get("/v1/endpoints")).json() == [endpoint]
 
 
 async def test_unknown_endpoints_are_404(api):

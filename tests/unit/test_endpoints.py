@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.endpoints import Endpoint, EndpointPatch, EndpointSpec, RetrySettings
+from domain.endpoints import Endpoint, EndpointPatch, EndpointPatchRequest, EndpointRequest, EndpointSpec, RetrySettings
 from domain.events import EventType
 from domain.problems import field_errors  # what api/errors.py answers with
 
@@ -94,6 +94,54 @@ def test_a_url_that_is_not_an_absolute_http_url_is_rejected_naming_url(url: str)
 )
 def test_absolute_http_urls_are_accepted_up_to_2048_characters(url: str) -> None:
     assert EndpointSpec.model_validate(MINIMAL | {"url": url}).url == url
+
+
+# Hosts no resolver takes: each was a 500 (UnicodeError from the resolver) before the URL rule named them.
+INVALID_HOSTS = {
+    "a label of 64 characters": "https://" + "a" * 64 + ".example.com/hooks",
+    "an empty label": "https://a..b/hooks",
+    "a leading empty label": "https://.shop.example.com/hooks",
+    "a name of 254 characters": "https://" + ("a" * 62 + ".") * 4 + "a" * 2 + "/hooks",
+    "a lone surrogate": "https://x\ud800y.example.com/hooks",
+    "an invalid internationalized name": "https://xn--a.example\u2167.com/",
+    "a percent sign": "https://shop%2e.example.com/hooks",
+    "brackets around IPvFuture": "https://[v1.x]/hooks",
+}
+
+
+@pytest.mark.parametrize("url", INVALID_HOSTS.values(), ids=INVALID_HOSTS.keys())
+@pytest.mark.parametrize("model", [EndpointRequest, EndpointPatchRequest])
+def test_a_host_that_is_neither_an_ip_literal_nor_a_dns_name_is_rejected_naming_url(
+    url: str, model: type[EndpointSpec | EndpointPatch]
+) -> None:
+    """CONTRACT §1: labels of 1-63 characters, at most 253 in all; the refusal says which rule, not the host."""
+    data = MINIMAL | {"url": url} if model is EndpointRequest else {"url": url}
+    [problem] = rejected(data, model)
+    assert problem["field"] == "url"
+    assert "host" in problem["message"] and "example" not in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://" + "a" * 63 + ".example.com/hooks",
+        "https://" + ("a" * 62 + ".") * 4 + "a/hooks",  # 253 characters
+        "https://shop.example.com./hooks",  # the root's dot
+        "https://b\u00fccher.example/hooks",
+        "https://_acme.shop-1.example.com/hooks",
+        "http://127.1:8080/hooks",
+        "http://[fe80::1%25eth0]/hooks",
+    ],
+)
+def test_hosts_at_the_limits_are_accepted(url: str) -> None:
+    assert EndpointRequest.model_validate(MINIMAL | {"url": url}).url == url
+
+
+def test_a_stored_endpoint_keeps_the_url_rules_it_was_accepted_under() -> None:
+    """A registry holding a URL from before the host rule still loads (and replays): only new input is refused."""
+    stored = {"id": "ep_1", "created_at": NOW, "updated_at": NOW} | MINIMAL | {"url": INVALID_HOSTS["an empty label"]}
+    assert Endpoint.model_validate(stored).url == INVALID_HOSTS["an empty label"]
+    assert EndpointPatch.model_validate({"description": "x"}).apply_to(Endpoint.model_validate(stored).spec)
 
 
 @pytest.mark.parametrize("events", [[], ["ORDER_LOST"], ["ORDER_SHIPPED", "ORDER_SHIPPED"], ["order_shipped"], None])
