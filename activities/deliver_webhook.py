@@ -22,6 +22,7 @@ from domain.activity_contract import (
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
     HEARTBEAT_EVERY_SECONDS,
+    INVALID_ENDPOINT_URL,
     AttemptInput,
     AttemptProgress,
 )
@@ -30,6 +31,7 @@ from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import RETRY_AFTER_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
+from domain.validation import check_endpoint_url
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
 
@@ -52,9 +54,10 @@ class EndpointSource(Protocol):
 EndpointSources = Callable[[str], EndpointSource]
 
 
-def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> bool:
-    """Whether a failed POST ends the delivery: its attempts are spent, or no retry could be allowed."""
-    return forbidden or record.number >= attempt.max_attempts
+def _is_last(record: AttemptRecord, attempt: AttemptInput, final_type: str | None) -> bool:
+    """Whether a failed attempt ends the delivery: its attempts are spent, or no retry could succeed
+    (`final_type` names such a failure: a forbidden destination, an invalid URL)."""
+    return final_type is not None or record.number >= attempt.max_attempts
 
 
 def _stop(message: str, kind: str) -> ApplicationError:
@@ -126,7 +129,7 @@ class DeliveryActivities:
         """
         progress = AttemptProgress.from_details(activity.info().heartbeat_details)
         if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
-            return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
+            return self._conclude(progress.last, attempt, retry_after=None, final_type=None)
         async with _Heartbeats(progress) as heartbeats:
             registry = self._endpoints(attempt.account)
             # The activity's first run may read the registry as ingest saw it; a retry reads it now.
@@ -136,9 +139,9 @@ class DeliveryActivities:
                 raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
             if endpoint.disabled and attempt.skip_if_disabled:
                 raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
-            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1)
+            record, retry_after, final_type = await self._post(endpoint, attempt, progress.attempts + 1)
             heartbeats.record(AttemptProgress(attempts=record.number, last=record))
-            ends = record.succeeded or _is_last(record, attempt, forbidden)
+            ends = record.succeeded or _is_last(record, attempt, final_type)
             # Health counts deliveries, not attempts: report ends, and successes only when they end a run.
             if ends and self._health.failures > 0 and (not record.succeeded or endpoint.health.failed_deliveries):
                 outcome = DeliveryOutcome(
@@ -150,10 +153,10 @@ class DeliveryActivities:
                 )
                 heartbeats.send()  # the POST is recorded before a wait on the registry
                 await registry.record_outcome(outcome)
-        return self._conclude(record, attempt, retry_after, forbidden)
+        return self._conclude(record, attempt, retry_after, final_type)
 
     def _conclude(
-        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, forbidden: bool
+        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, final_type: str | None
     ) -> AttemptRecord:
         if record.succeeded:
             return record
@@ -161,8 +164,8 @@ class DeliveryActivities:
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
-            type=FORBIDDEN_DESTINATION if forbidden else DELIVERY_FAILED,
-            non_retryable=_is_last(record, attempt, forbidden),
+            type=final_type or DELIVERY_FAILED,
+            non_retryable=_is_last(record, attempt, final_type),
             next_retry_delay=timedelta(seconds=self._backoff.delay(record.number, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
@@ -170,8 +173,8 @@ class DeliveryActivities:
 
     async def _post(
         self, endpoint: Endpoint, attempt: AttemptInput, number: int
-    ) -> tuple[AttemptRecord, float | None, bool]:
-        """The attempt's record, the receiver's Retry-After, and whether the destination is forbidden."""
+    ) -> tuple[AttemptRecord, float | None, str | None]:
+        """The attempt's record, the receiver's Retry-After, and the type of a failure no retry can mend."""
         started_at = datetime.now(UTC)
         headers = request_headers(endpoint, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(
@@ -180,8 +183,9 @@ class DeliveryActivities:
         clock = time.monotonic()
         response: HttpResponseRecord | None = None
         retry_after: float | None = None
-        forbidden = False
+        final_type: str | None = None
         try:
+            _require_valid_url(endpoint.url)
             async with self._http.stream("POST", endpoint.url, content=attempt.body.encode(), headers=headers) as resp:
                 body, complete = await _read_capped(resp)
             response = HttpResponseRecord(
@@ -200,7 +204,12 @@ class DeliveryActivities:
         except httpx.HTTPError as exc:
             error = unreachable(_describe(exc, self._http_timeout))
         except ForbiddenDestination as exc:
-            error, forbidden = f"Endpoint not allowed: {exc}", True
+            error, final_type = f"Endpoint not allowed: {exc}", FORBIDDEN_DESTINATION
+        except InvalidUrl as exc:
+            error, final_type = f"Endpoint URL is invalid: it {exc}", INVALID_ENDPOINT_URL
+        except (UnicodeError, httpx.InvalidURL):
+            # What httpx's URL parser or a resolver refuses beyond our rules, should they ever be stricter.
+            error, final_type = "Endpoint URL is invalid: its host is not a valid DNS name", INVALID_ENDPOINT_URL
         elapsed_ms = round((time.monotonic() - clock) * 1000)
         record = AttemptRecord(
             number=number,
@@ -212,7 +221,19 @@ class DeliveryActivities:
         )
         activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
         _measure(response, error, elapsed_ms)
-        return record, retry_after, forbidden
+        return record, retry_after, final_type
+
+
+class InvalidUrl(Exception):
+    """The endpoint's URL breaks a rule of today's (it was stored before the rule)."""
+
+
+def _require_valid_url(url: str) -> None:
+    """Refuses, before any resolver does with its raw error, a host that none would take."""
+    try:
+        check_endpoint_url(url)
+    except ValueError as exc:
+        raise InvalidUrl(str(exc)) from None
 
 
 def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms: int) -> None:

@@ -22,6 +22,8 @@ RECOVER_DELIVERIES = "recover_deliveries"
 # Failure types of `deliver_webhook` that end a delivery at once.
 ENDPOINT_DELETED = "EndpointDeleted"
 FORBIDDEN_DESTINATION = "ForbiddenDestination"
+# The endpoint's stored URL has a host no resolver takes (registered before the host rule).
+INVALID_ENDPOINT_URL = "InvalidEndpointUrl"
 ENDPOINT_DISABLED = "EndpointDisabled"
 # A failed POST; retried until the delivery's attempts are spent.
 DELIVERY_FAILED = "DeliveryFailed"

@@ -16,6 +16,8 @@ MAX_HOST_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 # Host names as resolvers take them: letters, digits, hyphens, and the underscores real names carry.
 _LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# Four dotted numbers are an IPv4 address to httpx, which refuses one that is not valid (`999.1.1.1`, `0177.0.0.1`).
+_DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 
 # RFC 9110 token: the characters a header field name may contain.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -67,6 +69,12 @@ def check_host(host: str, *, bracketed: bool = False) -> None:
             raise ValueError("must have a host that is a valid IPv6 address between brackets") from None
         return
     name = host.removesuffix(".")  # a trailing dot names the DNS root: the same host
+    if _DOTTED_QUAD.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("must have a host that is a valid IPv4 address (0-255 each, no leading zeros)") from None
+        return
     try:
         ascii_name = name if name.isascii() else idna.encode(name).decode("ascii")
     except UnicodeError:  # idna.IDNAError is one

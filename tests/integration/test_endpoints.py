@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from datetime import UTC, datetime
 
-from domain.ids import first_connection_id
+from pydantic import SecretStr
+
+from domain.endpoints import Endpoint, RetrySettings
+from domain.events import EventType
+from domain.ids import first_connection_id, registry_workflow_id
 from domain.samples import sample_order_shipped, sample_tracking_update
 from domain.wire import wire_body
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
+from worker import delivery_worker
+from workflows.endpoint_registry import EndpointRegistryWorkflow, RegistryState
 
 SECRETS = {
     "auth": {"username": "shop", "password": "s3cret-pw"},
@@ -239,3 +248,47 @@ async def test_test_sends_the_seed_sample_once_and_shows_both_sides(api, receive
     assert record["response"]["status_text"] == "500 Internal Server Error"
     assert record["response"]["body"] == '{"oops": 1}'
     assert "s3cret-pw" not in response.text and "tok-9f8e" not in response.text
+
+
+async def test_test_of_a_host_stored_before_the_host_rule_fails_at_once_as_one_attempt(settings, client):
+    """Issue 13: such a /test took 31 s, made 6 attempts and showed a raw idna error (guarded worker)."""
+    account = f"legacy-{uuid.uuid4().hex[:8]}"
+    guarded = settings.model_copy(
+        update={
+            "allow_private_networks": False,
+            "task_queue": f"{settings.task_queue}-{account}",
+            "api_tokens": {account: SecretStr("token-legacy")},
+        }
+    )
+    now = datetime.now(UTC)
+    # A registry from before the rule: the API refuses this URL now, so it is planted as the registry's state.
+    stored = Endpoint(
+        id="ep_" + "0" * 20,
+        url="https://" + "a" * 64 + ".example.com/hooks",
+        events=[EventType.ORDER_SHIPPED],
+        retry=RetrySettings(enabled=True, max_retries=5),
+        created_at=now,
+        updated_at=now,
+    )
+    async with delivery_worker(client, guarded, _offline_resolver) as running, running:
+        await client.start_workflow(
+            EndpointRegistryWorkflow.run,
+            RegistryState(account=account, endpoints={stored.id: stored}),
+            id=registry_workflow_id(account),
+            task_queue=guarded.task_queue,
+        )
+        async with api_with(guarded, _offline_resolver) as http:
+            started = time.monotonic()
+            response = await http.post(
+                f"/v1/endpoints/{stored.id}/test", headers={"Authorization": "Bearer token-legacy"}
+            )
+            took = time.monotonic() - started
+        history = [e async for e in client.get_workflow_handle(response.json()["id"]).fetch_history_events()]
+
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["result"] == "failed" and record["retry"] == 0 and record["response"] is None
+    assert record["error"] == "Endpoint URL is invalid: it must have a host whose labels are at most 63 characters"
+    assert took < 5, took
+    [started_event] = [e for e in history if e.HasField("activity_task_started_event_attributes")]
+    assert started_event.activity_task_started_event_attributes.attempt == 1  # one activity run, not six

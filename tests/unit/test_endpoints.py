@@ -106,6 +106,8 @@ INVALID_HOSTS = {
     "an invalid internationalized name": "https://xn--a.example\u2167.com/",
     "a percent sign": "https://shop%2e.example.com/hooks",
     "brackets around IPvFuture": "https://[v1.x]/hooks",
+    "an IPv4 address out of range": "http://999.1.1.1/hooks",
+    "an IPv4 address with leading zeros": "http://0177.0.0.1/hooks",
 }
 
 
