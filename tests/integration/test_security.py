@@ -133,6 +133,11 @@ async def test_private_destinations_are_refused_at_registration(settings, worker
         "http://[::ffff:127.0.0.1]/hook",
         "http://10.0.0.1/hook",
         "http://0/hook",
+        # The IPv6 forms issue 13 found accepted: IPv4-compatible, SIIT, NAT64 of loopback, site-local.
+        "http://[::127.0.0.1]:8080/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[fec0::1]/hook",
     ]
     async with api_with(guarded) as http:
         refusals = [await http.post("/v1/endpoints", json={"url": u, "events": ["ORDER_SHIPPED"]}) for u in urls]
