@@ -262,6 +262,22 @@ def test_refusals_never_echo_a_secret() -> None:
     assert "hunter2" not in repr(found) and "token-secret" not in repr(found)
 
 
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (MINIMAL | {"url": "https://shop.example.com:PW-7f3a9c-secret/hooks"}, "url"),  # a password in the port
+        (MINIMAL | {"PW-7f3a9c-secret": "x"}, "body"),  # a secret pasted as a key
+        (MINIMAL | {"auth": {"username": "shop", "password": "p", "PW-7f3a9c-secret": "x"}}, "auth"),
+        (MINIMAL | {"description": ["PW-7f3a9c-secret"]}, "description"),
+    ],
+)
+def test_no_refusal_repeats_the_rejected_value(data: dict[str, Any], field: str) -> None:
+    """Issue 13: a bad port and an unknown field's name were echoed."""
+    found = rejected(data, EndpointRequest)
+    assert fields(found) == {field}
+    assert "PW-7f3a9c" not in repr(found)
+
+
 # --- PATCH ---
 
 

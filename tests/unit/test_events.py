@@ -76,12 +76,21 @@ def test_an_unknown_event_type_is_rejected_naming_event() -> None:
 
 
 def test_unknown_fields_are_rejected_not_dropped() -> None:
-    """A field we would not deliver is a mistake in the sender's integration; it is named."""
-    assert rejected_fields(CONTRACT_EVENT | {"priority": "high"}) == {"priority"}
+    """A field we would not deliver is a mistake in the sender's integration. A name of ours in
+    the wrong place is named; any other key is not repeated (it could be a secret): its object is."""
+    assert rejected_fields(CONTRACT_EVENT | {"priority": "high"}) == {"body"}
     nested = copy.deepcopy(CONTRACT_EVENT)
     nested["order"]["weight"] = 3
-    assert rejected_fields(nested) == {"order.weight"}
+    assert rejected_fields(nested) == {"order"}
     assert rejected_fields(SHIPPED | {"tracking": CONTRACT_EVENT["tracking"]}) == {"tracking"}
+
+
+def test_an_unknown_field_named_like_a_secret_is_not_echoed() -> None:
+    with pytest.raises(ValidationError) as exc:
+        EVENTS.validate_python(CONTRACT_EVENT | {"PW-7f3a9c-secret": 1})
+    [problem] = field_errors(exc.value.errors())
+    assert problem["field"] == "body" and "not allowed" in problem["message"]
+    assert "PW-7f3a9c" not in repr(problem)
 
 
 def test_a_label_url_must_be_an_http_url() -> None:
