@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -102,7 +104,27 @@ def check_header_value(value: str) -> str:
     return value
 
 
+def check_printable(value: str) -> str:
+    """No control characters (a NUL cuts a visibility query short) and no lone surrogates."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def utc_instant(value: datetime) -> datetime:
+    """The instant in UTC (a time without a zone is taken as UTC); refuses one UTC cannot hold,
+    such as 0001-01-01T00:00:00+23:59, which is in year 0."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+
+
 AbsoluteHttpUrl = Annotated[str, AfterValidator(check_http_url)]
 EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
+PrintableText = Annotated[str, AfterValidator(check_printable)]
+UtcInstant = Annotated[datetime, AfterValidator(utc_instant)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -11,6 +10,7 @@ from pydantic import BaseModel
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
 from domain.events import EventType
 from domain.records import DeliveryResult
+from domain.validation import PrintableText, UtcInstant
 from services.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
 from services.reruns import rerun_delivery
 
@@ -25,13 +25,13 @@ class RerunStarted(BaseModel):
 @router.get("")
 async def list_deliveries(
     log: DeliveryLogDep,
-    endpoint_id: str | None = None,
+    endpoint_id: Annotated[PrintableText | None, Query(max_length=128)] = None,
     event: EventType | None = None,
     result: DeliveryResult | None = None,
     retried: bool | None = None,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="deliveries started before (ISO 8601)")] = None,
+    order_id: Annotated[PrintableText | None, Query(max_length=64)] = None,
+    since: Annotated[UtcInstant | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
+    until: Annotated[UtcInstant | None, Query(description="deliveries started before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     page_token: str | None = None,
 ) -> DeliveryPage:
