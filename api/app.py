@@ -17,7 +17,7 @@ from api.metrics import MetricsMiddleware
 from api.routers import codec, deliveries, endpoints, events, health, ui
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
-from infra.temporal import connect
+from infra.temporal import NamespaceRetention, connect
 from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True)
         app.state.registry_snapshots = SnapshotCache()
+        app.state.log_retention = NamespaceRetention()
         yield
 
     app = FastAPI(

@@ -13,7 +13,7 @@ from domain.problems import field_errors
 from infra.network_guard import ForbiddenDestination
 from services.delivery_log import BadPageToken, DeliveryNotFound
 from services.endpoints import EndpointNotFound, EndpointRejected
-from services.reruns import DeliveryStillPending
+from services.reruns import RECOVERY_ANSWER_SECONDS, DeliveryStillPending, RecoveryUnfinished
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BadPageToken)
     async def _bad_token(_: Request, exc: BadPageToken) -> JSONResponse:
         return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": "page_token", "message": str(exc)}])
+
+    @app.exception_handler(RecoveryUnfinished)
+    async def _recovery_unfinished(_: Request, exc: RecoveryUnfinished) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(round(RECOVERY_ANSWER_SECONDS))},
+        )
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:

@@ -38,6 +38,11 @@ LOST_RUNS_ALLOWED = 5
 
 RECOVERY_TIMEOUT_SECONDS = 30 * 60
 RECOVERY_HEARTBEAT_TIMEOUT_SECONDS = 60
+# A recovery's runs: a few for a worker lost or Temporal briefly unreachable, never forever.
+RECOVERY_MAX_ATTEMPTS = 5
+RECOVERY_MAX_INTERVAL_SECONDS = 10
+# Failure type of `recover_deliveries` for a request no retry could mend.
+INVALID_RECOVERY_REQUEST = "InvalidRecoveryRequest"
 
 
 class AttemptInput(BaseModel):

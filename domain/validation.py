@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -120,6 +120,16 @@ def utc_instant(value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+
+
+def check_within_log(since: datetime, now: datetime, retention: timedelta | None) -> None:
+    """Raises ValueError unless `since` lies in what the log holds: not in the future, and not
+    before the namespace's retention (None: the server did not say)."""
+    if since > now:
+        raise ValueError("must not be in the future")
+    if retention is not None and since < now - retention:
+        days = retention / timedelta(days=1)
+        raise ValueError(f"must be within the log's retention: at most {days:g} days ago")
 
 
 AbsoluteHttpUrl = Annotated[str, AfterValidator(check_http_url)]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
@@ -12,6 +13,8 @@ from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.records import DeliveryRecord
 from domain.signing import new_secret
+from domain.validation import UtcInstant, check_within_log
+from infra.temporal import NamespaceRetention
 from services.deliveries import send_test
 from services.reruns import recover_endpoint as run_recovery
 
@@ -84,19 +87,28 @@ async def stop_signing(endpoint_id: str, registry: RegistryDep) -> EndpointView:
 
 
 class RecoverySince(BaseModel):
-    since: datetime
+    since: UtcInstant
 
 
 @router.post("/{endpoint_id}/recover")
 async def recover_endpoint(
     endpoint_id: str,
     body: RecoverySince,
+    request: Request,
     registry: RegistryDep,
     client: ClientDep,
     settings: SettingsDep,
     account: AccountDep,
 ) -> RecoveryResult:
-    """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many."""
+    """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many.
+
+    `since` must lie within the log: not in the future, not before the namespace's retention.
+    """
+    retention: NamespaceRetention = request.app.state.log_retention
+    try:
+        check_within_log(body.since, datetime.now(UTC), await retention.of(client))
+    except ValueError as err:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "since"), "msg": str(err)}]) from None
     await registry.get(endpoint_id)
-    request = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
-    return await run_recovery(client, settings.task_queue, request)
+    recovery = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
+    return await run_recovery(client, settings.task_queue, recovery)
