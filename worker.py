@@ -101,7 +101,7 @@ async def main() -> None:
     if settings.log_format == "json":
         configure_json_logging()
     port = settings.worker_metrics_port
-    client = await connect(settings, runtime=metrics_runtime(port) if port else None)
+    client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_host, port) if port else None)
     async with delivery_worker(client, settings) as worker:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

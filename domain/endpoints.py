@@ -54,7 +54,8 @@ class CustomHeader(_Model):
     value: Annotated[HeaderValue, Field(max_length=4096)]
 
 
-Events = Annotated[list[EventType], Field(min_length=1)]
+# Distinct: at most one of each type.
+Events = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
 
 
 def _check_events(events: list[EventType] | None) -> None:

@@ -43,9 +43,11 @@ async def connect(target: TemporalTarget, *, lazy: bool = False, runtime: Runtim
     )
 
 
-def metrics_runtime(port: int) -> Runtime:
-    """A Temporal runtime that serves its metrics (and ours, made through its meter) to Prometheus."""
-    prometheus = PrometheusConfig(bind_address=f"0.0.0.0:{port}", counters_total_suffix=True, durations_as_seconds=True)
+def metrics_runtime(host: str, port: int) -> Runtime:
+    """A Temporal runtime that serves its metrics (and ours, made through its meter) to Prometheus
+    on host:port (an IPv6 host without brackets is given them)."""
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True, durations_as_seconds=True)
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 

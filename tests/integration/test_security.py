@@ -96,9 +96,7 @@ async def test_each_token_sees_only_its_own_account(settings, worker, client, re
             "get": await http.get(f"/v1/endpoints/{endpoint_id}", headers=b),
             "patch": await http.patch(f"/v1/endpoints/{endpoint_id}", json={"description": "x"}, headers=b),
             "test": await http.post(f"/v1/endpoints/{endpoint_id}/test", headers=b),
-            "recover": await http.post(
-                f"/v1/endpoints/{endpoint_id}/recover", json={"since": since}, headers=b
-            ),
+            "recover": await http.post(f"/v1/endpoints/{endpoint_id}/recover", json={"since": since}, headers=b),
             "delete": await http.delete(f"/v1/endpoints/{endpoint_id}", headers=b),
             "delivery": await http.get(f"/v1/deliveries/{delivery_id}", headers=b),
             "retry": await http.post(f"/v1/deliveries/{delivery_id}/retry", headers=b),

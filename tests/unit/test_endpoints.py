@@ -152,6 +152,12 @@ def test_events_must_be_a_non_empty_list_of_distinct_known_events(events: Any) -
     assert {f.split(".")[0] for f in fields(found)} == {"events"}
 
 
+def test_a_long_events_list_is_refused_by_its_length_not_item_by_item() -> None:
+    """Each type at most once, so a list longer than the types is refused whole: one problem, not 100,000."""
+    found = rejected(MINIMAL | {"events": ["ORDER_LOST"] * 100_000})
+    assert fields(found) == {"events"} and len(found) == 1
+
+
 @pytest.mark.parametrize("max_retries", [0, 1, 10])
 def test_up_to_ten_retries_are_accepted(max_retries: int) -> None:
     spec = EndpointSpec.model_validate(MINIMAL | {"retry": {"enabled": True, "max_retries": max_retries}})

@@ -112,6 +112,34 @@ def test_a_safe_id_is_accepted(event_id: str) -> None:
     assert EVENTS.validate_python(CONTRACT_EVENT | {"id": event_id}).id == event_id
 
 
+NUMBERS = [
+    ("tracking", "code", 0, 9999),
+    ("tracking", "date", 0, 253402300799),
+    ("tracking", "est_delivery_date", 0, 253402300799),
+    ("tracking", "first_status_date", 0, 253402300799),
+]
+
+
+@pytest.mark.parametrize(("part", "name", "low", "high"), NUMBERS)
+def test_every_number_of_an_event_has_documented_bounds(part: str, name: str, low: int, high: int) -> None:
+    """Issue 13: tracking.code took a 4,000-digit integer."""
+    for value in (low, high):
+        data = copy.deepcopy(CONTRACT_EVENT)
+        data[part][name] = value
+        assert getattr(getattr(EVENTS.validate_python(data), part), name) == value
+    for value in (low - 1, high + 1, 10**4000):
+        data = copy.deepcopy(CONTRACT_EVENT)
+        data[part][name] = value
+        assert rejected_fields(data) == {f"{part}.{name}"}
+
+
+@pytest.mark.parametrize(("data", "field"), [(SHIPPED, "shipment"), (ERROR, "error")])
+def test_dates_of_shipments_and_errors_are_bounded_too(data: dict[str, Any], field: str) -> None:
+    bad = copy.deepcopy(data)
+    bad[field]["date"] = 253402300800  # year 10000
+    assert rejected_fields(bad) == {f"{field}.date"}
+
+
 # --- fingerprint: same id with another body is a conflict ---
 
 
