@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
         lifespan=lifespan,
     )
     errors.install(app)
+    app.openapi = errors.without_fastapi_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit)
     app.add_middleware(MetricsMiddleware)
     # The Web UI calls the codec endpoint from the browser, from its own origin.
@@ -70,8 +71,11 @@ def create_app(settings: Settings | None = None, resolve: Resolver = system_reso
     )
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for router in (endpoints.router, events.router, deliveries.router, codec.router):
+    for router in (endpoints.router, events.router, deliveries.router):
         app.include_router(router, dependencies=[Depends(authenticated_account)])
+    app.include_router(
+        codec.router, dependencies=[Depends(authenticated_account)], responses=errors.documented(401, 413, 422)
+    )
     # The dashboard's files are public; everything it shows comes from /v1, with the token.
     app.include_router(ui.router)
     app.mount("/ui", ui.dashboard_files(), name="ui")

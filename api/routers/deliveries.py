@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
+from api.errors import documented
 from domain.events import EventType
 from domain.records import DeliveryResult
 from domain.validation import PrintableText, UtcInstant
@@ -22,7 +23,7 @@ class RerunStarted(BaseModel):
     rerun_of: str
 
 
-@router.get("")
+@router.get("", responses=documented(401, 422, 503))
 async def list_deliveries(
     log: DeliveryLogDep,
     endpoint_id: Annotated[PrintableText | None, Query(max_length=128)] = None,
@@ -40,13 +41,15 @@ async def list_deliveries(
     return await log.page(log_filter, limit, page_token)
 
 
-@router.get("/{delivery_id:path}")
+@router.get("/{delivery_id:path}", responses=documented(401, 404, 503))
 async def get_delivery(delivery_id: str, log: DeliveryLogDep) -> DeliveryDetail:
     """Everything sent and received; for a pending delivery, its attempts so far and the next one's time."""
     return await log.detail(delivery_id)
 
 
-@router.post("/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED, responses=documented(401, 404, 409, 503)
+)
 async def retry_delivery(
     delivery_id: str, log: DeliveryLogDep, registry: RegistryDep, client: ClientDep, settings: SettingsDep
 ) -> RerunStarted:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
+from api.errors import documented
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.records import DeliveryRecord
@@ -21,24 +22,24 @@ from services.reruns import recover_endpoint as run_recovery
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422, 503))
 async def create_endpoint(spec: EndpointRequest, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
     """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
     await check(spec.url)
     return await registry.create(spec)
 
 
-@router.get("")
+@router.get("", responses=documented(401, 503))
 async def list_endpoints(registry: RegistryDep) -> list[EndpointView]:
     return await registry.endpoints()
 
 
-@router.get("/{endpoint_id}")
+@router.get("/{endpoint_id}", responses=documented(401, 404, 503))
 async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
     return await registry.get(endpoint_id)
 
 
-@router.patch("/{endpoint_id}")
+@router.patch("/{endpoint_id}", responses=documented(401, 404, 413, 422, 503))
 async def update_endpoint(
     endpoint_id: str, patch: EndpointPatchRequest, registry: RegistryDep, check: DestinationCheckDep
 ) -> EndpointView:
@@ -48,14 +49,14 @@ async def update_endpoint(
     return await registry.update(endpoint_id, patch)
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(401, 404, 503))
 async def delete_endpoint(endpoint_id: str, registry: RegistryDep) -> Response:
     """Delete an endpoint: it receives nothing more, and its pending retries stop."""
     await registry.delete(endpoint_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{endpoint_id}/test")
+@router.post("/{endpoint_id}/test", responses=documented(401, 404, 503))
 async def test_endpoint(
     endpoint_id: str, registry: RegistryDep, client: ClientDep, settings: SettingsDep, account: AccountDep
 ) -> DeliveryRecord:
@@ -68,7 +69,7 @@ class NewSigningSecret(BaseModel):
     endpoint: EndpointView
 
 
-@router.post("/{endpoint_id}/secret")
+@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 503))
 async def rotate_signing_secret(endpoint_id: str, registry: RegistryDep, settings: SettingsDep) -> NewSigningSecret:
     """Start signing requests with a new secret (`whsec_…`), shown only in this answer.
 
@@ -80,7 +81,7 @@ async def rotate_signing_secret(endpoint_id: str, registry: RegistryDep, setting
     return NewSigningSecret(secret=secret, endpoint=await registry.rotate_signing_secret(endpoint_id, secret, grace))
 
 
-@router.delete("/{endpoint_id}/secret")
+@router.delete("/{endpoint_id}/secret", responses=documented(401, 404, 503))
 async def stop_signing(endpoint_id: str, registry: RegistryDep) -> EndpointView:
     """Stop signing requests to this endpoint; every secret is forgotten."""
     return await registry.stop_signing(endpoint_id)
@@ -90,7 +91,7 @@ class RecoverySince(BaseModel):
     since: UtcInstant
 
 
-@router.post("/{endpoint_id}/recover")
+@router.post("/{endpoint_id}/recover", responses=documented(401, 404, 413, 422, 503))
 async def recover_endpoint(
     endpoint_id: str,
     body: RecoverySince,
