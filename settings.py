@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "webhooks"
-    api_port: int = 8000
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     # One token for the `default` account, and/or tokens of named accounts:
     # WEBHOOKS_API_TOKENS='{"shop-a": "<token>", "shop-b": "<token>"}'.
     api_token: SecretStr | None = None
@@ -49,8 +49,10 @@ class Settings(BaseSettings):
     secrets_key: SecretStr | None = None
     secrets_old_keys: list[SecretStr] = []
     allow_private_networks: bool = False
-    # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none.
-    worker_metrics_port: int | None = None
+    # Where the worker serves Prometheus metrics (SDK and delivery metrics); unset = none. The
+    # address is loopback unless set (a container's scraper needs 0.0.0.0, as docker-compose.yml sets).
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    worker_metrics_host: str = "127.0.0.1"
     # Where the worker answers its health check (GET /healthz on 127.0.0.1); unset = none.
     worker_health_port: int | None = None
     # Workflows a worker keeps in memory between their tasks. A delivery needs a

@@ -128,7 +128,8 @@ async def main() -> None:
         configure_json_logging()
     port = settings.worker_metrics_port
     tracing = tracing_from_environment("webhooks-worker")
-    client = await connect(settings, runtime=metrics_runtime(port) if port else None, tracing=tracing)
+    runtime = metrics_runtime(settings.worker_metrics_host, port) if port else None
+    client = await connect(settings, runtime=runtime, tracing=tracing)
     async with delivery_worker(client, settings, tracing=tracing) as worker:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

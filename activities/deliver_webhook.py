@@ -23,6 +23,7 @@ from domain.activity_contract import (
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
     HEARTBEAT_EVERY_SECONDS,
+    INVALID_ENDPOINT_URL,
     LOST_RUNS_ALLOWED,
     RUNS_LOST,
     AttemptInput,
@@ -34,6 +35,7 @@ from domain.outcome import classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
+from domain.validation import check_endpoint_url
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
 from infra.secrets import SecretBox
@@ -71,10 +73,11 @@ def _is_gone(record: AttemptRecord) -> bool:
     return record.response is not None and record.response.status_code == GONE
 
 
-def _is_last(record: AttemptRecord, attempt: AttemptInput, forbidden: bool) -> bool:
-    """Whether a failed POST ends the delivery: its attempts are spent, no retry could be
-    allowed, or the receiver said it wants no more (410 Gone)."""
-    return forbidden or _is_gone(record) or record.number >= attempt.max_attempts
+def _is_last(record: AttemptRecord, attempt: AttemptInput, final_type: str | None) -> bool:
+    """Whether a failed attempt ends the delivery: its attempts are spent, no retry could succeed
+    (`final_type` names such a failure: a forbidden destination, an invalid URL), or the
+    receiver said it wants no more (410 Gone)."""
+    return final_type is not None or _is_gone(record) or record.number >= attempt.max_attempts
 
 
 def _stop(message: str, kind: str, last: AttemptRecord | None = None) -> ApplicationError:
@@ -160,7 +163,7 @@ class DeliveryActivities:
         if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
             await self._release(attempt, progress.ordered)
             await self._notify_failure(attempt, progress.last)
-            return self._conclude(progress.last, attempt, retry_after=None, forbidden=False)
+            return self._conclude(progress.last, attempt, retry_after=None, final_type=None)
         if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
             await self._release(attempt, progress.ordered)
             raise _stop(f"Delivery attempts were lost with their workers {progress.lost_runs(run)} times", RUNS_LOST)
@@ -183,7 +186,7 @@ class DeliveryActivities:
                 held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
                 heartbeats.record(held_progress)
                 raise held.failure(datetime.now(UTC), held_progress) from None
-            record, retry_after, forbidden = await self._post(endpoint, attempt, progress.attempts + 1, progress.last)
+            record, retry_after, final_type = await self._post(endpoint, attempt, progress.attempts + 1, progress.last)
             heartbeats.record(
                 progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
             )
@@ -193,12 +196,12 @@ class DeliveryActivities:
             if _is_gone(record):
                 heartbeats.send()  # the POST is recorded before a wait on the registry
                 await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
-            ends = record.succeeded or _is_last(record, attempt, forbidden)
+            ends = record.succeeded or _is_last(record, attempt, final_type)
             if ends:
                 await self._ended(registry, endpoint, attempt, record, heartbeats)
                 await self._release(attempt, ordered)
                 await self._notify_failure(attempt, record)
-        return self._conclude(record, attempt, retry_after, forbidden)
+        return self._conclude(record, attempt, retry_after, final_type)
 
     async def _throttle(
         self, registry: EndpointSource, endpoint: Endpoint, until: datetime, heartbeats: _Heartbeats
@@ -252,7 +255,7 @@ class DeliveryActivities:
             await self._schedules(attempt.account).release(attempt.endpoint_id, attempt.order_id, attempt.delivery_id)
 
     def _conclude(
-        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, forbidden: bool
+        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, final_type: str | None
     ) -> AttemptRecord:
         if record.succeeded:
             return record
@@ -260,8 +263,8 @@ class DeliveryActivities:
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
-            type=FORBIDDEN_DESTINATION if forbidden else DELIVERY_FAILED,
-            non_retryable=_is_last(record, attempt, forbidden),
+            type=final_type or DELIVERY_FAILED,
+            non_retryable=_is_last(record, attempt, final_type),
             next_retry_delay=timedelta(seconds=self._backoff.delay(record.number, retry_after)),
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
@@ -269,9 +272,9 @@ class DeliveryActivities:
 
     async def _post(
         self, endpoint: Endpoint, attempt: AttemptInput, number: int, previous: AttemptRecord | None
-    ) -> tuple[AttemptRecord, float | None, bool]:
+    ) -> tuple[AttemptRecord, float | None, str | None]:
         """The attempt's record (after `previous`, the delivery's last), the receiver's
-        Retry-After, and whether the destination is forbidden."""
+        Retry-After, and the type of a failure no retry can mend."""
         started_at = datetime.now(UTC)
         reveal = self._secrets.reveal_for(attempt.account)
         headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
@@ -282,8 +285,9 @@ class DeliveryActivities:
         timer = PhaseTimer()
         response: HttpResponseRecord | None = None
         retry_after: float | None = None
-        forbidden = False
+        final_type: str | None = None
         try:
+            _require_valid_url(endpoint.url)
             answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers, timer)
             response = HttpResponseRecord(
                 status_code=answer.status_code,
@@ -301,7 +305,12 @@ class DeliveryActivities:
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout))
         except ForbiddenDestination as exc:
-            error, forbidden = f"Endpoint not allowed: {exc}", True
+            error, final_type = f"Endpoint not allowed: {exc}", FORBIDDEN_DESTINATION
+        except InvalidUrl as exc:
+            error, final_type = f"Endpoint URL is invalid: it {exc}", INVALID_ENDPOINT_URL
+        except (UnicodeError, httpx.InvalidURL):
+            # What httpx's URL parser or a resolver refuses beyond our rules, should they ever be stricter.
+            error, final_type = "Endpoint URL is invalid: its host is not a valid DNS name", INVALID_ENDPOINT_URL
         elapsed_ms = round((time.monotonic() - clock) * 1000)
         record = AttemptRecord(
             number=number,
@@ -315,7 +324,19 @@ class DeliveryActivities:
         )
         activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
         _measure(response, error, elapsed_ms)
-        return record, retry_after, forbidden
+        return record, retry_after, final_type
+
+
+class InvalidUrl(Exception):
+    """The endpoint's URL breaks a rule of today's (it was stored before the rule)."""
+
+
+def _require_valid_url(url: str) -> None:
+    """Refuses, before any resolver does with its raw error, a host that none would take."""
+    try:
+        check_endpoint_url(url)
+    except ValueError as exc:
+        raise InvalidUrl(str(exc)) from None
 
 
 def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms: int) -> None:

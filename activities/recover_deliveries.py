@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
-from domain.activity_contract import RECOVER_DELIVERIES, RecoveryRequest, RecoveryResult
+from domain.activity_contract import INVALID_RECOVERY_REQUEST, RECOVER_DELIVERIES, RecoveryRequest, RecoveryResult
+from domain.validation import utc_instant
 
 # Does the recovery; told of progress, which the activity turns into heartbeats.
 Recover = Callable[[RecoveryRequest, Callable[[int], None]], Awaitable[RecoveryResult]]
@@ -18,5 +21,22 @@ class RecoveryActivities:
 
     @activity.defn(name=RECOVER_DELIVERIES)
     async def recover_deliveries(self, request: RecoveryRequest) -> RecoveryResult:
-        """Idempotent, so a retry after a lost worker repeats nothing (see services.reruns.recover_failed)."""
-        return await self._recover(request, activity.heartbeat)
+        """Idempotent, so a retry after a lost worker repeats nothing (see services.reruns.recover_failed).
+
+        A request that cannot succeed fails without retries: the API checks it first, but a
+        recovery started by an older API, or by hand, must not retry forever.
+        """
+        try:
+            utc_instant(request.since)
+        except ValueError as err:
+            raise _invalid(f"since {err}") from None
+        try:
+            return await self._recover(request, activity.heartbeat)
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise _invalid(f"Temporal refused the recovery's query: {err.message}") from None
+            raise
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_RECOVERY_REQUEST, non_retryable=True)

@@ -15,7 +15,7 @@ from api.metrics import MetricsMiddleware
 from api.routers import deliveries, endpoints, events, health, ui
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
-from infra.temporal import connect
+from infra.temporal import NamespaceRetention, connect
 from infra.tracing import Tracing, tracing_from_environment
 from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
@@ -41,6 +41,7 @@ def create_app(
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True, tracing=tracing)
         app.state.registry_snapshots = SnapshotCache()
+        app.state.log_retention = NamespaceRetention()
         yield
         if tracing:
             tracing.flush()
@@ -52,6 +53,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.openapi = errors.without_fastapi_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit)
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)

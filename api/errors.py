@@ -1,61 +1,139 @@
-"""Every refusal answers `{"detail": summary, "errors": [{"field", "message"}]}` and never echoes input."""
+"""Every refusal answers `{"detail": summary, "errors": [{"field", "message"}]}` and never echoes input.
+
+`ErrorBody` is that shape in the OpenAPI document; `documented` lists, per route, the refusals
+it really gives, so a client (and the fuzzing gate in tests/) can rely on them.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 from temporalio.service import RPCError
 
 from domain.problems import field_errors
 from infra.network_guard import ForbiddenDestination
 from services.delivery_log import BadPageToken, DeliveryNotFound
 from services.endpoints import EndpointNotFound, EndpointRejected
-from services.reruns import DeliveryStillPending
+from services.ingest import EventConflict
+from services.reruns import RECOVERY_ANSWER_SECONDS, DeliveryStillPending, RecoveryUnfinished
 
 log = logging.getLogger(__name__)
 
 
-def _answer(code: int, problems: list[dict[str, str]]) -> JSONResponse:
+class FieldProblem(BaseModel):
+    field: str  # a body field ("retry.max_retries"), a parameter ("since"), or "body"
+    message: str  # the rule it breaks, never the value
+
+
+class ErrorBody(BaseModel):
+    """A refusal: a one-line summary, and the fields at fault (none for a 401, 404, 409 or 503)."""
+
+    detail: str
+    errors: list[FieldProblem]
+
+
+_MEANINGS = {
+    401: "Missing or wrong bearer token (when the service has one)",
+    404: "No such resource in this account",
+    409: "Conflicts with what the service already holds",
+    413: "Request body over 1 MiB",
+    422: "Invalid input: each problem names its field and the rule, never the value",
+    503: "Temporal is unreachable, or the work goes on beyond the wait; try again",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that refuses with these status codes."""
+    return {code: {"model": ErrorBody, "description": _MEANINGS[code]} for code in codes}
+
+
+def without_fastapi_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` without the 422 FastAPI adds to every route with a parameter: its shape
+    (HTTPValidationError) is not ours, and a route whose only parameter is a string in the path
+    never answers one. Each route lists the refusals it gives with `documented`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                refusal = operation["responses"].get("422", {})
+                if "HTTPValidationError" in str(refusal.get("content")):
+                    del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema or build()
+
+    return openapi
+
+
+def _answer(
+    code: int, detail: str, problems: list[dict[str, str]], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "errors": problems}, status_code=code, headers=headers)
+
+
+def _invalid(problems: list[dict[str, str]]) -> JSONResponse:
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return JSONResponse({"detail": summary, "errors": problems}, status_code=code)
+    return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, summary, problems)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, field_errors(exc.errors()))
+        return _invalid(field_errors(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        # 401s, routing's 404 and 405, and the routes' own refusals: the same shape as the rest.
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, ValueError):
+            # FastAPI's answer to a body it could not read as JSON (bytes that are not UTF-8):
+            # invalid input like any other, on the field at fault.
+            return _invalid([{"field": "body", "message": "is not valid JSON (in UTF-8)"}])
+        return _answer(exc.status_code, str(exc.detail), [], exc.headers)
 
     @app.exception_handler(EndpointRejected)
     async def _rejected(_: Request, exc: EndpointRejected) -> JSONResponse:
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.problems)
+        return _invalid(exc.problems)
 
     @app.exception_handler(ForbiddenDestination)
     async def _forbidden(_: Request, exc: ForbiddenDestination) -> JSONResponse:
-        problem = {"field": "url", "message": f"{exc}; webhooks go to public addresses only"}
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+        return _invalid([{"field": "url", "message": f"{exc}; webhooks go to public addresses only"}])
 
     @app.exception_handler(EndpointNotFound)
     async def _not_found(_: Request, exc: EndpointNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+        return _answer(status.HTTP_404_NOT_FOUND, str(exc), [])
 
     @app.exception_handler(DeliveryNotFound)
     async def _no_delivery(_: Request, exc: DeliveryNotFound) -> JSONResponse:
-        return JSONResponse({"detail": f"delivery {exc} not found"}, status_code=status.HTTP_404_NOT_FOUND)
+        return _answer(status.HTTP_404_NOT_FOUND, f"delivery {exc} not found", [])
 
     @app.exception_handler(DeliveryStillPending)
     async def _pending(_: Request, exc: DeliveryStillPending) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+        return _answer(status.HTTP_409_CONFLICT, str(exc), [])
+
+    @app.exception_handler(EventConflict)
+    async def _conflict(_: Request, exc: EventConflict) -> JSONResponse:
+        problem = {"field": "id", "message": "was already accepted with a different body"}
+        return _answer(status.HTTP_409_CONFLICT, f"id: {exc}", [problem])
 
     @app.exception_handler(BadPageToken)
     async def _bad_token(_: Request, exc: BadPageToken) -> JSONResponse:
-        return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": "page_token", "message": str(exc)}])
+        return _invalid([{"field": "page_token", "message": str(exc)}])
+
+    @app.exception_handler(RecoveryUnfinished)
+    async def _recovery_unfinished(_: Request, exc: RecoveryUnfinished) -> JSONResponse:
+        retry_after = {"Retry-After": str(round(RECOVERY_ANSWER_SECONDS))}
+        return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), [], retry_after)
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
         log.warning("Temporal call failed: %s (%s)", exc.message, exc.status)
-        return JSONResponse(
-            {"detail": "Temporal is unavailable, try again"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
+        return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is unavailable, try again", [])

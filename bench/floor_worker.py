@@ -29,7 +29,7 @@ async def main() -> None:
 
     settings = get_settings()
     port = settings.worker_metrics_port
-    client = await connect(settings, runtime=metrics_runtime(port) if port else None)
+    client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_host, port) if port else None)
     worker = Worker(
         client,
         task_queue=FLOOR_TASK_QUEUE,

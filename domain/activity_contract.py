@@ -22,6 +22,8 @@ RECOVER_DELIVERIES = "recover_deliveries"
 # Failure types of `deliver_webhook` that end a delivery at once.
 ENDPOINT_DELETED = "EndpointDeleted"
 FORBIDDEN_DESTINATION = "ForbiddenDestination"
+# The endpoint's stored URL has a host no resolver takes (registered before the host rule).
+INVALID_ENDPOINT_URL = "InvalidEndpointUrl"
 ENDPOINT_DISABLED = "EndpointDisabled"
 # A failed POST; retried until the delivery's attempts are spent.
 DELIVERY_FAILED = "DeliveryFailed"
@@ -41,6 +43,11 @@ LOST_RUNS_ALLOWED = 5
 
 RECOVERY_TIMEOUT_SECONDS = 30 * 60
 RECOVERY_HEARTBEAT_TIMEOUT_SECONDS = 60
+# A recovery's runs: a few for a worker lost or Temporal briefly unreachable, never forever.
+RECOVERY_MAX_ATTEMPTS = 5
+RECOVERY_MAX_INTERVAL_SECONDS = 10
+# Failure type of `recover_deliveries` for a request no retry could mend.
+INVALID_RECOVERY_REQUEST = "InvalidRecoveryRequest"
 
 
 class AttemptInput(BaseModel):

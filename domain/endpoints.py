@@ -11,7 +11,7 @@ from domain.events import EventType
 from domain.flow import Ordering, RateLimit
 from domain.secrets import Sealed, SealedOr
 from domain.signing import Scheme, SigningSecret
-from domain.validation import AbsoluteHttpUrl, HeaderName, HeaderValue
+from domain.validation import AbsoluteHttpUrl, EndpointUrl, HeaderName, HeaderValue
 
 MAX_RETRIES = 10
 MASK = "********"
@@ -61,7 +61,8 @@ class CustomHeader(_Model):
     value: Annotated[str | Sealed, SealedOr(HeaderSecret)]  # sealed like the password
 
 
-Events = Annotated[list[EventType], Field(min_length=1)]
+# Distinct: at most one of each type.
+Events = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
 
 
 def _check_events(events: list[EventType] | None) -> None:
@@ -132,6 +133,23 @@ class EndpointPatch(_Model):
             k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in changes.items()
         }
         return EndpointSpec.model_validate(merged)
+
+
+class EndpointRequest(EndpointSpec):
+    """`POST /v1/endpoints` as the API accepts it today: a spec whose URL's host a resolver takes.
+
+    What is stored (`EndpointSpec`, `Endpoint`, the registry's update arguments) keeps the
+    rules it was accepted under, so a registry holding a URL from before a rule still loads and
+    replays; the delivery activity refuses such a host at send time, without retries.
+    """
+
+    url: EndpointUrl
+
+
+class EndpointPatchRequest(EndpointPatch):
+    """`PATCH /v1/endpoints/{id}` as the API accepts it today (see EndpointRequest)."""
+
+    url: EndpointUrl | None = None
 
 
 class EndpointHealth(BaseModel):

@@ -13,7 +13,10 @@ from domain.validation import AbsoluteHttpUrl
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
+# Seconds since 1970, up to the last second of year 9999.
 EpochSeconds = Annotated[int, Field(ge=0, le=253402300799)]
+# A carrier's tracking status code (ShippyPro's are small numbers: the seed's is 6).
+TrackingCode = Annotated[int, Field(ge=0, le=9999)]
 ShortText = Annotated[str, Field(max_length=256)]
 
 
@@ -67,7 +70,7 @@ class Tracking(StrictModel):
     date: EpochSeconds
     message: Annotated[str, Field(max_length=2048)] = ""
     city: ShortText = ""
-    code: int
+    code: TrackingCode
     est_delivery_date: EpochSeconds = 0
     first_status_date: EpochSeconds = 0
     late: bool = False

@@ -7,6 +7,22 @@ import socket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# IPv6 forms whose last 32 bits are an IPv4 address that a host, a translator or a tunnel reaches:
+# IPv4-compatible (deprecated, RFC 4291), SIIT's IPv4-translated (RFC 2765) and well-known NAT64 (RFC 6052).
+_IPV4_IN_LOW_BITS = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+    ipaddress.IPv6Network("64:ff9b::/96"),
+)
+# `::` and `::1` lie in the IPv4-compatible range but are IPv6's own unspecified and loopback addresses.
+_UNSPECIFIED_OR_LOOPBACK = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
+# Ranges refused whatever they embed: local-use NAT64 (RFC 8215) translates into the operator's own
+# IPv4 space, and site-local (deprecated, RFC 3879) is a private network under another name.
+_LOCAL_RANGES = (
+    (ipaddress.IPv6Network("64:ff9b:1::/48"), "a local-use NAT64 address"),
+    (ipaddress.IPv6Network("fec0::/10"), "a site-local address"),
+)
+
 
 def literal_address(host: str) -> IPAddress | None:
     """The address a host names without DNS, in any spelling a resolver accepts
@@ -23,12 +39,25 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and reaches through: mapped, compatible,
+    translated (SIIT, NAT64), 6to4's, and Teredo's server and client."""
+    found = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if any(address in network for network in _IPV4_IN_LOW_BITS) and address not in _UNSPECIFIED_OR_LOOPBACK:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
+
+
 def forbidden_reason(address: IPAddress) -> str | None:
     """Why a webhook may not go there (loopback, private, …), or None for a public address."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is not None:
-            return forbidden_reason(embedded)
+        for v4 in embedded_ipv4(address):
+            reason = forbidden_reason(v4)
+            if reason is not None:
+                return f"{reason} ({v4} embedded)"
+        for network, reason in _LOCAL_RANGES:
+            if address in network:
+                return reason
     checks = (
         (address.is_unspecified, "an unspecified address"),
         (address.is_loopback, "a loopback address"),

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import idna
 from pydantic import AfterValidator
 
 MAX_URL_LENGTH = 2048
+# RFC 1035: a DNS name is at most 253 characters (without the root's dot), each label 1 to 63.
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+# Host names as resolvers take them: letters, digits, hyphens, and the underscores real names carry.
+_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# Four dotted numbers are an IPv4 address to httpx, which refuses one that is not valid (`999.1.1.1`, `0177.0.0.1`).
+_DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 
 # RFC 9110 token: the characters a header field name may contain.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -23,16 +34,62 @@ def check_http_url(value: str) -> str:
         raise ValueError("must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise ValueError(f"is not a valid URL ({exc})") from None
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
     if parts.scheme not in ("http", "https"):
         raise ValueError("must be an absolute http or https URL")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        # urllib's message quotes the port; it could be a password typed in the wrong place.
+        raise ValueError("must have a port that is a number from 0 to 65535") from None
     if not parts.hostname:
         raise ValueError("must name a host")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not carry credentials; use the auth field instead")
     return value
+
+
+def check_endpoint_url(value: str) -> str:
+    """An http(s) URL whose host a resolver takes: what an endpoint may be registered at."""
+    check_http_url(value)
+    parts = urlsplit(value)
+    check_host(parts.hostname or "", bracketed="[" in parts.netloc)
+    return value
+
+
+def check_host(host: str, *, bracketed: bool = False) -> None:
+    """Raises ValueError unless `host` (a URL's, without brackets) is an IP literal or a valid DNS name.
+
+    Resolvers refuse the rest (a label over 63 characters, an empty one as in `a..b`, a lone
+    surrogate) with errors of their own, at registration or at each attempt: refuse them here, once.
+    """
+    if bracketed or ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("must have a host that is a valid IPv6 address between brackets") from None
+        return
+    name = host.removesuffix(".")  # a trailing dot names the DNS root: the same host
+    if _DOTTED_QUAD.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("must have a host that is a valid IPv4 address (0-255 each, no leading zeros)") from None
+        return
+    try:
+        ascii_name = name if name.isascii() else idna.encode(name).decode("ascii")
+    except UnicodeError:  # idna.IDNAError is one
+        raise ValueError("must have a host that is a valid internationalized domain name") from None
+    if len(ascii_name) > MAX_HOST_LENGTH:
+        raise ValueError(f"must have a host of at most {MAX_HOST_LENGTH} characters")
+    for label in ascii_name.split("."):
+        if not label:
+            raise ValueError("must have a host without empty labels (as in a..b)")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValueError(f"must have a host whose labels are at most {MAX_LABEL_LENGTH} characters")
+        if not _LABEL.fullmatch(label):
+            raise ValueError("must have a host of letters, digits, hyphens, underscores and dots")
 
 
 def check_header_name(value: str) -> str:
@@ -47,6 +104,37 @@ def check_header_value(value: str) -> str:
     return value
 
 
+def check_printable(value: str) -> str:
+    """No control characters (a NUL cuts a visibility query short) and no lone surrogates."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def utc_instant(value: datetime) -> datetime:
+    """The instant in UTC (a time without a zone is taken as UTC); refuses one UTC cannot hold,
+    such as 0001-01-01T00:00:00+23:59, which is in year 0."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+
+
+def check_within_log(since: datetime, now: datetime, retention: timedelta | None) -> None:
+    """Raises ValueError unless `since` lies in what the log holds: not in the future, and not
+    before the namespace's retention (None: the server did not say)."""
+    if since > now:
+        raise ValueError("must not be in the future")
+    if retention is not None and since < now - retention:
+        days = retention / timedelta(days=1)
+        raise ValueError(f"must be within the log's retention: at most {days:g} days ago")
+
+
 AbsoluteHttpUrl = Annotated[str, AfterValidator(check_http_url)]
+EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
+PrintableText = Annotated[str, AfterValidator(check_printable)]
+UtcInstant = Annotated[datetime, AfterValidator(utc_instant)]

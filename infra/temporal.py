@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Protocol, TypeVar
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -44,10 +47,33 @@ async def connect(
     )
 
 
-def metrics_runtime(port: int) -> Runtime:
-    """A Temporal runtime that serves its metrics (and ours, made through its meter) to Prometheus."""
-    prometheus = PrometheusConfig(bind_address=f"0.0.0.0:{port}", counters_total_suffix=True, durations_as_seconds=True)
+def metrics_runtime(host: str, port: int) -> Runtime:
+    """A Temporal runtime that serves its metrics (and ours, made through its meter) to Prometheus
+    on host:port (an IPv6 host without brackets is given them)."""
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True, durations_as_seconds=True)
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+class NamespaceRetention:
+    """How long the namespace keeps closed workflows, so the delivery log's depth: read from the
+    server (an operator may change it) and kept for a few minutes, not asked on every request."""
+
+    def __init__(self, keep_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keep = keep_seconds
+        self._clock = clock
+        self._read: tuple[float, timedelta | None] | None = None
+
+    async def of(self, client: Client) -> timedelta | None:
+        """The retention; None when the server sets none."""
+        if self._read is None or self._clock() - self._read[0] > self._keep:
+            answer = await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=client.namespace)
+            )
+            ttl = answer.config.workflow_execution_retention_ttl
+            retention = ttl.ToTimedelta() if answer.config.HasField("workflow_execution_retention_ttl") else None
+            self._read = (self._clock(), retention or None)
+        return self._read[1]
 
 
 def is_not_found(err: RPCError) -> bool:

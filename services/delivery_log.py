@@ -17,6 +17,7 @@ from domain.delivery import DeliveryInput
 from domain.events import EventType
 from domain.ids import is_delivery_id
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+from domain.validation import utc_instant
 from infra.temporal import or_none
 from services.deliveries import ended_record
 from workflows import search_attributes as sa
@@ -28,6 +29,7 @@ _WINDOW_FACTOR = 4
 _MIN_WINDOW_ROWS = 200
 _MAX_PROBES = 8
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class DeliveryNotFound(Exception):
@@ -159,9 +161,12 @@ class _Cursor:
     def decode(cls, token: str, filter_digest: str) -> _Cursor:
         try:
             raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            cursor = cls(datetime.fromisoformat(raw["t"]), str(raw["id"]), str(raw["f"]))
+            start = utc_instant(datetime.fromisoformat(raw["t"]))
+            cursor = cls(start, str(raw["id"]), str(raw["f"]))
         except (ValueError, KeyError, TypeError):
             raise BadPageToken("is not a token this API issued") from None
+        if start >= _LATEST:  # the page's upper bound is one microsecond past the cursor
+            raise BadPageToken("is not a token this API issued")
         if cursor.filter_digest != filter_digest:
             raise BadPageToken("belongs to other filters; start again without it")
         return cursor

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.activity_contract import RecoveryRequest, RecoveryResult
@@ -18,10 +19,17 @@ from services.endpoints import EndpointRegistry
 from workflows import search_attributes as sa
 from workflows.recovery import RecoveryWorkflow
 
+# How long the API waits for a recovery's count; a longer one goes on in its workflow.
+RECOVERY_ANSWER_SECONDS = 30.0
+
 
 class DeliveryStillPending(Exception):
     def __init__(self, delivery_id: str) -> None:
         super().__init__(f"delivery {delivery_id} is still pending; re-run it once it has finished")
+
+
+class RecoveryUnfinished(Exception):
+    """A recovery that did not end with its count within RECOVERY_ANSWER_SECONDS, or failed."""
 
 
 async def rerun_delivery(
@@ -58,15 +66,30 @@ async def rerun_delivery(
     return rerun
 
 
-async def recover_endpoint(client: Client, task_queue: str, request: RecoveryRequest) -> RecoveryResult:
-    """Run a recovery (as a workflow, so it survives restarts) and wait for its count."""
-    return await client.execute_workflow(
+async def recover_endpoint(
+    client: Client, task_queue: str, request: RecoveryRequest, wait_seconds: float = RECOVERY_ANSWER_SECONDS
+) -> RecoveryResult:
+    """Run a recovery (as a workflow, so it survives restarts) and wait for its count, at most
+    `wait_seconds`. Raises RecoveryUnfinished when it fails (its retries are bounded) or takes
+    longer; a recovery is idempotent, so asking again later answers its count."""
+    handle = await client.start_workflow(
         RecoveryWorkflow.run,
         request,
         id=recovery_workflow_id(request.endpoint_id, uuid.uuid4().hex[:12]),
         task_queue=task_queue,
         static_summary=f"Recover failed deliveries of {request.endpoint_id} since {request.since.isoformat()}",
     )
+    try:
+        return await asyncio.wait_for(handle.result(), wait_seconds)
+    except TimeoutError:
+        raise RecoveryUnfinished(
+            f"recovery {handle.id} is still running and goes on; ask again later for its count"
+        ) from None
+    except WorkflowFailureError as err:
+        cause: BaseException = err
+        while getattr(cause, "cause", None) is not None:  # workflow failure → activity failure → its reason
+            cause = cause.cause  # type: ignore[attr-defined]
+        raise RecoveryUnfinished(f"recovery {handle.id} failed: {cause}; try again") from None
 
 
 async def recover_failed(

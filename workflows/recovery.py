@@ -10,7 +10,10 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.recover_deliveries import RecoveryActivities
     from domain.activity_contract import (
+        INVALID_RECOVERY_REQUEST,
         RECOVERY_HEARTBEAT_TIMEOUT_SECONDS,
+        RECOVERY_MAX_ATTEMPTS,
+        RECOVERY_MAX_INTERVAL_SECONDS,
         RECOVERY_TIMEOUT_SECONDS,
         RecoveryRequest,
         RecoveryResult,
@@ -26,6 +29,12 @@ class RecoveryWorkflow:
             request,
             start_to_close_timeout=timedelta(seconds=RECOVERY_TIMEOUT_SECONDS),
             heartbeat_timeout=timedelta(seconds=RECOVERY_HEARTBEAT_TIMEOUT_SECONDS),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            # Bounded: a request that fails every run (issue 13's since in year 0 did) ends the
+            # recovery failed instead of retrying forever. The policy is not part of replay.
+            retry_policy=RetryPolicy(
+                maximum_attempts=RECOVERY_MAX_ATTEMPTS,
+                maximum_interval=timedelta(seconds=RECOVERY_MAX_INTERVAL_SECONDS),
+                non_retryable_error_types=[INVALID_RECOVERY_REQUEST],
+            ),
             summary=f"re-run failed deliveries of {request.endpoint_id} since {request.since.isoformat()}",
         )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
+from api.errors import documented
 from domain.events import EventType
 from domain.records import DeliveryResult
+from domain.validation import PrintableText, UtcInstant
 from services.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
 from services.reruns import rerun_delivery
 
@@ -22,16 +23,16 @@ class RerunStarted(BaseModel):
     rerun_of: str
 
 
-@router.get("")
+@router.get("", responses=documented(401, 422, 503))
 async def list_deliveries(
     log: DeliveryLogDep,
-    endpoint_id: str | None = None,
+    endpoint_id: Annotated[PrintableText | None, Query(max_length=128)] = None,
     event: EventType | None = None,
     result: DeliveryResult | None = None,
     retried: bool | None = None,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="deliveries started before (ISO 8601)")] = None,
+    order_id: Annotated[PrintableText | None, Query(max_length=64)] = None,
+    since: Annotated[UtcInstant | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
+    until: Annotated[UtcInstant | None, Query(description="deliveries started before (ISO 8601)")] = None,
     status_code: Annotated[int | None, Query(ge=100, le=599, description="the last response's HTTP status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     page_token: str | None = None,
@@ -41,13 +42,15 @@ async def list_deliveries(
     return await log.page(log_filter, limit, page_token)
 
 
-@router.get("/{delivery_id:path}")
+@router.get("/{delivery_id:path}", responses=documented(401, 404, 503))
 async def get_delivery(delivery_id: str, log: DeliveryLogDep) -> DeliveryDetail:
     """Everything sent and received; for a pending delivery, its attempts so far and the next one's time."""
     return await log.detail(delivery_id)
 
 
-@router.post("/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED, responses=documented(401, 404, 409, 503)
+)
 async def retry_delivery(
     delivery_id: str, log: DeliveryLogDep, registry: RegistryDep, client: ClientDep, settings: SettingsDep
 ) -> RerunStarted:

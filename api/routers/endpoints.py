@@ -2,42 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
+from api.errors import documented
 from domain.activity_contract import RecoveryRequest, RecoveryResult
-from domain.endpoints import EndpointPatch, EndpointSpec, EndpointView
+from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.records import DeliveryRecord
 from domain.signing import Scheme, new_signing_secret
+from domain.validation import UtcInstant, check_within_log
+from infra.temporal import NamespaceRetention
 from services.deliveries import send_test
 from services.reruns import recover_endpoint as run_recovery
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_endpoint(spec: EndpointSpec, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
+@router.post("", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422, 503))
+async def create_endpoint(spec: EndpointRequest, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
     """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
     await check(spec.url)
     return await registry.create(spec)
 
 
-@router.get("")
+@router.get("", responses=documented(401, 503))
 async def list_endpoints(registry: RegistryDep) -> list[EndpointView]:
     return await registry.endpoints()
 
 
-@router.get("/{endpoint_id}")
+@router.get("/{endpoint_id}", responses=documented(401, 404, 503))
 async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
     return await registry.get(endpoint_id)
 
 
-@router.patch("/{endpoint_id}")
+@router.patch("/{endpoint_id}", responses=documented(401, 404, 413, 422, 503))
 async def update_endpoint(
-    endpoint_id: str, patch: EndpointPatch, registry: RegistryDep, check: DestinationCheckDep
+    endpoint_id: str, patch: EndpointPatchRequest, registry: RegistryDep, check: DestinationCheckDep
 ) -> EndpointView:
     """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
     if patch.url is not None:
@@ -45,14 +49,14 @@ async def update_endpoint(
     return await registry.update(endpoint_id, patch)
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(401, 404, 503))
 async def delete_endpoint(endpoint_id: str, registry: RegistryDep) -> Response:
     """Delete an endpoint: it receives nothing more, and its pending retries stop."""
     await registry.delete(endpoint_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{endpoint_id}/test")
+@router.post("/{endpoint_id}/test", responses=documented(401, 404, 503))
 async def test_endpoint(
     endpoint_id: str, registry: RegistryDep, client: ClientDep, settings: SettingsDep, account: AccountDep
 ) -> DeliveryRecord:
@@ -78,7 +82,7 @@ class NewSigningKey(BaseModel):
     endpoint: EndpointView
 
 
-@router.post("/{endpoint_id}/secret")
+@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 422, 503))
 async def rotate_signing_secret(
     endpoint_id: str, registry: RegistryDep, settings: SettingsDep, body: SigningRequest | None = None
 ) -> NewSigningSecret | NewSigningKey:
@@ -96,26 +100,35 @@ async def rotate_signing_secret(
     return NewSigningSecret(secret=new.secret, endpoint=endpoint)
 
 
-@router.delete("/{endpoint_id}/secret")
+@router.delete("/{endpoint_id}/secret", responses=documented(401, 404, 503))
 async def stop_signing(endpoint_id: str, registry: RegistryDep) -> EndpointView:
     """Stop signing requests to this endpoint; every secret is forgotten."""
     return await registry.stop_signing(endpoint_id)
 
 
 class RecoverySince(BaseModel):
-    since: datetime
+    since: UtcInstant
 
 
-@router.post("/{endpoint_id}/recover")
+@router.post("/{endpoint_id}/recover", responses=documented(401, 404, 413, 422, 503))
 async def recover_endpoint(
     endpoint_id: str,
     body: RecoverySince,
+    request: Request,
     registry: RegistryDep,
     client: ClientDep,
     settings: SettingsDep,
     account: AccountDep,
 ) -> RecoveryResult:
-    """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many."""
+    """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many.
+
+    `since` must lie within the log: not in the future, not before the namespace's retention.
+    """
+    retention: NamespaceRetention = request.app.state.log_retention
+    try:
+        check_within_log(body.since, datetime.now(UTC), await retention.of(client))
+    except ValueError as err:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "since"), "msg": str(err)}]) from None
     await registry.get(endpoint_id)
-    request = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
-    return await run_recovery(client, settings.task_queue, request)
+    recovery = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
+    return await run_recovery(client, settings.task_queue, recovery)

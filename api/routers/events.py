@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, status
 from pydantic import BaseModel
 
 from api.deps import IngestDep
+from api.errors import documented
 from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef
 from domain.events import OrderEvent
-from services.ingest import EventConflict
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -22,7 +22,7 @@ class EventAccepted(BaseModel):
     deliveries: list[DeliveryRef]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=documented(401, 409, 413, 422, 503))
 async def post_event(event: Annotated[OrderEvent, Body()], ingest: IngestDep) -> EventAccepted:
     """Accept an event. A 202 means every listed delivery is durably started.
 
@@ -31,9 +31,6 @@ async def post_event(event: Annotated[OrderEvent, Body()], ingest: IngestDep) ->
     """
     event = event.model_copy(update={"id": event.id or f"evt_{uuid.uuid4().hex}"})
     assert event.id is not None
-    try:
-        deliveries = await ingest.accept(event)
-    except EventConflict as conflict:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"id: {conflict}") from None
+    deliveries = await ingest.accept(event)  # EventConflict: a 409 (api.errors)
     EVENTS_ACCEPTED.labels(event.event.value).inc()
     return EventAccepted(id=event.id, deliveries=deliveries)

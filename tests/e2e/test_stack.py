@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import socket
@@ -30,6 +31,21 @@ def _listening(port: int) -> bool:
 
 def stack_ports() -> dict[str, int]:
     return {name: free_port() for name in ("temporal", "ui", "api", "codec", "metrics")}
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """The local addresses TCP sockets listen on at `port`, as the kernel lists them (Linux)."""
+    found = set()
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words if size == 16 else words[:4])))
+    return found
 
 
 @asynccontextmanager
@@ -90,6 +106,8 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
             assert (await api.get("/docs")).status_code == 200
             await receiver.wait_for(url, 1, timeout=60)  # the first connection
             assert _listening(ports["ui"])
+            # Everything make run starts listens on loopback only (the worker's metrics were on 0.0.0.0).
+            listening = {name: _listen_addresses(port) for name, port in ports.items()}
             api_metrics = (await api.get("/metrics")).text
             async with httpx.AsyncClient() as http:
                 worker_metrics = await eventually_text(
@@ -105,6 +123,7 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
     assert accepted.status_code == 202
     assert second.headers["webhook-id"] == accepted.json()["deliveries"][0]["id"]
     assert (tmp_path / "temporal.db").exists()
+    assert listening == {name: {"127.0.0.1"} for name in ports}, listening
     assert 'webhooks_api_requests_total{method="POST",route="/v1/endpoints",status="201"}' in api_metrics
     assert "webhook_deliveries_total{" in worker_metrics and 'result="success"' in worker_metrics
     assert "webhook_http_latency" in worker_metrics and "webhook_attempts_total" in worker_metrics

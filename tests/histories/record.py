@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -71,7 +72,10 @@ async def _record(into: Path, names: set[str]) -> None:
             failed = accepted["deliveries"][0]["id"]
             await ended_record(client.get_workflow_handle(failed))
             receiver.script(url, OK)
-            await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2000-01-01T00:00:00Z"})
+            await api.post(
+                f"/v1/endpoints/{endpoint['id']}/recover",
+                json={"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
+            )
             await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "recorded"})
             await api.delete(f"/v1/endpoints/{endpoint['id']}")
             ordered_spec = spec | {"url": receiver.url(OK), "ordering": "fifo", "rate_limit": {"per_second": 2}}

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from datetime import UTC, datetime
 
-from domain.ids import first_connection_id
+from pydantic import SecretStr
+
+from domain.endpoints import Endpoint, RetrySettings
+from domain.events import EventType
+from domain.ids import first_connection_id, registry_workflow_id
 from domain.samples import sample_order_shipped, sample_tracking_update
 from domain.wire import wire_body
-from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
+from worker import delivery_worker
+from workflows.endpoint_registry import EndpointRegistryWorkflow, RegistryState
 
 SECRETS = {
     "auth": {"username": "shop", "password": "s3cret-pw"},
@@ -94,7 +103,10 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_never_echoes_it(api, rece
             },
             "auth.username",
         ),
-        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "colour": "blue"}, "colour"),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "colour": "blue"}, "body"),
+        # Issue 13: the port and the unknown key were echoed.
+        ({"url": "https://shop.example.com:p4ss-secret/h", "events": ["ORDER_SHIPPED"]}, "url"),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "p4ss-secret": "x"}, "body"),
     ]
     for body, field in cases:
         response = await api.post("/v1/endpoints", json=body)
@@ -114,6 +126,35 @@ async def test_a_patch_that_breaks_the_whole_is_refused_and_changes_nothing(api,
     assert adds_auth.json()["errors"][0]["field"] == "custom_header.key"
     assert nulls_url.status_code == 422 and nulls_url.json()["errors"][0]["field"] == "url"
     assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json() == endpoint
+
+
+JSON = {"content-type": "application/json"}
+BAD_HOSTS = ["https://" + "a" * 64 + ".example.com/h", "https://a..b/h", "https://x\ud800y.example.com/h"]
+
+
+async def _offline_resolver(host: str, port: int) -> list[str]:
+    """The system resolver's first step (it IDNA-encodes the name, raising UnicodeError), then no DNS."""
+    host.encode("idna")
+    raise OSError("no such host")
+
+
+async def test_a_host_no_resolver_takes_is_422_on_url_in_every_mode(api, settings, receiver):
+    endpoint = await create_endpoint(api, receiver.url())
+    guarded = settings.model_copy(update={"allow_private_networks": False})
+    async with api_with(guarded, _offline_resolver) as guarded_api:
+        for http in (api, guarded_api):
+            for url in BAD_HOSTS:
+                # json.dumps escapes a lone surrogate as JSON allows; httpx's json= cannot encode it.
+                body = json.dumps({"url": url, "events": ["ORDER_SHIPPED"]})
+                created = await http.post("/v1/endpoints", content=body, headers=JSON)
+                patched = await http.patch(
+                    f"/v1/endpoints/{endpoint['id']}", content=json.dumps({"url": url}), headers=JSON
+                )
+                for response in (created, patched):
+                    assert response.status_code == 422, (url, response.text)
+                    assert [p["field"] for p in response.json()["errors"]] == ["url"]
+
+    assert (await api.get("/v1/endpoints")).json() == [endpoint]
 
 
 async def test_unknown_endpoints_are_404(api):
@@ -210,3 +251,47 @@ async def test_test_sends_the_seed_sample_once_and_shows_both_sides(api, receive
     assert record["response"]["status_text"] == "500 Internal Server Error"
     assert record["response"]["body"] == '{"oops": 1}'
     assert "s3cret-pw" not in response.text and "tok-9f8e" not in response.text
+
+
+async def test_test_of_a_host_stored_before_the_host_rule_fails_at_once_as_one_attempt(settings, client):
+    """Issue 13: such a /test took 31 s, made 6 attempts and showed a raw idna error (guarded worker)."""
+    account = f"legacy-{uuid.uuid4().hex[:8]}"
+    guarded = settings.model_copy(
+        update={
+            "allow_private_networks": False,
+            "task_queue": f"{settings.task_queue}-{account}",
+            "api_tokens": {account: SecretStr("token-legacy")},
+        }
+    )
+    now = datetime.now(UTC)
+    # A registry from before the rule: the API refuses this URL now, so it is planted as the registry's state.
+    stored = Endpoint(
+        id="ep_" + "0" * 20,
+        url="https://" + "a" * 64 + ".example.com/hooks",
+        events=[EventType.ORDER_SHIPPED],
+        retry=RetrySettings(enabled=True, max_retries=5),
+        created_at=now,
+        updated_at=now,
+    )
+    async with delivery_worker(client, guarded, _offline_resolver) as running, running:
+        await client.start_workflow(
+            EndpointRegistryWorkflow.run,
+            RegistryState(account=account, endpoints={stored.id: stored}),
+            id=registry_workflow_id(account),
+            task_queue=guarded.task_queue,
+        )
+        async with api_with(guarded, _offline_resolver) as http:
+            started = time.monotonic()
+            response = await http.post(
+                f"/v1/endpoints/{stored.id}/test", headers={"Authorization": "Bearer token-legacy"}
+            )
+            took = time.monotonic() - started
+        history = [e async for e in client.get_workflow_handle(response.json()["id"]).fetch_history_events()]
+
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["result"] == "failed" and record["retry"] == 0 and record["response"] is None
+    assert record["error"] == "Endpoint URL is invalid: it must have a host whose labels are at most 63 characters"
+    assert took < 5, took
+    [started_event] = [e for e in history if e.HasField("activity_task_started_event_attributes")]
+    assert started_event.activity_task_started_event_attributes.attempt == 1  # one activity run, not six

@@ -202,7 +202,7 @@ async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, recei
     url = receiver.url(OK)
     refused: dict[str, dict[str, Any]] = {
         "rate_limit.per_second": {"rate_limit": {"per_second": 0}},
-        "rate_limit.burst": {"rate_limit": {"per_second": 2, "burst": 9}},
+        "rate_limit": {"rate_limit": {"per_second": 2, "burst": 9}},
         "ordering": {"ordering": "lifo"},
     }
     for field, body in refused.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -293,6 +294,22 @@ async def test_unknown_ids_and_malformed_filters(api):
         response = await api.get("/v1/deliveries", params=params)
         assert response.status_code == 422, params
         assert response.json()["errors"][0]["field"].endswith(field), response.text
+
+
+async def test_filters_no_query_can_hold_are_422_naming_them_at_once(api):
+    """Issue 13: an instant UTC cannot hold was a 500 (OverflowError), a NUL a 503 after ~8 s."""
+    for params, field in [
+        ({"since": "0001-01-01T00:00:00+23:59"}, "since"),
+        ({"until": "9999-12-31T23:59:59-23:59"}, "until"),
+        ({"endpoint_id": "ep_1\x00x"}, "endpoint_id"),
+        ({"order_id": "\x00"}, "order_id"),
+        ({"order_id": "24957298\x1b[0m"}, "order_id"),
+    ]:
+        started = time.monotonic()
+        response = await api.get("/v1/deliveries", params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert [p["field"] for p in response.json()["errors"]] == [field]
+        assert time.monotonic() - started < 2, params
 
 
 async def test_an_order_id_with_quotes_cannot_change_the_query(api, client, receiver):

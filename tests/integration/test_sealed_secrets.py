@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -60,7 +60,7 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
     accepted = await post_event(api, tracking_event())
     [delivery] = accepted["deliveries"]
     await delivery_outcome(client, delivery["id"])
-    recovery = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "2020-01-01T00:00:00Z"})
+    recovery = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": _an_hour_ago()})
     assert recovery.status_code == 200, recovery.text
     [recovery_run] = [w async for w in client.list_workflows(f'WorkflowId STARTS_WITH "recovery/{endpoint["id"]}/"')]
     sent = receiver.requests(url)[-1].headers
@@ -205,3 +205,7 @@ async def test_secrets_stored_in_clear_before_sealing_are_still_sent_then_sealed
     assert set(sealed["auth"]["password"]) == set(sealed["signing_secrets"][0]["secret"]) == {"key_id", "ciphertext"}
     # Not a merchant's change: the endpoint reads as before.
     assert [(e["id"], e["updated_at"]) for e in listed.json()] == [(legacy.id, now.isoformat().replace("+00:00", "Z"))]
+
+
+def _an_hour_ago() -> str:
+    return (datetime.now(UTC) - timedelta(hours=1)).isoformat()

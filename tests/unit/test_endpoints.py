@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.endpoints import Endpoint, EndpointPatch, EndpointSpec, RetrySettings
+from domain.endpoints import Endpoint, EndpointPatch, EndpointPatchRequest, EndpointRequest, EndpointSpec, RetrySettings
 from domain.events import EventType
 from domain.problems import field_errors  # what api/errors.py answers with
 
@@ -96,10 +96,66 @@ def test_absolute_http_urls_are_accepted_up_to_2048_characters(url: str) -> None
     assert EndpointSpec.model_validate(MINIMAL | {"url": url}).url == url
 
 
+# Hosts no resolver takes: each was a 500 (UnicodeError from the resolver) before the URL rule named them.
+INVALID_HOSTS = {
+    "a label of 64 characters": "https://" + "a" * 64 + ".example.com/hooks",
+    "an empty label": "https://a..b/hooks",
+    "a leading empty label": "https://.shop.example.com/hooks",
+    "a name of 254 characters": "https://" + ("a" * 62 + ".") * 4 + "a" * 2 + "/hooks",
+    "a lone surrogate": "https://x\ud800y.example.com/hooks",
+    "an invalid internationalized name": "https://xn--a.example\u2167.com/",
+    "a percent sign": "https://shop%2e.example.com/hooks",
+    "brackets around IPvFuture": "https://[v1.x]/hooks",
+    "an IPv4 address out of range": "http://999.1.1.1/hooks",
+    "an IPv4 address with leading zeros": "http://0177.0.0.1/hooks",
+}
+
+
+@pytest.mark.parametrize("url", INVALID_HOSTS.values(), ids=INVALID_HOSTS.keys())
+@pytest.mark.parametrize("model", [EndpointRequest, EndpointPatchRequest])
+def test_a_host_that_is_neither_an_ip_literal_nor_a_dns_name_is_rejected_naming_url(
+    url: str, model: type[EndpointSpec | EndpointPatch]
+) -> None:
+    """CONTRACT §1: labels of 1-63 characters, at most 253 in all; the refusal says which rule, not the host."""
+    data = MINIMAL | {"url": url} if model is EndpointRequest else {"url": url}
+    [problem] = rejected(data, model)
+    assert problem["field"] == "url"
+    assert "host" in problem["message"] and "example" not in problem["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://" + "a" * 63 + ".example.com/hooks",
+        "https://" + ("a" * 62 + ".") * 4 + "a/hooks",  # 253 characters
+        "https://shop.example.com./hooks",  # the root's dot
+        "https://b\u00fccher.example/hooks",
+        "https://_acme.shop-1.example.com/hooks",
+        "http://127.1:8080/hooks",
+        "http://[fe80::1%25eth0]/hooks",
+    ],
+)
+def test_hosts_at_the_limits_are_accepted(url: str) -> None:
+    assert EndpointRequest.model_validate(MINIMAL | {"url": url}).url == url
+
+
+def test_a_stored_endpoint_keeps_the_url_rules_it_was_accepted_under() -> None:
+    """A registry holding a URL from before the host rule still loads (and replays): only new input is refused."""
+    stored = {"id": "ep_1", "created_at": NOW, "updated_at": NOW} | MINIMAL | {"url": INVALID_HOSTS["an empty label"]}
+    assert Endpoint.model_validate(stored).url == INVALID_HOSTS["an empty label"]
+    assert EndpointPatch.model_validate({"description": "x"}).apply_to(Endpoint.model_validate(stored).spec)
+
+
 @pytest.mark.parametrize("events", [[], ["ORDER_LOST"], ["ORDER_SHIPPED", "ORDER_SHIPPED"], ["order_shipped"], None])
 def test_events_must_be_a_non_empty_list_of_distinct_known_events(events: Any) -> None:
     found = rejected(MINIMAL | {"events": events})
     assert {f.split(".")[0] for f in fields(found)} == {"events"}
+
+
+def test_a_long_events_list_is_refused_by_its_length_not_item_by_item() -> None:
+    """Each type at most once, so a list longer than the types is refused whole: one problem, not 100,000."""
+    found = rejected(MINIMAL | {"events": ["ORDER_LOST"] * 100_000})
+    assert fields(found) == {"events"} and len(found) == 1
 
 
 @pytest.mark.parametrize("max_retries", [0, 1, 10])
@@ -210,6 +266,22 @@ def test_refusals_never_echo_a_secret() -> None:
     found = rejected(data)
     assert fields(found) == {"auth.password", "custom_header.value"}
     assert "hunter2" not in repr(found) and "token-secret" not in repr(found)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (MINIMAL | {"url": "https://shop.example.com:PW-7f3a9c-secret/hooks"}, "url"),  # a password in the port
+        (MINIMAL | {"PW-7f3a9c-secret": "x"}, "body"),  # a secret pasted as a key
+        (MINIMAL | {"auth": {"username": "shop", "password": "p", "PW-7f3a9c-secret": "x"}}, "auth"),
+        (MINIMAL | {"description": ["PW-7f3a9c-secret"]}, "description"),
+    ],
+)
+def test_no_refusal_repeats_the_rejected_value(data: dict[str, Any], field: str) -> None:
+    """Issue 13: a bad port and an unknown field's name were echoed."""
+    found = rejected(data, EndpointRequest)
+    assert fields(found) == {field}
+    assert "PW-7f3a9c" not in repr(found)
 
 
 # --- PATCH ---

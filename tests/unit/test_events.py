@@ -76,12 +76,21 @@ def test_an_unknown_event_type_is_rejected_naming_event() -> None:
 
 
 def test_unknown_fields_are_rejected_not_dropped() -> None:
-    """A field we would not deliver is a mistake in the sender's integration; it is named."""
-    assert rejected_fields(CONTRACT_EVENT | {"priority": "high"}) == {"priority"}
+    """A field we would not deliver is a mistake in the sender's integration. A name of ours in
+    the wrong place is named; any other key is not repeated (it could be a secret): its object is."""
+    assert rejected_fields(CONTRACT_EVENT | {"priority": "high"}) == {"body"}
     nested = copy.deepcopy(CONTRACT_EVENT)
     nested["order"]["weight"] = 3
-    assert rejected_fields(nested) == {"order.weight"}
+    assert rejected_fields(nested) == {"order"}
     assert rejected_fields(SHIPPED | {"tracking": CONTRACT_EVENT["tracking"]}) == {"tracking"}
+
+
+def test_an_unknown_field_named_like_a_secret_is_not_echoed() -> None:
+    with pytest.raises(ValidationError) as exc:
+        EVENTS.validate_python(CONTRACT_EVENT | {"PW-7f3a9c-secret": 1})
+    [problem] = field_errors(exc.value.errors())
+    assert problem["field"] == "body" and "not allowed" in problem["message"]
+    assert "PW-7f3a9c" not in repr(problem)
 
 
 def test_a_label_url_must_be_an_http_url() -> None:
@@ -101,6 +110,34 @@ def test_an_id_that_is_not_a_safe_key_is_rejected(event_id: str) -> None:
 @pytest.mark.parametrize("event_id", ["1", "evt-2021-06-02-000123", "shop.ord_1:retry-2", "a" * 128])
 def test_a_safe_id_is_accepted(event_id: str) -> None:
     assert EVENTS.validate_python(CONTRACT_EVENT | {"id": event_id}).id == event_id
+
+
+NUMBERS = [
+    ("tracking", "code", 0, 9999),
+    ("tracking", "date", 0, 253402300799),
+    ("tracking", "est_delivery_date", 0, 253402300799),
+    ("tracking", "first_status_date", 0, 253402300799),
+]
+
+
+@pytest.mark.parametrize(("part", "name", "low", "high"), NUMBERS)
+def test_every_number_of_an_event_has_documented_bounds(part: str, name: str, low: int, high: int) -> None:
+    """Issue 13: tracking.code took a 4,000-digit integer."""
+    for value in (low, high):
+        data = copy.deepcopy(CONTRACT_EVENT)
+        data[part][name] = value
+        assert getattr(getattr(EVENTS.validate_python(data), part), name) == value
+    for value in (low - 1, high + 1, 10**4000):
+        data = copy.deepcopy(CONTRACT_EVENT)
+        data[part][name] = value
+        assert rejected_fields(data) == {f"{part}.{name}"}
+
+
+@pytest.mark.parametrize(("data", "field"), [(SHIPPED, "shipment"), (ERROR, "error")])
+def test_dates_of_shipments_and_errors_are_bounded_too(data: dict[str, Any], field: str) -> None:
+    bad = copy.deepcopy(data)
+    bad[field]["date"] = 253402300800  # year 10000
+    assert rejected_fields(bad) == {f"{field}.date"}
 
 
 # --- fingerprint: same id with another body is a conflict ---

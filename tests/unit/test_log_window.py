@@ -7,6 +7,9 @@ the matching rows; paging must still serve each row once, newest first by (start
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import random
 import re
 from collections.abc import AsyncIterator
@@ -165,3 +168,17 @@ def test_a_token_of_other_filters_is_refused() -> None:
 
     with pytest.raises(BadPageToken):
         asyncio.run(log.page(LogFilter(order_id="o-1"), 1, token))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59-23:59", "not a time"],
+)
+def test_a_forged_token_with_a_start_outside_utc_is_refused_not_a_crash(moment: str) -> None:
+    log = _log(_Visibility([_Row("d0", BASE, rank=0)]))
+    digest = hashlib.sha256(LogFilter().visibility_query("acme").encode()).hexdigest()[:16]
+    raw = json.dumps({"t": moment, "id": "d0", "f": digest}).encode()
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    with pytest.raises(BadPageToken):
+        asyncio.run(log.page(LogFilter(), 1, token))

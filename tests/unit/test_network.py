@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from domain.network import forbidden_reason, literal_address
@@ -40,6 +42,64 @@ def test_private_destinations_in_every_spelling_are_refused(host, reason):
 
     assert address is not None
     assert reason in (forbidden_reason(address) or "")
+
+
+# Every IPv6 form that embeds or reaches IPv4 private or loopback space (issue 13), and site-local.
+IPV6_FORMS = {
+    "::127.0.0.1": "loopback",  # IPv4-compatible (deprecated)
+    "::7f00:1": "loopback",  # the same, in hex
+    "::10.0.0.1": "private",
+    "::ffff:10.1.2.3": "private",  # IPv4-mapped
+    "::ffff:0:127.0.0.1": "loopback",  # SIIT, IPv4-translated
+    "::ffff:0:7f00:1": "loopback",
+    "::ffff:0:169.254.169.254": "link-local",
+    "64:ff9b::127.0.0.1": "loopback",  # NAT64, well-known prefix
+    "64:ff9b::7f00:1": "loopback",
+    "64:ff9b::a9fe:a9fe": "link-local",  # NAT64 of the cloud metadata address
+    "64:ff9b::c0a8:101": "private",  # NAT64 of 192.168.1.1
+    "64:ff9b:1::8.8.8.8": "local-use NAT64",  # local-use prefix: the operator's own IPv4, refused whole
+    "64:ff9b:1:ffff::7f00:1": "local-use NAT64",
+    "2002:7f00:1::": "loopback",  # 6to4 of 127.0.0.1
+    "2002:a00:1::1": "private",  # 6to4 of 10.0.0.1
+    "2002:c0a8:101::": "private",  # 6to4 of 192.168.1.1
+    "2001:0:7f00:1::": "loopback",  # Teredo, server 127.0.0.1
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe": "private",  # Teredo, client 10.0.0.1 (obfuscated)
+    "2001::1": "unspecified",  # Teredo, server 0.0.0.0
+    "fec0::1": "site-local",  # deprecated site-local
+    "fec0:1::a": "site-local",
+    "feff::1": "site-local",
+}
+
+
+@pytest.mark.parametrize(("host", "reason"), IPV6_FORMS.items())
+async def test_every_ipv6_form_of_private_space_is_refused_as_a_url_literal(host, reason):
+    """At registration: the URL's own host, judged without DNS."""
+    with pytest.raises(ForbiddenDestination, match=reason):
+        await check_url(f"http://[{host}]:8080/hook", _resolver_of({}))
+
+
+@pytest.mark.parametrize(("host", "reason"), IPV6_FORMS.items())
+async def test_every_ipv6_form_of_private_space_is_refused_as_a_resolved_address(host, reason):
+    """At registration and at send time: a public-looking name that resolves to it."""
+    resolve = _resolver_of({"shop.example": ["93.184.216.34", host]})
+    shown = re.escape(str(literal_address(host)))
+    with pytest.raises(ForbiddenDestination, match=f"shop.example resolves to {shown}, which is .*{reason}"):
+        await check_destination("shop.example", 443, resolve)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "64:ff9b::808:808",  # NAT64 of 8.8.8.8: a public IPv4 through the translator
+        "2002:808:808::1",  # 6to4 of 8.8.8.8
+        "::ffff:0:808:808",  # SIIT of 8.8.8.8
+        "2001:4860:4860::8888",
+    ],
+)
+def test_ipv6_forms_of_public_ipv4_pass(host):
+    address = literal_address(host)
+
+    assert address is not None and forbidden_reason(address) is None
 
 
 @pytest.mark.parametrize("host", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "1.1.1.1"])

@@ -175,7 +175,7 @@ trackings = st.builds(
     date=epoch,
     message=st.text(max_size=2048),
     city=short,
-    code=st.integers(min_value=0, max_value=10**6),
+    code=st.integers(min_value=0, max_value=9999),
     est_delivery_date=epoch,
     first_status_date=epoch,
     late=st.booleans(),

@@ -1,0 +1,50 @@
+"""Every refusal has one shape, the one /openapi.json documents for it (issue 13: 26 status codes
+were undocumented and the 422 bodies did not match the document)."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from tests.integration.helpers import api_with, create_endpoint, post_event, tracking_event
+
+SHAPE = {"detail", "errors"}
+
+
+async def test_401_404_409_and_unreadable_bodies_answer_the_error_shape(api, settings, receiver):
+    await create_endpoint(api, receiver.url())
+    event = tracking_event()
+    await post_event(api, event)
+
+    missing = await api.get("/v1/endpoints/ep_missing")
+    conflict = await api.post("/v1/events", json=event | {"order": event["order"] | {"carrier": "DHL"}})
+    not_utf8 = await api.post("/v1/endpoints", content=b'{"url": "\xff"}', headers={"content-type": "application/json"})
+    async with api_with(settings.model_copy(update={"api_tokens": {"shop": SecretStr("t")}})) as guarded:
+        unauthorized = await guarded.get("/v1/endpoints")
+
+    assert missing.status_code == 404 and set(missing.json()) == SHAPE and missing.json()["errors"] == []
+    assert conflict.status_code == 409 and [p["field"] for p in conflict.json()["errors"]] == ["id"]
+    assert not_utf8.status_code == 422 and not_utf8.json()["errors"] == [
+        {"field": "body", "message": "is not valid JSON (in UTF-8)"}
+    ]
+    assert unauthorized.status_code == 401 and unauthorized.json() == {
+        "detail": "missing or wrong bearer token",
+        "errors": [],
+    }
+    assert unauthorized.headers["www-authenticate"] == "Bearer"
+
+
+async def test_every_refusal_in_the_document_is_the_error_shape(api):
+    document = (await api.get("/openapi.json")).json()
+
+    refusals = {
+        (method.upper(), path, code): answer["content"]["application/json"]["schema"]["$ref"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for code, answer in operation["responses"].items()
+        if not code.startswith("2")
+    }
+
+    assert refusals.pop(("GET", "/healthz", "503")) == "#/components/schemas/Health"
+    assert set(refusals.values()) == {"#/components/schemas/ErrorBody"}
+    assert {code for (_, _, code) in refusals} == {"401", "404", "409", "413", "422", "503"}
+    assert "HTTPValidationError" not in str(document)

@@ -1,0 +1,87 @@
+"""Recovery's bounds (issue 13): a `since` the log cannot hold is a 422 at once, and a recovery
+that cannot succeed ends instead of retrying forever, with the API answering within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain.activity_contract import INVALID_RECOVERY_REQUEST, RecoveryRequest
+from domain.ids import recovery_workflow_id
+from services.reruns import RecoveryUnfinished, recover_endpoint
+from tests.integration.helpers import create_endpoint
+from tests.waiting import eventually
+from workflows.recovery import RecoveryWorkflow
+
+
+async def _recoveries_of(client: Client, endpoint_id: str) -> list[str]:
+    query = f'WorkflowType = "RecoveryWorkflow" AND WorkflowId STARTS_WITH "recovery/{endpoint_id}/"'
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api, client, receiver):
+    endpoint = await create_endpoint(api, receiver.url())
+    now = datetime.now(UTC)
+    for since, reason in [
+        ("0001-01-01T00:00:00+23:59", "between years 1 and 9999"),  # year 0 in UTC
+        ("9999-12-31T23:59:59-23:59", "between years 1 and 9999"),  # year 10000 in UTC
+        ((now + timedelta(hours=1)).isoformat(), "future"),
+        ((now - timedelta(days=2)).isoformat(), "retention: at most 1 days ago"),  # the dev server keeps 1 day
+        ("yesterday", "datetime"),
+    ]:
+        started = time.monotonic()
+        response = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+        assert response.status_code == 422, (since, response.text)
+        [problem] = response.json()["errors"]
+        assert problem["field"] == "since" and reason in problem["message"], (since, problem)
+        assert time.monotonic() - started < 2, since
+
+    within = await api.post(
+        f"/v1/endpoints/{endpoint['id']}/recover", json={"since": (now - timedelta(hours=23)).isoformat()}
+    )
+    assert within.status_code == 200 and within.json() == {"found": 0, "started": 0}
+    listed = await eventually(lambda: _recoveries_of(client, endpoint["id"]), bool, what="the valid recovery listed")
+    assert len(listed) == 1  # the valid one only
+
+
+async def test_a_recovery_that_cannot_succeed_fails_once_instead_of_retrying_forever(client, settings, worker):
+    """One started by an older API, or by hand, with issue 13's since: it retried for 25 minutes and more."""
+    year_zero = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    request = RecoveryRequest(endpoint_id=f"ep_{uuid.uuid4().hex[:20]}", since=year_zero)
+    handle = await client.start_workflow(
+        RecoveryWorkflow.run,
+        request,
+        id=recovery_workflow_id(request.endpoint_id, "year-zero"),
+        task_queue=settings.task_queue,
+    )
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 20)
+    history = [e async for e in handle.fetch_history_events()]
+
+    activity_failure = failure.value.cause  # the workflow failed because its activity did
+    assert isinstance(activity_failure, ActivityError)
+    cause = activity_failure.cause
+    assert isinstance(cause, ApplicationError) and cause.type == INVALID_RECOVERY_REQUEST and cause.non_retryable
+    assert "since must be an instant between years 1 and 9999" in cause.message
+    [run] = [e for e in history if e.HasField("activity_task_started_event_attributes")]
+    assert run.activity_task_started_event_attributes.attempt == 1
+
+
+async def test_the_api_waits_for_a_recovery_within_a_bound(client):
+    """A recovery nobody runs (no worker on its queue) is answered after the wait, and goes on."""
+    request = RecoveryRequest(endpoint_id=f"ep_{uuid.uuid4().hex[:20]}", since=datetime.now(UTC))
+    started = time.monotonic()
+
+    with pytest.raises(RecoveryUnfinished, match="is still running and goes on"):
+        await recover_endpoint(client, f"nobody-{uuid.uuid4().hex[:8]}", request, wait_seconds=0.5)
+
+    assert time.monotonic() - started < 3
+    [still_running] = await eventually(lambda: _recoveries_of(client, request.endpoint_id), bool)
+    await client.get_workflow_handle(still_running).terminate("test over")
