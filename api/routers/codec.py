@@ -21,8 +21,11 @@ Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 async def _apply(request: Request, transform: Transform) -> Response:
     try:
         payloads = Parse(await request.body(), Payloads())
-    except ParseError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads: {err}") from None
+    except ParseError:
+        # The parser's message can quote what it was given: say what is wrong, never repeat it.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "payloads: not a Payloads document of Temporal's codec protocol"
+        ) from None
     try:
         result = await transform(list(payloads.payloads))
     except ValueError as err:  # unknown key or tampered data: say so, do not crash

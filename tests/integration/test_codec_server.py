@@ -53,6 +53,8 @@ async def test_without_an_operator_token_the_codec_serves_the_web_ui_on_loopback
         # A page whose name was rebound to 127.0.0.1 (DNS rebinding) names its own host.
         rebound = await codec.post("/codec/decode", json=encoded.json(), headers={"Host": "evil.example:8081"})
         malformed = await codec.post("/codec/decode", content=b"{nope")
+        # A field the parser names in its own message (with its value, for some mistakes).
+        echoing = await codec.post("/codec/decode", json={"PW-7f3a9c-secret": "PW-7f3a9c-secret"})
 
     assert encoded.status_code == 200 and encoded.json()["payloads"][0]["data"] != PLAIN["data"]
     assert decoded.json() == {"payloads": [PLAIN]}
@@ -64,3 +66,4 @@ async def test_without_an_operator_token_the_codec_serves_the_web_ui_on_loopback
     assert "access-control-allow-origin" not in preflights["http://evil.example"].headers
     assert rebound.status_code == 400
     assert malformed.status_code == 422
+    assert echoing.status_code == 422 and "PW-7f3a9c" not in echoing.text
