@@ -36,5 +36,7 @@ async def test_fifty_retries_after_a_registry_change_cost_one_query(client, sett
         before = queries
         records = [await delivery_outcome(client, d) for d in delivery_ids]
 
-    assert {(r.result, r.retry) for r in records} == {("success", 1)}
+    # The receiver answers its first 50 POSTs after the first connection with a 500, whichever
+    # delivery makes them (on a busy machine a retry may come before the last first POST).
+    assert {r.result for r in records} == {"success"} and sum(r.retry for r in records) == PENDING
     assert queries - before <= 3, f"{queries - before} registry queries for {PENDING} retries"
