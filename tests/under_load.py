@@ -8,12 +8,18 @@ python -m tests.under_load [RUNS]
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
 
 
+def _stop(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)  # so the busy loop is stopped on the way out
+
+
 def main(runs: int) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     results = []
     try:
