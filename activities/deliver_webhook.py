@@ -17,6 +17,7 @@ from activities.flow_control import FlowSchedules, HeldBack, is_ordered, log_hel
 from activities.http_errors import describe
 from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
 from domain.activity_contract import (
+    ATTEMPT_INTERRUPTED,
     DELIVER_WEBHOOK,
     DELIVERY_FAILED,
     ENDPOINT_DELETED,
@@ -106,6 +107,10 @@ class _Heartbeats:
         if progress.last is None or not progress.last.succeeded:
             activity.heartbeat(progress.model_dump(mode="json"))
 
+    @property
+    def progress(self) -> AttemptProgress:
+        return self._progress
+
     def send(self) -> None:
         activity.heartbeat(self._progress.model_dump(mode="json"))
 
@@ -160,48 +165,70 @@ class DeliveryActivities:
         run = activity.info().attempt + attempt.prior_runs
         details = activity.info().heartbeat_details
         progress = AttemptProgress.from_details(details) if details else attempt.resume or AttemptProgress()
-        if progress.last is not None and (progress.last.succeeded or progress.attempts >= attempt.max_attempts):
+        if progress.last is not None and (progress.last.succeeded or _is_last(progress.last, attempt, None)):
             await self._release(attempt, progress.ordered)
             await self._notify_failure(attempt, progress.last)
             return self._conclude(progress.last, attempt, retry_after=None, final_type=None)
         if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
             await self._release(attempt, progress.ordered)
-            raise _stop(f"Delivery attempts were lost with their workers {progress.lost_runs(run)} times", RUNS_LOST)
-        async with _Heartbeats(progress) as heartbeats:
-            registry = self._endpoints(attempt.account)
-            # The activity's first run may read the registry as ingest saw it; a retry reads it now.
-            seen = attempt.registry_version if run == 1 else None
-            endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
-            if endpoint is None:
-                await self._release(attempt, progress.ordered)
-                raise _stop(f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped", ENDPOINT_DELETED)
-            ordered = is_ordered(endpoint, attempt)
-            if endpoint.disabled and attempt.skip_if_disabled:
-                await self._release(attempt, ordered)
-                raise _stop(f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped", ENDPOINT_DISABLED)
-            try:
-                await wait_for_turn(self._schedules(attempt.account), endpoint, attempt, progress)
-            except HeldBack as held:
-                log_held(attempt, held)
-                held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
-                heartbeats.record(held_progress)
-                raise held.failure(datetime.now(UTC), held_progress) from None
-            record, retry_after, final_type = await self._post(endpoint, attempt, progress.attempts + 1, progress.last)
-            heartbeats.record(
-                progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
-            )
-            delay = self._backoff.delay(record.number, retry_after)
-            if record.response is not None and record.response.status_code in THROTTLE_STATUSES:
-                await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
-            if _is_gone(record):
-                heartbeats.send()  # the POST is recorded before a wait on the registry
-                await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
-            ends = record.succeeded or _is_last(record, attempt, final_type)
-            if ends:
-                await self._ended(registry, endpoint, attempt, record, heartbeats)
-                await self._release(attempt, ordered)
-                await self._notify_failure(attempt, record)
-        return self._conclude(record, attempt, retry_after, final_type)
+            lost = progress.lost_runs(run)
+            raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
+        heartbeats = _Heartbeats(progress)
+        try:
+            async with heartbeats:
+                registry = self._endpoints(attempt.account)
+                # The activity's first run may read the registry as ingest saw it; a retry reads it now.
+                seen = attempt.registry_version if run == 1 else None
+                endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
+                if endpoint is None:
+                    await self._release(attempt, progress.ordered)
+                    message = f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped"
+                    raise _stop(message, ENDPOINT_DELETED, progress.last)
+                ordered = is_ordered(endpoint, attempt)
+                if endpoint.disabled and attempt.skip_if_disabled:
+                    await self._release(attempt, ordered)
+                    message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
+                    raise _stop(message, ENDPOINT_DISABLED, progress.last)
+                try:
+                    await wait_for_turn(self._schedules(attempt.account), endpoint, attempt, progress)
+                except HeldBack as held:
+                    log_held(attempt, held)
+                    held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
+                    heartbeats.record(held_progress)
+                    raise held.failure(datetime.now(UTC), held_progress) from None
+                record, retry_after, final_type = await self._post(
+                    endpoint, attempt, progress.attempts + 1, progress.last
+                )
+                heartbeats.record(
+                    progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
+                )
+                delay = self._backoff.delay(record.number, retry_after)
+                if record.response is not None and record.response.status_code in THROTTLE_STATUSES:
+                    await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
+                if _is_gone(record):
+                    heartbeats.send()  # the POST is recorded before a wait on the registry
+                    await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
+                ends = record.succeeded or _is_last(record, attempt, final_type)
+                if ends:
+                    await self._ended(registry, endpoint, attempt, record, heartbeats)
+                    if ordered:
+                        heartbeats.send()  # the POST is recorded before a wait on the flow schedule
+                    await self._release(attempt, ordered)
+                    await self._notify_failure(attempt, record)
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # Temporal, the registry or a flow schedule did not answer: not the endpoint's doing.
+            # Retried, with what this run did so far (a POST made is not made again).
+            # Such a run is known, not lost: it counts with the held runs, beyond the lost-run budget.
+            interrupted = heartbeats.progress.model_copy(update={"held": heartbeats.progress.held + 1})
+            raise ApplicationError(
+                f"Attempt interrupted: {type(exc).__name__}",
+                interrupted.model_dump(mode="json"),
+                type=ATTEMPT_INTERRUPTED,
+                category=ApplicationErrorCategory.BENIGN,
+            ) from exc
+        return self._conclude(record, attempt, retry_after, final_type, heartbeats.progress)
 
     async def _throttle(
         self, registry: EndpointSource, endpoint: Endpoint, until: datetime, heartbeats: _Heartbeats
@@ -255,14 +282,22 @@ class DeliveryActivities:
             await self._schedules(attempt.account).release(attempt.endpoint_id, attempt.order_id, attempt.delivery_id)
 
     def _conclude(
-        self, record: AttemptRecord, attempt: AttemptInput, retry_after: float | None, final_type: str | None
+        self,
+        record: AttemptRecord,
+        attempt: AttemptInput,
+        retry_after: float | None,
+        final_type: str | None,
+        progress: AttemptProgress | None = None,
     ) -> AttemptRecord:
+        """The run's end: the record of a success, or a failure carrying it (and the delivery's
+        progress, which the retries' activity goes on from)."""
         if record.succeeded:
             return record
         assert record.error is not None
         raise ApplicationError(
             record.error,
             record.model_dump(mode="json"),
+            *([progress.model_dump(mode="json")] if progress else []),
             type=final_type or DELIVERY_FAILED,
             non_retryable=_is_last(record, attempt, final_type),
             next_retry_delay=timedelta(seconds=self._backoff.delay(record.number, retry_after)),

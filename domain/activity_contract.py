@@ -30,6 +30,9 @@ DELIVERY_FAILED = "DeliveryFailed"
 # Not a POST: the endpoint's throttle, rate limit or FIFO queue holds the delivery back
 # until the failure's next_retry_delay. Retried without spending an attempt.
 HELD_BACK = "HeldBack"
+# A run that Temporal, the registry or a flow schedule failed (not the endpoint): retried,
+# carrying the delivery's progress.
+ATTEMPT_INTERRUPTED = "AttemptInterrupted"
 # More activity runs were lost with their workers than LOST_RUNS_ALLOWED.
 RUNS_LOST = "RunsLost"
 
@@ -81,7 +84,7 @@ class AttemptProgress(BaseModel):
     # Histories recorded before the rename call them `posts`.
     attempts: Annotated[int, Field(validation_alias=AliasChoices("attempts", "posts"))] = 0
     last: AttemptRecord | None = None
-    held: int = 0  # runs that ended held back by the endpoint's flow control, not POSTing
+    held: int = 0  # runs that ended without a POST, known: held back by flow control, or interrupted
     ordered: bool = False  # the delivery holds its order's place in a FIFO queue until it ends
 
     def lost_runs(self, run: int) -> int:

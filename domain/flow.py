@@ -23,6 +23,7 @@ SHORT_WAIT = timedelta(seconds=2)
 # How often a delivery queued behind another of its order asks again, at most.
 FIFO_POLL_FIRST = timedelta(milliseconds=250)
 FIFO_POLL_MAX = timedelta(seconds=30)
+_MAX_DOUBLINGS = 8  # 250 ms x 2**8 is past FIFO_POLL_MAX
 # A waiting delivery that has not asked again this long after it was due to is forgotten
 # (it ended, or was lost with its worker and will ask anew).
 FORGET_AFTER = timedelta(seconds=30)
@@ -111,7 +112,8 @@ class FlowState(BaseModel):
             self.enqueue(request.order_id, request.delivery_id)
             head = self.head(request.order_id)
             if head != request.delivery_id:
-                poll = min(FIFO_POLL_FIRST * 2**held_before, FIFO_POLL_MAX)
+                # Doubling stops at the cap: an exponent left to grow would overflow timedelta.
+                poll = min(FIFO_POLL_FIRST * 2 ** min(held_before, _MAX_DOUBLINGS), FIFO_POLL_MAX)
                 return SlotAnswer(ask_again_at=now + poll, behind=head)
         if request.rate_limit is None:
             self.waiting.pop(request.delivery_id, None)

@@ -11,11 +11,13 @@ from typing import Any, TypedDict
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError as ActivityCancelled
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.deliver_webhook import DeliveryActivities
     from domain.activity_contract import (
+        ATTEMPT_INTERRUPTED,
         ATTEMPT_TIMEOUT_SECONDS,
         DELIVERY_FAILED,
         ENDPOINT_DELETED,
@@ -159,16 +161,20 @@ def _resumable(failure: ActivityError) -> AttemptProgress | None:
     """What the first attempt's run left for the retries to go on from; None when it ended the delivery."""
     cause = failure.cause
     if isinstance(cause, ApplicationError):
-        if cause.non_retryable or not cause.details:
+        if cause.non_retryable:
             return None
-        if cause.type == HELD_BACK:
+        if cause.type in (HELD_BACK, ATTEMPT_INTERRUPTED) and cause.details:
             return AttemptProgress.model_validate(cause.details[0])
-        if cause.type == DELIVERY_FAILED:
+        if cause.type == DELIVERY_FAILED and cause.details:
+            if len(cause.details) > 1:
+                return AttemptProgress.model_validate(cause.details[1])
             last = AttemptRecord.model_validate(cause.details[0])
             return AttemptProgress(attempts=last.number, last=last)
-        return None
+        return AttemptProgress()  # an unexpected error: what it did is unknown, like a run lost
     if isinstance(cause, ActivityTimeout):  # lost with its worker: go on from its last heartbeat
         return AttemptProgress.from_details(cause.last_heartbeat_details)
+    if isinstance(cause, ActivityCancelled):  # its worker shut down: as if lost
+        return AttemptProgress()
     return None
 
 

@@ -123,3 +123,13 @@ def test_waiters_that_stop_asking_are_forgotten() -> None:
 
     ask(flow, "later", T0 + timedelta(minutes=5), per_second=1)
     assert "gone" not in flow.waiting
+
+
+def test_a_delivery_kept_waiting_for_hours_still_gets_an_answer() -> None:
+    """Its count of holds grows without end; the wait it is told stays at the cap."""
+    flow = state()
+    flow.enqueue("o1", "a")
+
+    answer = flow.ask(SlotRequest(delivery_id="b", order_id="o1"), T0, held_before=10_000)
+
+    assert answer.ask_again_at == T0 + timedelta(seconds=30)
