@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.ids import first_connection_id
-from tests.integration.helpers import api_with, tracking_event
+from tests.integration.helpers import api_with, delivery_outcome, tracking_event
 from tests.receiver import Receiver, Reply
 from tests.waiting import eventually
 from worker import delivery_worker
@@ -66,6 +66,8 @@ async def test_one_accounts_backlog_does_not_delay_another_accounts_deliveries(s
             accepted_b[delivery["id"]] = loop.time()
         arrived_b = await receiver.wait_for(url_b, 1 + B_EVENTS, timeout=90)
         served_a_meanwhile = len(receiver.requests(url_a)) - 1
+        # A POST the receiver got is not yet a delivery that ended: wait for the end to re-run it.
+        await delivery_outcome(client, next(iter(accepted_b)))
         rerun = await http.post(f"/v1/deliveries/{next(iter(accepted_b))}/retry", headers=b)
         assert rerun.status_code == 202, rerun.text
         await burst

@@ -16,6 +16,9 @@ ones that found the 500s, are sent as generated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
+import pkgutil
 import time
 from typing import Any
 
@@ -41,6 +44,13 @@ from domain.validation import check_endpoint_url
 from tests.conftest import free_port
 from tests.integration.helpers import delivery_outcome
 from tests.receiver import BackgroundServer, Receiver
+
+# schemathesis imports some of its modules on first use. Python 3.11's compile() can fail
+# with "AST constructor recursion depth mismatch" when that first use comes deep in a
+# hypothesis run on a busy machine (it did, under make test-under-load): import them all now.
+for _module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis.", onerror=lambda _: None):
+    with contextlib.suppress(ImportError):  # integrations with tools not installed here
+        importlib.import_module(_module.name)
 
 TOKEN = "fuzz-token-7c1e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
