@@ -147,6 +147,9 @@ class DeliveryWorkflow:
         return False
 
 
+# Failures that end a delivery without a (further) POST.
+STOPS = frozenset({ENDPOINT_DELETED, ENDPOINT_DISABLED, RUNS_LOST})
+
 # The retries' activity. It sets each failure's next_retry_delay itself (backoff from the
 # worker's settings, the receiver's Retry-After, or the wait its endpoint's flow control asks
 # for) and ends the retries itself: at the delivery's count of POSTs, or after
@@ -188,10 +191,12 @@ def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str |
     lost with its worker, the heartbeat it left."""
     cause = failure.cause
     if isinstance(cause, ApplicationError):
-        if cause.details:
-            attempt = AttemptRecord.model_validate(cause.details[0])
-            return attempt, attempt.error or cause.message
-        return None, cause.message
+        attempt = AttemptRecord.model_validate(cause.details[0]) if cause.details else None
+        # A stop (endpoint deleted or disabled, runs lost) is explained by its own message; it
+        # carries the last POST's record so the log keeps the attempts made before it.
+        if cause.type in STOPS or attempt is None:
+            return attempt, cause.message
+        return attempt, attempt.error or cause.message
     lost = f"Delivery attempts were lost with their workers: {cause or failure}"
     if isinstance(cause, ActivityTimeout):
         last = AttemptProgress.from_details(cause.last_heartbeat_details).last
