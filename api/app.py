@@ -51,6 +51,7 @@ def create_app(
         title="Webhook delivery service",
         version="1.0.0",
         summary="Durable ShippyPro-style webhooks on Temporal: endpoints, events and their delivery log.",
+        description=errors.REFUSALS,
         lifespan=lifespan,
         # FastAPI's /docs and /redoc load their scripts from a CDN: ours serves its own (mount_docs).
         docs_url=None,
