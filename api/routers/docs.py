@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -33,13 +33,20 @@ _CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+_HEADERS = {
+    "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",  # revalidated (ETag): an upgrade shows at once
+}
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs")
-async def docs() -> RedirectResponse:
-    return RedirectResponse("/docs/")
+async def docs() -> FileResponse:
+    """The page itself at /docs, as FastAPI's was (its files name absolute paths, so /docs/ works too)."""
+    return FileResponse(DOCS_DIR / "index.html", headers=_HEADERS)
 
 
 class DocsFiles(StaticFiles):
@@ -47,14 +54,11 @@ class DocsFiles(StaticFiles):
         self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-cache"  # revalidated (ETag): an upgrade shows at once
+        response.headers.update(_HEADERS)
         return response
 
 
 def mount_docs(app: FastAPI) -> None:
-    """`/docs/` is the page; `/docs/docs.js`, `/docs/swagger-ui/…` its files."""
+    """`/docs` (and `/docs/`) is the page; `/docs/docs.js`, `/docs/swagger-ui/…` its files."""
     app.include_router(router)
     app.mount("/docs", DocsFiles(directory=DOCS_DIR, html=True), name="docs")
