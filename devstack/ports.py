@@ -64,6 +64,6 @@ def taken_ports_report(ports: dict[str, int]) -> str | None:
             "make run cannot start: ports it needs are taken.",
             *lines,
             "A leftover of an earlier make run? Stop it as above (kill -9 if it is still there after 20 s),",
-            "or start on other ports: python -m devstack.stack --help",
+            "or start on other ports: .venv/bin/python -m devstack.stack --help",
         ]
     )
