@@ -114,7 +114,7 @@ async def test_a_disabled_endpoint_shows_its_reason_in_local_time_and_is_re_enab
     endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
     await delivery_outcome(client, first_connection_id(endpoint["id"]))
     await post_event(api, tracking_event())
-    disabled = await eventually(lambda: endpoint_state(api, endpoint["id"]), lambda e: e["disabled"])
+    disabled = await eventually(lambda: endpoint_state(api, endpoint["id"]), lambda e: e["disabled"] is True)
     [skipped] = [d["id"] for d in (await post_event(api, tracking_event()))["deliveries"]]
     assert (await delivery_outcome(client, skipped)).result == "skipped"
     await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], result="skipped"), lambda ids: skipped in ids)
