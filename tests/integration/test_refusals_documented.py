@@ -64,6 +64,8 @@ def _refusals(ids: dict[str, Any]) -> list[Refusal]:
         one("patch", "/v1/endpoints/{endpoint_id}", 422, ep, json={"retry": {"enabled": True, "max_retries": 11}}),
         one("delete", "/v1/endpoints/{endpoint_id}", 404, missing_ep),
         one("post", "/v1/endpoints/{endpoint_id}/test", 404, f"{missing_ep}/test"),
+        one("post", "/v1/endpoints/{endpoint_id}/test", 413, f"{ep}/test", **big),
+        one("post", "/v1/endpoints/{endpoint_id}/test", 422, f"{ep}/test", json={"event": "ORDER_LOST"}),
         one("post", "/v1/endpoints/{endpoint_id}/secret", 404, f"{missing_ep}/secret"),
         one("post", "/v1/endpoints/{endpoint_id}/secret", 413, f"{ep}/secret", **big),
         one("post", "/v1/endpoints/{endpoint_id}/secret", 422, f"{ep}/secret", json={"scheme": "v9"}),
