@@ -99,7 +99,7 @@ class NewSigningKey(BaseModel):
     endpoint: EndpointView
 
 
-@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 422, 503))
+@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 413, 422, 503))
 async def rotate_signing_secret(
     endpoint_id: str, registry: RegistryDep, settings: SettingsDep, body: SigningRequest | None = None
 ) -> NewSigningSecret | NewSigningKey:
