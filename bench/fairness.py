@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -298,8 +299,6 @@ def main() -> None:
     try:
         results = asyncio.run(alone(args))
     except Exception:
-        import traceback
-
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(2)
