@@ -101,6 +101,13 @@ async def test_retries_are_queued_behind_first_attempts(api, client, receiver):
     started = history.events[0].workflow_execution_started_event_attributes
     assert (record.result, record.retry) == ("success", 1)
     assert started.priority.priority_key == 2  # an event's delivery
-    # The first attempt runs at the delivery's priority; its retries behind every first attempt.
-    assert [s.priority.priority_key for s in scheduled] == [0, 3]
-    assert scheduled[1].priority.fairness_key == "default"
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    # The first attempt runs inside the delivery's workflow task (dispatched at the delivery's
+    # priority), as a local activity: no activity task. Its retries queue behind every first attempt.
+    assert "core_local_activity" in markers
+    assert [s.priority.priority_key for s in scheduled] == [3]
+    assert scheduled[0].priority.fairness_key == "default"
