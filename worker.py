@@ -114,6 +114,8 @@ async def delivery_worker(
             workflow_runner=workflow_runner(),
             **cache_limits(settings),
             max_concurrent_activities=settings.worker_max_activities,
+            # First attempts run as local activities: the same bound on POSTs in flight.
+            max_concurrent_local_activities=settings.worker_max_activities,
             # Lets a POST in flight finish when the worker is asked to stop.
             graceful_shutdown_timeout=timedelta(seconds=settings.http_timeout + 5),
             # The registry is read by query after each change; when the worker caching

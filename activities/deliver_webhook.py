@@ -99,23 +99,28 @@ class _Heartbeats:
     def __init__(self, progress: AttemptProgress) -> None:
         self._progress = progress
         self._task: asyncio.Task[None] | None = None
+        # A local activity (a delivery's first attempt) has no heartbeats: the workflow task
+        # it runs in is its proof of life, and its failure carries its progress.
+        self._live = not activity.info().is_local
 
     def record(self, progress: AttemptProgress) -> None:
         """A POST was made, or the run is held back. Either is sent at once (the next
         run reads the counts from it), but a success: it ends the run with its record."""
         self._progress = progress
         if progress.last is None or not progress.last.succeeded:
-            activity.heartbeat(progress.model_dump(mode="json"))
+            self.send()
 
     @property
     def progress(self) -> AttemptProgress:
         return self._progress
 
     def send(self) -> None:
-        activity.heartbeat(self._progress.model_dump(mode="json"))
+        if self._live:
+            activity.heartbeat(self._progress.model_dump(mode="json"))
 
     async def __aenter__(self) -> _Heartbeats:
-        self._task = asyncio.create_task(self._beat())
+        if self._live:
+            self._task = asyncio.create_task(self._beat())
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -160,6 +165,10 @@ class DeliveryActivities:
         lost with its worker is run again without spending the delivery's retries,
         and an attempt already recorded is not POSTed again. A run the endpoint's
         flow control holds back ends without a POST and is retried when it may go.
+
+        A delivery's first attempt runs this as a local activity, inside the workflow's
+        task (no heartbeats, no retry: any failure carries what it did to this activity,
+        which the workflow then schedules for the retries).
         """
         # Runs before this one: this activity's, and those of the first-attempt activity it resumes.
         run = activity.info().attempt + attempt.prior_runs

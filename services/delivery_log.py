@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.exceptions import ActivityError
 
 from domain.activity_contract import AttemptProgress
 from domain.delivery import DeliveryInput
@@ -363,7 +364,15 @@ async def _first_attempt(client: Client, description: WorkflowExecutionDescripti
     handle = client.get_workflow_handle(description.id, run_id=description.run_id)
     async for event in handle.fetch_history_events():
         if event.HasField("activity_task_failed_event_attributes"):
-            failure = await client.data_converter.decode_failure(event.activity_task_failed_event_attributes.failure)
+            recorded = event.activity_task_failed_event_attributes.failure
+        elif event.marker_recorded_event_attributes.HasField("failure"):  # a first attempt run locally
+            recorded = event.marker_recorded_event_attributes.failure
+        else:
+            recorded = None
+        if recorded is not None:
+            failure: BaseException = await client.data_converter.decode_failure(recorded)
+            if isinstance(failure, ActivityError) and failure.cause is not None:
+                failure = failure.cause
             details = getattr(failure, "details", None) or []
             progress = AttemptProgress.from_details(details)
             if progress.last is None and details:

@@ -45,6 +45,12 @@ OUTCOME_INDEXED = "outcome-indexed"
 # first attempts (RETRY_PRIORITY), after the first attempt's own activity failed.
 RETRIES_BEHIND_FIRST_ATTEMPTS = "retries-behind-first-attempts"
 RETRY_PRIORITY = 3
+# And this one: the first attempt runs as a local activity inside the workflow's task, so a
+# first-attempt success costs no activity task (6 history events instead of 11); any failure
+# goes on in the regular activity, as the retries do above. Runs of this shape index their
+# outcome (OUTCOME_INDEXED) and run their retries behind first attempts without asking again:
+# a version marker each would cost a billed Action (see README, "Temporal Cloud Actions").
+FIRST_ATTEMPT_LOCAL = "first-attempt-local"
 DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 
 # Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
@@ -70,26 +76,31 @@ class DeliveryWorkflow:
         attempt: AttemptRecord | None
         error: str | None = None
         result = DeliveryResult.SUCCESS
+        local_first = workflow.patched(FIRST_ATTEMPT_LOCAL)
         try:
             try:
-                # The first attempt runs at the delivery's own priority, once: first attempts
-                # of every delivery go ahead of everyone's retries.
-                attempt = await self._attempts(attempt_input, RetryPolicy(maximum_attempts=1), Priority.default)
-            except ActivityError as first:
-                resume = _resumable(first)
-                if resume is None or not workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS):
+                if local_first:
+                    attempt = await self._local_first_attempt(attempt_input)
+                else:
+                    # The first attempt runs at the delivery's own priority, once: first attempts
+                    # of every delivery go ahead of everyone's retries.
+                    attempt = await self._attempts(attempt_input, _ONCE, Priority.default)
+            except (ActivityError, ApplicationError) as first:
+                resume = _resumable(_cause(first))
+                if resume is None or not (local_first or workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS)):
                     raise
-                if (wait := _next_retry_delay(first)) is not None:
+                if (wait := _next_retry_delay(_cause(first))) is not None:
                     await workflow.sleep(wait)
                 retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
                 own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
                 retry_priority = Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
                 attempt = await self._attempts(retries_input, _RETRIES, retry_priority)
             retries = attempt.number - 1
-        except ActivityError as failure:
-            attempt, error = _failed_attempt(failure)
+        except (ActivityError, ApplicationError) as failure:
+            cause = _cause(failure)
+            attempt, error = _failed_attempt(cause, failure)
             retries = attempt.number - 1 if attempt else 0
-            skipped = isinstance(failure.cause, ApplicationError) and failure.cause.type == ENDPOINT_DISABLED
+            skipped = isinstance(cause, ApplicationError) and cause.type == ENDPOINT_DISABLED
             result = DeliveryResult.SKIPPED if skipped else DeliveryResult.FAILED if error else DeliveryResult.SUCCESS
 
         record = delivery.record(
@@ -100,7 +111,7 @@ class DeliveryWorkflow:
             date=workflow.info().workflow_start_time,
             date_end=workflow.now(),
         )
-        new_shape = self._record_outcome(record)
+        new_shape = self._record_outcome(record, indexed=local_first)
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
@@ -129,15 +140,32 @@ class DeliveryWorkflow:
         )
 
     @staticmethod
-    def _record_outcome(record: DeliveryRecord) -> bool:
+    async def _local_first_attempt(attempt: AttemptInput) -> AttemptRecord:
+        """The first POST, inside this workflow task: no activity task to schedule, dispatch and
+        report. Its marker is its record. A worker lost meanwhile loses the workflow task too;
+        the next worker runs it again (README, "Retries": the at-least-once window)."""
+        return await workflow.execute_local_activity_method(
+            DeliveryActivities.deliver_webhook,
+            attempt,
+            # As long as the activity's: one POST (at most WEBHOOKS_HTTP_TIMEOUT) and the
+            # registry and flow-schedule calls around it end well within it. The SDK keeps the
+            # workflow task alive past its own timeout (10 s) while the POST runs; no retry
+            # runs locally (maximum_attempts=1, so local_retry_threshold never applies).
+            start_to_close_timeout=timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS),
+            retry_policy=_ONCE,
+        )
+
+    @staticmethod
+    def _record_outcome(record: DeliveryRecord, *, indexed: bool = False) -> bool:
         """Index how the delivery ended, for the log's filters and rows; whether the run ends
-        the way this version ends it (versioned: runs started by v0.2.0 end as they did)."""
+        the way this version ends it (versioned: runs started by v0.2.0 end as they did).
+        `indexed`: the run's shape postdates OUTCOME_INDEXED, which it need not ask for."""
         status = record.response.status_code if record.response else None
         if record.result == DeliveryResult.SUCCESS and record.retry == 0 and status == 200:
             # The common case: a completed run without a result says it all, and indexing
             # it would cost every such delivery history events and a visibility write.
             return True
-        if workflow.patched(OUTCOME_INDEXED):
+        if indexed or workflow.patched(OUTCOME_INDEXED):
             workflow.upsert_search_attributes(sa.outcome_updates(record))
             if record.error is not None:
                 workflow.upsert_memo(sa.outcome_memo(record))
@@ -146,6 +174,9 @@ class DeliveryWorkflow:
             workflow.upsert_search_attributes(sa.outcome_updates(record, with_status=False))
         return False
 
+
+# A first attempt: one run; a failure goes on in the retries' activity.
+_ONCE = RetryPolicy(maximum_attempts=1)
 
 # Failures that end a delivery without a (further) POST.
 STOPS = frozenset({ENDPOINT_DELETED, ENDPOINT_DISABLED, RUNS_LOST})
@@ -160,9 +191,14 @@ _RETRIES = RetryPolicy(
 )
 
 
-def _resumable(failure: ActivityError) -> AttemptProgress | None:
+def _cause(failure: ActivityError | ApplicationError) -> BaseException | None:
+    """Why an attempt failed. An activity's failure wraps it; a local activity's application
+    failure is raised as it is (a local activity's timeout still comes wrapped)."""
+    return failure.cause if isinstance(failure, ActivityError) else failure
+
+
+def _resumable(cause: BaseException | None) -> AttemptProgress | None:
     """What the first attempt's run left for the retries to go on from; None when it ended the delivery."""
-    cause = failure.cause
     if isinstance(cause, ApplicationError):
         if cause.non_retryable:
             return None
@@ -181,15 +217,13 @@ def _resumable(failure: ActivityError) -> AttemptProgress | None:
     return None
 
 
-def _next_retry_delay(failure: ActivityError) -> timedelta | None:
-    cause = failure.cause
+def _next_retry_delay(cause: BaseException | None) -> timedelta | None:
     return cause.next_retry_delay if isinstance(cause, ApplicationError) else None
 
 
-def _failed_attempt(failure: ActivityError) -> tuple[AttemptRecord | None, str | None]:
+def _failed_attempt(cause: BaseException | None, failure: BaseException) -> tuple[AttemptRecord | None, str | None]:
     """The last POST's record: the failure's details, or, when the last attempt was
     lost with its worker, the heartbeat it left."""
-    cause = failure.cause
     if isinstance(cause, ApplicationError):
         attempt = AttemptRecord.model_validate(cause.details[0]) if cause.details else None
         # A stop (endpoint deleted or disabled, runs lost) is explained by its own message; it

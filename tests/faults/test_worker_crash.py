@@ -4,7 +4,8 @@ A new worker finishes every delivery. For each delivery the receiver sees the
 POSTs its endpoint's retry settings and replies dictate, plus at most one
 duplicate (same webhook-id) of a POST the dead worker never recorded: an
 attempt lost with its worker is re-run (detected by its heartbeat, about
-10 s) without spending the endpoint's retries.
+10 s; a first attempt, run as a local activity, by its workflow task's
+timeout, also 10 s) without spending the endpoint's retries.
 """
 
 from __future__ import annotations

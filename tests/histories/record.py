@@ -89,6 +89,11 @@ async def _record(into: Path, names: set[str]) -> None:
                 "delivery_retried_then_succeeded": first,
                 "delivery_failed_after_retries": failed,
                 "delivery_recovered": recovered_id(failed),
+                # Of the first attempt run locally (patch first-attempt-local): a first-attempt
+                # success, a failure after its retries, and a success after a retry.
+                "local_first_attempt_succeeded": recovered_id(failed),
+                "local_first_then_failed_after_retries": failed,
+                "local_first_then_retried_succeeded": first,
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),

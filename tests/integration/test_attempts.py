@@ -101,6 +101,31 @@ async def test_retries_are_queued_behind_first_attempts(api, client, receiver):
     started = history.events[0].workflow_execution_started_event_attributes
     assert (record.result, record.retry) == ("success", 1)
     assert started.priority.priority_key == 2  # an event's delivery
-    # The first attempt runs at the delivery's priority; its retries behind every first attempt.
-    assert [s.priority.priority_key for s in scheduled] == [0, 3]
-    assert scheduled[1].priority.fairness_key == "default"
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    # The first attempt runs inside the delivery's workflow task (dispatched at the delivery's
+    # priority), as a local activity: no activity task. Its retries queue behind every first attempt.
+    assert "core_local_activity" in markers
+    assert [s.priority.priority_key for s in scheduled] == [3]
+    assert scheduled[0].priority.fairness_key == "default"
+
+
+async def test_a_first_attempt_success_runs_inside_the_workflow_task(api, client, receiver):
+    """No activity task to schedule, dispatch and report: the POST's record is a local
+    activity's marker in the delivery's one workflow task (README, "Temporal Cloud Actions")."""
+    endpoint = await create_endpoint(api, receiver.url(OK))
+    await delivery_outcome(client, f"delivery/first-connection/{endpoint['id']}")
+    delivery_id = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+    record = await delivery_outcome(client, delivery_id)
+
+    history = await client.get_workflow_handle(delivery_id).fetch_history()
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert (record.result, record.retry, record.response and record.response.status_code) == ("success", 0, 200)
+    assert len(history.events) <= 8, kinds
+    assert kinds.count("workflow_task_completed_event_attributes") == 1
+    assert "activity_task_scheduled_event_attributes" not in kinds
+    detail = (await api.get(f"/v1/deliveries/{delivery_id}")).json()
+    assert [a["response"]["status_code"] for a in detail["attempts"]] == [200]

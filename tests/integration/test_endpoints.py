@@ -319,5 +319,13 @@ async def test_test_of_a_host_stored_before_the_host_rule_fails_at_once_as_one_a
     assert record["result"] == "failed" and record["retry"] == 0 and record["response"] is None
     assert record["error"] == "Endpoint URL is invalid: it must have a host whose labels are at most 63 characters"
     assert took < 5, took
-    [started_event] = [e for e in history if e.HasField("activity_task_started_event_attributes")]
-    assert started_event.activity_task_started_event_attributes.attempt == 1  # one activity run, not six
+    # One run, not six: the first attempt, run locally, fails for good, and nothing follows it.
+    assert [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history
+        if e.HasField("marker_recorded_event_attributes")
+    ] == [
+        "core_patch",
+        "core_local_activity",
+    ]
+    assert not [e for e in history if e.HasField("activity_task_scheduled_event_attributes")]
