@@ -28,8 +28,7 @@ def test_every_relative_link_resolves_inside_the_clone(page: Path):
             continue  # a web address, or the running service's (http://localhost:8000/)
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        if not resolved.is_relative_to(ROOT) or not resolved.exists():
-            broken.append(target)
-        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+        missing = not resolved.is_relative_to(ROOT) or not resolved.exists()
+        if missing or (anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved)):
             broken.append(target)
     assert not broken, f"{page.name} links to what a clone does not have: {broken}"
