@@ -357,7 +357,11 @@ class DeliveryActivities:
             timings=timer.timings(),
             earlier=previous.all_attempts() if previous else [],
         )
-        activity.logger.info("POST %s attempt %d: %s", attempt.delivery_id, number, error or "delivered")
+        # A failed POST is a warning: the receiver is down or refusing, and someone may need to act.
+        if error:
+            activity.logger.warning("POST %s attempt %d: %s", attempt.delivery_id, number, error)
+        else:
+            activity.logger.info("POST %s attempt %d: delivered", attempt.delivery_id, number)
         _measure(response, error, elapsed_ms)
         return record, retry_after, final_type
 

@@ -13,6 +13,7 @@ from api.deps import authenticated_account
 from api.limits import BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.routers import deliveries, endpoints, events, health, ui
+from api.routers.docs import mount_docs
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import NamespaceRetention, connect
@@ -50,7 +51,11 @@ def create_app(
         title="Webhook delivery service",
         version="1.0.0",
         summary="Durable ShippyPro-style webhooks on Temporal: endpoints, events and their delivery log.",
+        description=errors.REFUSALS,
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: ours serves its own (mount_docs).
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.openapi = errors.without_fastapi_422(app)  # type: ignore[method-assign]
@@ -65,6 +70,7 @@ def create_app(
     # The dashboard's files are public; everything it shows comes from /v1, with the token.
     app.include_router(ui.router)
     app.mount("/ui", ui.dashboard_files(), name="ui")
+    mount_docs(app)
     if tracing:
         tracing.instrument_api(app)
     return app

@@ -39,6 +39,15 @@ class ErrorBody(BaseModel):
     errors: list[FieldProblem]
 
 
+# The document's description: what holds of every refusal, those of no operation included.
+REFUSALS = (
+    'Every refusal is an `ErrorBody` (but `/healthz`\'s 503, which is its `Health`): `{"detail": summary, '
+    '"errors": [{"field", "message"}]}`. `errors` names each field at fault and the rule it breaks, never '
+    "the value sent, and is empty when no field is at fault (a 401, a 404, a 503, the 409 of a re-run of a pending "
+    "delivery). Besides the refusals each operation lists, a path that does not exist answers 404, a method a path "
+    "does not have 405, and a body over 1 MiB 413 on any route, all as an `ErrorBody`."
+)
+
 _MEANINGS = {
     401: "Missing or wrong bearer token (when the service has one)",
     404: "No such resource in this account",

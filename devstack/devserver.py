@@ -13,6 +13,7 @@ from typing import IO
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType as IndexedType
 
+from devstack.lifetime import die_with_parent
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 _CLI_TYPE_NAMES = {
@@ -96,6 +97,7 @@ def start_dev_server(
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # our Ctrl-C handling decides when it stops
+        preexec_fn=die_with_parent(),  # and it never outlives us, even SIGKILLed (it keeps ports and the db)
     )
 
 

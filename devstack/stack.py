@@ -18,10 +18,14 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from devstack.devserver import start_dev_server, temporal_binary, wait_until_serving
+from devstack.lifetime import die_with_parent
+from devstack.ports import taken_ports_report
 from infra.codec import new_key
 from settings import get_settings
 
 _STOP_TIMEOUT = 20.0
+# Ctrl-C, a `kill`, the terminal closing: each stops the stack in order; a second one kills it.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The dev server keeps closed workflows, the delivery log, for a day; merchants need longer.
 LOG_RETENTION = "720h"
 
@@ -39,8 +43,9 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # Own session: Ctrl-C reaches only us, and we stop the children in order.
-    return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)
+    # Own session: Ctrl-C reaches only us, and we stop the children in order; if we are
+    # killed outright, the kernel kills them.
+    return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True, preexec_fn=die_with_parent())
 
 
 def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
@@ -53,6 +58,14 @@ def _stop(name: str, process: subprocess.Popen[bytes]) -> None:
         print(f"{name} did not stop within {_STOP_TIMEOUT:g}s; killing pid {process.pid}", flush=True)
         process.kill()
         process.wait()
+
+
+def _kill_now(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """No more waiting for a child finishing its work: SIGKILL whatever still runs, by PID."""
+    # Not print(): this may interrupt a print of the stop, and buffered streams refuse re-entry.
+    os.write(sys.stdout.fileno(), b"killing what still runs\n")
+    for _, process in children:
+        process.kill()
 
 
 def _key(configured: SecretStr | None, key_file: Path) -> str:
@@ -82,14 +95,33 @@ def _set_retention(address: str, namespace: str) -> None:
         [*command, "--retention", LOG_RETENTION, "-n", namespace],
         check=True,
         stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),
     )
 
 
+def _ports(args: argparse.Namespace) -> dict[str, int]:
+    """Every port the stack listens on, by what listens there."""
+    ports = {
+        "Temporal": args.temporal_port,
+        "Temporal Web UI": args.ui_port,
+        "API": args.api_port,
+        "codec server": args.codec_port,
+        "worker metrics": args.worker_metrics_port,
+    }
+    health_port = get_settings().worker_health_port
+    return ports | ({"worker health": health_port} if health_port else {})
+
+
 async def _run(args: argparse.Namespace) -> int:
-    args.data_dir.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{args.temporal_port}"
     ui_url = f"http://localhost:{args.ui_port}"
     settings = get_settings()
+    # Before anything starts: a child failing on a taken port would only say `exited with code 1`.
+    taken = taken_ports_report(_ports(args))
+    if taken is not None:
+        print(taken, file=sys.stderr, flush=True)
+        return 1
+    args.data_dir.mkdir(parents=True, exist_ok=True)
     env = os.environ | {
         "WEBHOOKS_TEMPORAL_ADDRESS": address,
         "WEBHOOKS_API_PORT": str(args.api_port),
@@ -112,7 +144,7 @@ async def _run(args: argparse.Namespace) -> int:
     children: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal", server)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_until_serving(address, server)
@@ -142,7 +174,10 @@ async def _run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
         return 0
     finally:
-        print("stopping: codec, api, worker, temporal", flush=True)
+        # The stop below blocks the loop: a second signal must act by itself, not through it.
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, lambda *_: _kill_now(children))
+        print("stopping: codec, api, worker, temporal (Ctrl-C again kills them at once)", flush=True)
         for name, process in reversed(children):
             _stop(name, process)
         server_log.close()

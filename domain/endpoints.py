@@ -5,13 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from domain.events import EventType
 from domain.flow import Ordering, RateLimit
 from domain.secrets import Sealed, SealedOr
 from domain.signing import Scheme, SigningSecret
-from domain.validation import AbsoluteHttpUrl, EndpointUrl, HeaderName, HeaderValue
+from domain.validation import (
+    NO_COLON_OR_CONTROL_CHARACTERS,
+    NO_CONTROL_CHARACTERS,
+    AbsoluteHttpUrl,
+    EndpointUrl,
+    HeaderName,
+    HeaderValue,
+)
 
 MAX_RETRIES = 10
 MASK = "********"
@@ -36,12 +51,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Password = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Password = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_CONTROL_CHARACTERS)]
 HeaderSecret = Annotated[HeaderValue, Field(max_length=4096)]
 
 
 class BasicAuth(_Model):
-    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\x00-\x1f\x7f]*$")]
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=NO_COLON_OR_CONTROL_CHARACTERS)]
     # Text from the merchant; sealed by the API before the registry stores it (domain/secrets.py).
     password: Annotated[str | Sealed, SealedOr(Password)]
 
@@ -56,26 +71,35 @@ class RetrySettings(_Model):
         return 1 + (self.max_retries if self.enabled else 0)
 
 
+# Rules on one field are checked on that field, not on the whole model: a model's own rules only
+# run once every field is valid, and a refusal should name every problem at once.
+
+
+def _not_reserved(key: str) -> str:
+    if key.lower() in RESERVED_HEADERS:
+        raise ValueError("is a header the service sets itself and cannot be replaced")
+    return key
+
+
 class CustomHeader(_Model):
-    key: Annotated[HeaderName, Field(min_length=1, max_length=256)]
+    key: Annotated[HeaderName, Field(min_length=1, max_length=256), AfterValidator(_not_reserved)]
     value: Annotated[str | Sealed, SealedOr(HeaderSecret)]  # sealed like the password
 
 
-# Distinct: at most one of each type.
-Events = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
+def _distinct(events: list[EventType]) -> list[EventType]:
+    if len(set(events)) != len(events):
+        raise ValueError("must not list an event twice")
+    return events
 
 
-def _check_events(events: list[EventType] | None) -> None:
-    if events is not None and len(set(events)) != len(events):
-        raise ValueError("events: must not list an event twice")
+Events = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType)), AfterValidator(_distinct)]
 
 
 def _check_custom_header(header: CustomHeader | None, auth: BasicAuth | None) -> None:
-    if header is None:
-        return
-    name = header.key.lower()
-    if name in RESERVED_HEADERS or (name == "authorization" and auth is not None):
-        raise ValueError(f"custom_header.key: {header.key} is set by the service and cannot be replaced")
+    if header is not None and auth is not None and header.key.lower() == "authorization":
+        raise ValueError(
+            "custom_header.key: must not be authorization while auth is set (Basic authentication sets it)"
+        )
 
 
 class EndpointSpec(_Model):
@@ -94,7 +118,6 @@ class EndpointSpec(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        _check_events(self.events)
         _check_custom_header(self.custom_header, self.auth)
         return self
 
@@ -123,7 +146,6 @@ class EndpointPatch(_Model):
         for field in ("url", "events", "retry", "description", "disabled", "ordering"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field}: cannot be null")
-        _check_events(self.events)
         return self
 
     def apply_to(self, spec: EndpointSpec) -> EndpointSpec:

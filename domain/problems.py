@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from domain.endpoints import EndpointSpec
 from domain.events import EventType, OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.plain_words import reason
 
 # Model-level rules name their field at the front of the message: "events: …".
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
@@ -60,7 +61,7 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         if loc and loc[0] in ("body", "query", "path"):
             loc = loc[1:]
         loc = [part for part in loc if part not in _EVENT_TAGS]
-        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        message = reason(err)
         kind = err.get("type")
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             loc.append(str(err.get("ctx", {}).get("discriminator", "event")).strip("'"))

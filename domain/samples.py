@@ -6,6 +6,8 @@ from domain.events import (
     Address,
     EventType,
     Order,
+    OrderError,
+    OrderErrorEvent,
     OrderShippedEvent,
     Shipment,
     Tracking,
@@ -53,3 +55,21 @@ def sample_order_shipped(event_id: str) -> OrderShippedEvent:
         order=SAMPLE_ORDER,
         shipment=Shipment(date=1622152801, label_url="https://labels.example.com/24957298.pdf"),
     )
+
+
+def sample_order_error(event_id: str) -> OrderErrorEvent:
+    """An error on the same order (the seed shows no ORDER_ERROR example; CONTRACT §2 gives its shape)."""
+    return OrderErrorEvent(
+        id=event_id,
+        event=EventType.ORDER_ERROR,
+        order=SAMPLE_ORDER,
+        error=OrderError(date=1622152801, message="Carrier rejected the shipment: invalid postcode"),
+    )
+
+
+# What `Test` can send: the order events, each as its sample.
+SAMPLES = {
+    EventType.ORDER_SHIPPED: sample_order_shipped,
+    EventType.ORDER_ERROR: sample_order_error,
+    EventType.TRACKING_UPDATE: sample_tracking_update,
+}

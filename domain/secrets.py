@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaH
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from domain.plain_words import reason
+
 # Which secret a sealed value is: part of what it is bound to, with the account.
 # `signing_secret` is a v1 HMAC secret, `signing_key` a v1a Ed25519 private key.
 SecretField = Literal["auth.password", "custom_header.value", "signing_secret", "signing_key"]
@@ -52,7 +54,7 @@ class SealedOr:
             return self._plain.validate_python(value)
         except ValidationError as err:
             # The plain type's reason, on this field (and never the value: it is a secret).
-            raise ValueError(str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+            raise ValueError(reason(err.errors()[0])) from None
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.no_info_plain_validator_function(

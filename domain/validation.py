@@ -25,6 +25,9 @@ _DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Visible ASCII, space and tab; CR/LF would let a value inject headers.
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+# Field patterns the API explains in words (domain/plain_words.py).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_COLON_OR_CONTROL_CHARACTERS = r"^[^:\x00-\x1f\x7f]*$"
 
 
 def check_http_url(value: str) -> str:

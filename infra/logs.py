@@ -33,9 +33,11 @@ def configure_json_logging(level: int = logging.INFO) -> None:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
+            "{levelname}{name}{message}",
             style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            rename_fields={"levelname": "level", "name": "logger"},
+            # ISO 8601 in UTC ("2026-06-02T09:14:03.512345+00:00"), not asctime's local "2026-06-02 11:14:03,512".
+            timestamp="time",
         )
     )
     handler.addFilter(DeliveryIdFilter())

@@ -11,9 +11,10 @@ from temporalio.exceptions import ApplicationError
 
 from domain.activity_contract import DELIVERY_FAILED
 from domain.delivery import DeliveryInput
+from domain.events import EventType
 from domain.ids import test_delivery_id
 from domain.records import DeliveryKind, DeliveryRecord
-from domain.samples import sample_tracking_update
+from domain.samples import SAMPLES
 from services.endpoints import EndpointRegistry
 from workflows.delivery import DeliveryWorkflow, delivery_start_options
 
@@ -39,9 +40,14 @@ async def ended_record(handle: WorkflowHandle[DeliveryWorkflow, DeliveryRecord])
 
 
 async def send_test(
-    client: Client, task_queue: str, account: str, registry: EndpointRegistry, endpoint_id: str
+    client: Client,
+    task_queue: str,
+    account: str,
+    registry: EndpointRegistry,
+    endpoint_id: str,
+    event: EventType = EventType.TRACKING_UPDATE,
 ) -> DeliveryRecord:
-    """Send the seed's sample TRACKING_UPDATE once (never retried) and wait for what came back.
+    """Send the sample of `event` (an order event) once, never retried, and wait for what came back.
 
     Raises EndpointNotFound.
     """
@@ -53,7 +59,7 @@ async def send_test(
         account=account,
         endpoint_id=endpoint_id,
         endpoint_url=endpoint.url,
-        event=sample_tracking_update(test_id),
+        event=SAMPLES[event](test_id),
         max_attempts=1,
     )
     handle = await start_delivery(client, task_queue, delivery)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, Se
 from api.errors import documented
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
+from domain.events import EventType
 from domain.records import DeliveryRecord
 from domain.signing import Scheme, new_signing_secret
 from domain.validation import UtcInstant, check_within_log
@@ -56,12 +58,27 @@ async def delete_endpoint(endpoint_id: str, registry: RegistryDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{endpoint_id}/test", responses=documented(401, 404, 503))
+class TestRequest(BaseModel):
+    """What `POST …/test` may carry; no body at all sends the seed's TRACKING_UPDATE, as before."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["ORDER_SHIPPED", "ORDER_ERROR", "TRACKING_UPDATE"] = "TRACKING_UPDATE"
+
+
+@router.post("/{endpoint_id}/test", responses=documented(401, 404, 413, 422, 503))
 async def test_endpoint(
-    endpoint_id: str, registry: RegistryDep, client: ClientDep, settings: SettingsDep, account: AccountDep
+    endpoint_id: str,
+    registry: RegistryDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    account: AccountDep,
+    body: TestRequest | None = None,
 ) -> DeliveryRecord:
-    """Send the seed's sample TRACKING_UPDATE once, wait, and show what was sent and received."""
-    return await send_test(client, settings.task_queue, account, registry, endpoint_id)
+    """Send a sample of `event` (the seed's TRACKING_UPDATE by default) once, wait, and show what
+    was sent and received. It is never retried, and goes even to a disabled endpoint."""
+    event = EventType((body or TestRequest()).event)
+    return await send_test(client, settings.task_queue, account, registry, endpoint_id, event)
 
 
 class SigningRequest(BaseModel):
@@ -82,7 +99,7 @@ class NewSigningKey(BaseModel):
     endpoint: EndpointView
 
 
-@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 422, 503))
+@router.post("/{endpoint_id}/secret", responses=documented(401, 404, 413, 422, 503))
 async def rotate_signing_secret(
     endpoint_id: str, registry: RegistryDep, settings: SettingsDep, body: SigningRequest | None = None
 ) -> NewSigningSecret | NewSigningKey:

@@ -126,3 +126,29 @@ export function errorPanel(error, retry) {
     retry && h("button", { type: "button", class: "button", onclick: retry }, "Try again"),
   );
 }
+
+// An instant as the API writes it (2026-11-29T08:00:00.123456+00:00 or …Z), inside a sentence.
+const INSTANT = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
+
+/** The instants a sentence from the API holds, in order. */
+export function instantsIn(text) {
+  return [...(text ?? "").matchAll(INSTANT)].map((match) => match[0]);
+}
+
+/** A sentence from the API with each instant in it shown in the browser's zone. */
+export function withLocalTimes(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(INSTANT)) {
+    parts.push(text.slice(last, match.index), time(match[0]));
+    last = match.index + match[0].length;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+
+/** `moment` as a datetime-local input's value, in the browser's zone, to the minute. */
+export function localInputValue(moment) {
+  const local = new Date(moment.getTime() - moment.getTimezoneOffset() * 60_000);
+  return local.toISOString().slice(0, 16);
+}

@@ -1,13 +1,24 @@
 // The webhook list: add, edit, test and delete endpoints.
 
 import { call, endpointPath } from "./api.js";
-import { confirm, modal } from "./dialogs.js";
-import { EVENTS, errorPanel, h, heading, notice, table, time } from "./dom.js";
-import { exchange } from "./exchange.js";
+import { confirm } from "./dialogs.js";
+import { EVENTS, errorPanel, h, heading, notice, table, time, withLocalTimes } from "./dom.js";
+import { reenableAndRecover, recoverSince, testEndpoint } from "./endpoint-actions.js";
 import { flash, link, render } from "./router.js";
 
 const EVENT_NAMES = new Map(EVENTS);
-const COLUMNS = ["Endpoint", "Events", "Basic auth", "Retry", "Custom header", "Signing", "Flow control", "Status", "Actions"];
+const COLUMNS = [
+  "Endpoint",
+  "Events",
+  "Basic auth",
+  "Retry",
+  "Custom header",
+  "Signing",
+  "Rate limit",
+  "Ordering",
+  "Health",
+  "Actions",
+];
 const SCHEMES = new Map([
   ["v1", "HMAC (v1)"],
   ["v1a", "Ed25519 (v1a)"],
@@ -20,61 +31,41 @@ function throttle(endpoint) {
   return h("div", { class: "small throttled" }, h("span", { class: "badge badge-pending" }, "throttled"), " until ", time(until));
 }
 
-function status(endpoint) {
-  if (!endpoint.disabled) return [h("span", { class: "badge badge-active" }, "active"), throttle(endpoint)];
-  return [
-    h("span", { class: "badge badge-disabled" }, "disabled"),
-    endpoint.disabled_reason && h("div", { class: "muted small" }, endpoint.disabled_reason),
-  ];
+/**
+ * Healthy, failing (deliveries failed in a row: enough of them disable it) or disabled, with the
+ * reason and its times in the browser's zone.
+ */
+function health(endpoint) {
+  if (endpoint.disabled) {
+    return [
+      h("span", { class: "badge badge-disabled" }, "disabled"),
+      h("div", { class: "muted small reason" }, endpoint.disabled_reason ? withLocalTimes(endpoint.disabled_reason) : "Disabled by hand"),
+    ];
+  }
+  const failed = endpoint.failed_deliveries_in_a_row;
+  if (failed > 0) {
+    return [
+      h("span", { class: "badge badge-failed" }, "failing"),
+      h("div", { class: "muted small" }, failed === 1 ? "The last delivery failed" : `${failed} deliveries failed in a row`),
+      throttle(endpoint),
+    ];
+  }
+  return [h("span", { class: "badge badge-active" }, "healthy"), throttle(endpoint)];
 }
 
-/** How requests are signed; an Ed25519 key's public half is shown on hover (it is not a secret). */
+/** Whether and how requests are signed; an Ed25519 key's public half is shown on hover (it is not a secret). */
 function signing(endpoint) {
   const { signing } = endpoint;
-  if (!signing) return "—";
+  if (!signing) return h("span", { class: "muted" }, "not signed");
   return h("span", { class: "nowrap", title: signing.public_key ?? "" }, SCHEMES.get(signing.scheme) ?? signing.scheme);
 }
 
-function flowControl(endpoint) {
-  const parts = [];
-  if (endpoint.rate_limit) parts.push(`≤ ${endpoint.rate_limit.per_second}/s`);
-  if (endpoint.ordering === "fifo") parts.push("FIFO per order");
-  return parts.length > 0 ? h("span", { class: "nowrap" }, parts.join(", ")) : "—";
+function rateLimit(endpoint) {
+  return endpoint.rate_limit ? h("span", { class: "nowrap" }, `≤ ${endpoint.rate_limit.per_second}/s`) : "no limit";
 }
 
-/** The seed's rule: a test passes when the delivery's result is "success". */
-function verdict(record) {
-  const passed = record.result === "success";
-  return h(
-    "div",
-    { class: `verdict ${passed ? "verdict-passed" : "verdict-failed"}`, role: "status" },
-    h("strong", {}, passed ? "Test passed" : "Test failed"),
-    h("span", {}, passed ? "The endpoint answered with JSON (or a 204)." : record.error),
-  );
-}
-
-async function runTest(endpoint) {
-  const { dialog, body } = modal("Test webhook", { wide: true });
-  body.setAttribute("aria-busy", "true");
-  body.append(
-    h("p", {}, "Sending the sample Tracking Update to ", h("code", {}, endpoint.url), "…"),
-    h("p", { class: "muted", role: "status" }, "Waiting for its answer."),
-  );
-  try {
-    const record = await call("POST", `${endpointPath(endpoint.id)}/test`);
-    body.replaceChildren(
-      verdict(record),
-      exchange(record, 3),
-      h(
-        "p",
-        {},
-        h("a", { href: link(`/deliveries/${record.id}`), onclick: () => dialog.close() }, "Open this test in the logs"),
-      ),
-    );
-  } catch (error) {
-    body.replaceChildren(errorPanel(error));
-  }
-  body.removeAttribute("aria-busy");
+function ordering(endpoint) {
+  return endpoint.ordering === "fifo" ? "FIFO per order" : "any order";
 }
 
 async function remove(endpoint) {
@@ -107,16 +98,38 @@ function row(endpoint) {
     h("span", { class: "nowrap" }, endpoint.retry.enabled ? `up to ${endpoint.retry.max_retries}` : "off"),
     endpoint.custom_header ? h("code", {}, endpoint.custom_header.key) : "—",
     signing(endpoint),
-    flowControl(endpoint),
-    status(endpoint),
+    rateLimit(endpoint),
+    ordering(endpoint),
+    health(endpoint),
     h(
       "div",
       { class: "row-actions" },
       h("a", { class: "button small", href: link(`/endpoints/${endpoint.id}`), "aria-label": `Edit ${name}` }, "Edit"),
+      endpoint.disabled &&
+        h(
+          "button",
+          {
+            type: "button",
+            class: "button small primary",
+            "aria-label": `Re-enable & recover ${name}`,
+            onclick: () => reenableAndRecover(endpoint),
+          },
+          "Re-enable & recover",
+        ),
       h(
         "button",
-        { type: "button", class: "button small", "aria-label": `Test ${name}`, onclick: () => runTest(endpoint) },
+        { type: "button", class: "button small", "aria-label": `Test ${name}`, onclick: () => testEndpoint(endpoint) },
         "Test",
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button small",
+          "aria-label": `Recover failed deliveries of ${name}`,
+          onclick: () => recoverSince(endpoint),
+        },
+        "Recover failed since…",
       ),
       h(
         "a",

@@ -2,7 +2,7 @@
 
 import { call } from "./api.js";
 import { KINDS, retryButton } from "./delivery.js";
-import { EVENTS, badge, errorPanel, h, heading, table, time, timeZone } from "./dom.js";
+import { EVENTS, badge, errorPanel, h, heading, localInputValue, table, time, timeZone } from "./dom.js";
 import { go, link, render } from "./router.js";
 
 // The API's query parameters that the screen keeps in its URL (page_token aside).
@@ -26,8 +26,7 @@ const COLUMNS = [
 /** An ISO time as a datetime-local value, in the browser's time zone. */
 function toLocalInput(iso) {
   const moment = new Date(iso);
-  if (!iso || Number.isNaN(moment.getTime())) return "";
-  return new Date(moment.getTime() - moment.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  return !iso || Number.isNaN(moment.getTime()) ? "" : localInputValue(moment);
 }
 
 function select(name, label, options, value) {

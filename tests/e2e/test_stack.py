@@ -48,32 +48,49 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
-@asynccontextmanager
-async def running_stack(
-    data_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None, headers: dict[str, str] | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
+async def start_launcher(
+    data_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None, piped: bool = False
+) -> asyncio.subprocess.Process:
+    """`python -m devstack.stack`, as `make run` calls it, on `ports`; `piped`: its output to read."""
     flags = {"--data-dir": data_dir, "--temporal-port": ports["temporal"], "--ui-port": ports["ui"]}
     flags["--api-port"] = ports["api"]
     flags["--codec-port"] = ports["codec"]
     flags["--worker-metrics-port"] = ports["metrics"]
     args = [str(part) for pair in flags.items() for part in pair]
-    stack = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "devstack.stack", *args, cwd=ROOT, env=os.environ | (env or {})
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devstack.stack",
+        *args,
+        cwd=ROOT,
+        env=os.environ | (env or {}),
+        stdout=asyncio.subprocess.PIPE if piped else None,
+        stderr=asyncio.subprocess.PIPE if piped else None,
     )
+
+
+async def until_healthy(api: httpx.AsyncClient, stack: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        if stack.returncode is not None:
+            raise AssertionError(f"the stack exited with {stack.returncode} before serving")
+        try:
+            if (await api.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("the API never became healthy")
+
+
+@asynccontextmanager
+async def running_stack(
+    data_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The launcher `make run` calls, on free ports; stopped with SIGINT as Ctrl-C would."""
+    stack = await start_launcher(data_dir, ports, env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30, headers=headers) as api:
-            for _ in range(300):
-                if stack.returncode is not None:
-                    raise AssertionError(f"the stack exited with {stack.returncode} before serving")
-                try:
-                    if (await api.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("the API never became healthy")
+            await until_healthy(api, stack)
             yield api
     finally:
         stack.send_signal(signal.SIGINT)

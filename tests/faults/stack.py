@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from devstack.devserver import start_dev_server, wait_until_serving
+from devstack.lifetime import die_with_parent
 from domain.records import DeliveryRecord
 from infra.codec import new_key
 from infra.temporal import connect
@@ -222,7 +223,13 @@ class Stack:
         log_path = self.tmp / f"{name}.log"
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, *args, cwd=code, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                sys.executable,
+                *args,
+                cwd=code,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # a killed pytest leaves no worker or API behind
             )
         return ServiceProcess(name, process, log_path, url)
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from domain.endpoints import Endpoint, RetrySettings
 from domain.events import EventType
 from domain.ids import first_connection_id, registry_workflow_id
-from domain.samples import sample_order_shipped, sample_tracking_update
+from domain.samples import sample_order_error, sample_order_shipped, sample_tracking_update
 from domain.wire import wire_body
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
@@ -251,6 +251,32 @@ async def test_test_sends_the_seed_sample_once_and_shows_both_sides(api, receive
     assert record["response"]["status_text"] == "500 Internal Server Error"
     assert record["response"]["body"] == '{"oops": 1}'
     assert "s3cret-pw" not in response.text and "tok-9f8e" not in response.text
+
+
+async def test_test_sends_the_event_asked_for(api, receiver):
+    """Issue 17: Test could only send TRACKING_UPDATE; `{"event": …}` picks any order event."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+
+    record = (await api.post(f"/v1/endpoints/{endpoint['id']}/test", json={"event": "ORDER_ERROR"})).json()
+
+    [sent] = [r for r in receiver.requests(url) if r.headers["webhook-id"] == record["id"]]
+    assert sent.body == wire_body(sample_order_error("any")).encode()
+    assert record["event"] == "ORDER_ERROR" and record["result"] == "success"
+
+
+async def test_test_of_an_event_it_cannot_send_is_refused_and_sends_nothing(api, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+
+    response = await api.post(f"/v1/endpoints/{endpoint['id']}/test", json={"event": "ENDPOINT_DISABLED"})
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "event", "message": "must be 'ORDER_SHIPPED', 'ORDER_ERROR' or 'TRACKING_UPDATE'"}
+    ]
+    # Its first connection may still arrive; no test does (their delivery ids start `…/test-`).
+    assert not [r for r in receiver.requests(url) if "/test-" in r.headers["webhook-id"]]
 
 
 async def test_test_of_a_host_stored_before_the_host_rule_fails_at_once_as_one_attempt(settings, client):

@@ -33,7 +33,7 @@ async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api
         ("9999-12-31T23:59:59-23:59", "between years 1 and 9999"),  # year 10000 in UTC
         ((now + timedelta(hours=1)).isoformat(), "future"),
         ((now - timedelta(days=2)).isoformat(), "retention: at most 1 days ago"),  # the dev server keeps 1 day
-        ("yesterday", "datetime"),
+        ("yesterday", "must be a date and time in ISO 8601"),
     ]:
         started = time.monotonic()
         response = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})

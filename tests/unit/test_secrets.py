@@ -94,7 +94,7 @@ def test_a_plain_secret_is_still_validated_as_text_and_documented_as_text():
         )
 
     assert field_errors(refused.value.errors()) == [
-        {"field": "auth.password", "message": "String should have at most 256 characters"}
+        {"field": "auth.password", "message": "must have at most 256 characters"}
     ]
     password = EndpointSpec.model_json_schema()["$defs"]["BasicAuth"]["properties"]["password"]
     assert password == {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\x00-\\x1f\\x7f]*$"} | {
