@@ -2,21 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# Two installs, each with its stamp: the service alone (`make run`), and the service with the
+# test, lint and benchmark tools of the `dev` extra (everything else).
+SERVICE_INSTALLED := $(VENV)/.installed-service
+INSTALLED := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast test-under-load lint bench
-
-$(INSTALLED): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+$(SERVICE_INSTALLED): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
+
+$(INSTALLED): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@ $(SERVICE_INSTALLED)
 
 install: $(INSTALLED)
 
 # Temporal dev server (state in .data/, Web UI on :8233), the worker and the API (:8000).
-run: $(INSTALLED)
+run: $(SERVICE_INSTALLED)
 	$(BIN)/python -m devstack.stack
+
+# A webhook receiver on 127.0.0.1:9000 that prints what it gets and checks signatures (README, Quick start).
+receiver: $(SERVICE_INSTALLED)
+	$(BIN)/python -m tools.receiver $(RECEIVER_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

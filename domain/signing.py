@@ -23,7 +23,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel
 
@@ -129,3 +130,24 @@ def signature_header(
     return " ".join(
         signature(s.scheme, reveal(s.secret, SEALED_AS[s.scheme]), webhook_id, timestamp, body) for s in active
     )
+
+
+def verify_signature(key: str, webhook_id: str, timestamp: int, body: str, header: str) -> bool:
+    """What a receiver checks: a signature in `header` made with `key`, a `whsec_` secret or a `whpk_` public key.
+
+    The header may carry several (a rotation, or both schemes while switching); one of the key's scheme is enough.
+    How old `timestamp` may be is the receiver's choice (Standard Webhooks suggests 5 minutes).
+    """
+    content = _signed_content(webhook_id, timestamp, body)
+    for scheme, _, encoded in (part.partition(",") for part in header.split()):
+        if scheme == Scheme.HMAC and key.startswith(SECRET_PREFIX):
+            if hmac.compare_digest(f"{scheme},{encoded}", hmac_signature(key, webhook_id, timestamp, body)):
+                return True
+        elif scheme == Scheme.ED25519 and is_public_key(key):
+            public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.removeprefix(PUBLIC_KEY_PREFIX)))
+            try:
+                public.verify(base64.b64decode(encoded), content)
+                return True
+            except (InvalidSignature, binascii.Error, ValueError):
+                continue  # another key's signature, during a rotation, or not base64
+    return False

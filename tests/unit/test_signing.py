@@ -24,6 +24,7 @@ from domain.signing import (
     new_signing_secret,
     public_key_of,
     signature_header,
+    verify_signature,
 )
 from infra.codec import new_key, parse_key
 from infra.secrets import SecretBox
@@ -206,3 +207,23 @@ def test_the_registry_takes_a_v1a_rotation_only_with_a_well_formed_public_key():
         with pytest.raises(ApplicationError) as refused:
             _require_public_key(wrong)
         assert [p["field"] for p in refused.value.details[0]] == ["public_key"]
+
+
+def test_verify_signature_accepts_the_keys_own_signature_among_others_and_nothing_altered():
+    secret, pair, other = new_secret(), new_key_pair(), new_key_pair()
+    assert pair.public_key is not None and other.public_key is not None
+    hmac_sig = hmac_signature(secret, "msg_1", 1700000000, '{"a":1}')
+    ed_sig = ed25519_signature(pair.secret, "msg_1", 1700000000, '{"a":1}')
+    header = f"{ed_sig} {hmac_sig}"
+
+    assert verify_signature(secret, "msg_1", 1700000000, '{"a":1}', header)
+    assert verify_signature(pair.public_key, "msg_1", 1700000000, '{"a":1}', header)
+    assert not verify_signature(other.public_key, "msg_1", 1700000000, '{"a":1}', header)
+    assert not verify_signature(new_secret(), "msg_1", 1700000000, '{"a":1}', header)
+    assert not verify_signature(secret, "msg_1", 1700000000, '{"a":2}', header)
+    assert not verify_signature(secret, "msg_2", 1700000000, '{"a":1}', header)
+    assert not verify_signature(pair.public_key, "msg_1", 1700000001, '{"a":1}', header)
+    assert not verify_signature(pair.public_key, "msg_1", 1700000000, '{"a":1}', "v1a,not-base64!")
+    # The public key does not verify an HMAC signature, nor the secret an Ed25519 one.
+    assert not verify_signature(pair.public_key, "msg_1", 1700000000, '{"a":1}', hmac_sig)
+    assert not verify_signature(secret, "msg_1", 1700000000, '{"a":1}', ed_sig)

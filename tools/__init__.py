@@ -1,0 +1,1 @@
+"""Tools for trying the service by hand; not part of the service."""
