@@ -2,8 +2,8 @@
 
 Endpoints of their own (subscribed to ORDER_SHIPPED, which no other phase
 sends), deleted afterwards. The achieved rate of an endpoint is measured past
-its initial burst (the first ceil(x) POSTs may go at once): POSTs after the
-burst over the time they took.
+its initial burst (the first ceil(x) POSTs may go at once, and fill their
+window): from the first POST after that window to the last.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from domain.samples import sample_order_shipped
 
 
 def achieved_per_s(times: list[float], per_second: float) -> float | None:
-    """POSTs per second after the first burst; None when too few came to tell."""
+    """POSTs per second once the first burst and the window it fills are past: from the
+    POST after the burst (one window after it) to the last. None when too few came to tell."""
     times = sorted(times)
     burst = math.ceil(per_second)
-    if len(times) <= burst:
+    if len(times) <= burst + 1:
         return None
-    return (len(times) - burst) / (times[-1] - times[burst - 1])
+    return (len(times) - burst - 1) / (times[-1] - times[burst])
 
 
 async def _endpoints(bench: Bench, count: int, per_second: float, label: str) -> dict[str, str]:

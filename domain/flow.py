@@ -35,7 +35,8 @@ class Ordering(StrEnum):
 
 
 class RateLimit(BaseModel):
-    """At most `per_second` POSTs start in any one-second window; the first ceil(per_second) may go at once."""
+    """At most `per_second` POSTs start in any one-second window; the first ceil(per_second) of
+    a quiet endpoint may go at once, then one every 1/per_second s."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,6 +45,11 @@ class RateLimit(BaseModel):
     @property
     def burst(self) -> int:
         return math.ceil(self.per_second)
+
+    @property
+    def interval(self) -> timedelta:
+        """The spacing of POSTs at the full rate."""
+        return timedelta(seconds=1 / self.per_second)
 
     @property
     def window(self) -> timedelta:
@@ -138,11 +144,17 @@ class FlowState(BaseModel):
         return SlotAnswer(ask_again_at=again)
 
     def _next_free(self, limit: RateLimit, now: datetime) -> datetime:
-        """The first instant a POST may start without putting more than `burst` in one window."""
+        """The first instant a POST may start without putting more than `burst` in one window.
+        A quiet endpoint takes a burst at once; behind a full window, POSTs go one every
+        1/x s, not in bursts at each window's edge, where one POST of a burst running late
+        would show the receiver up to twice the limit in one second."""
         recent = self.recent_slots[-limit.burst :]
         if len(recent) < limit.burst:
             return max([now, *recent])
-        return max(now, recent[0] + limit.window, recent[-1])
+        window_full_until = recent[0] + limit.window
+        if window_full_until <= now:
+            return max(now, recent[-1])
+        return max(window_full_until, recent[-1] + limit.interval)
 
     def _forget_stale(self, now: datetime) -> None:
         stale = [d for d, w in self.waiting.items() if now - w.due > FORGET_AFTER]

@@ -29,11 +29,21 @@ def test_a_rate_outside_0_to_1000_is_refused(per_second: float) -> None:
         RateLimit(per_second=per_second)
 
 
-def test_the_first_ceil_x_go_at_once_then_one_window_later() -> None:
+def test_the_first_ceil_x_go_at_once_then_one_every_1_over_x_seconds() -> None:
     flow = state()
-    slots = [ask(flow, f"d{n}", T0, per_second=2).go_at for n in range(4)]
+    slots = [ask(flow, f"d{n}", T0, per_second=2).go_at for n in range(5)]
 
-    assert slots == [T0, T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=1)]
+    assert slots == [T0 + timedelta(seconds=s) for s in (0, 0, 1, 1.5, 2)]
+
+
+def test_a_quiet_endpoint_gets_its_burst_again() -> None:
+    flow = state()
+    for n in range(5):
+        ask(flow, f"d{n}", T0, per_second=2)
+    later = T0 + timedelta(seconds=10)
+    slots = [ask(flow, f"e{n}", later, per_second=2).go_at for n in range(3)]
+
+    assert slots == [later, later, later + timedelta(seconds=1)]
 
 
 def test_a_fractional_rate_spaces_posts_out() -> None:
