@@ -178,6 +178,12 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(self.process.wait(), 15)
 
+    async def shut_down(self, within: float) -> None:
+        """SIGTERM, as a deploy stops a process: it finishes what it is doing, then exits."""
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self.process.wait(), within)
+
 
 @dataclass
 class Stack:
