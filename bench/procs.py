@@ -277,9 +277,16 @@ class Stack:
             raise RuntimeError(f"{dead[0].name} exited with {dead[0].popen.returncode}:\n{dead[0].log_tail()}")
 
     def stop(self) -> None:
-        """API first, then the workers and the receiver, the server last; each by its PID."""
+        """APIs first, then the workers and the receiver, the server last (workers shut down
+        gracefully against it); each by its PID. Safe to call again, and on a half-started stack."""
         order = ["api", "worker", "floor_worker", "receiver", "server"]
-        for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
+
+        def rank(name: str) -> int:
+            kind = name.rstrip("0123456789")
+            return order.index(kind) if kind in order else -1
+
+        for name in sorted(self.procs, key=rank):
             self.procs[name].stop()
         for log in self._logs:
             log.close()
+        self._logs.clear()
