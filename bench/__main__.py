@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bench import backlog as backlog_phase
+from bench import growth, histories
 from bench.fairness import fairness as fairness_phase
 from bench.phases import Bench, http_floor, log, pipeline, temporal_floor
 from bench.procs import ROOT, Stack
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=3, help="Temporal floor and pipeline runs, interleaved; medians are reported"
     )
     parser.add_argument("--scale", default="1,4,10", help="growth runs, as multiples of N ('1' skips growth)")
-    parser.add_argument("--backlog", type=int, default=5000, help="deliveries left in backoff (0 skips)")
+    parser.add_argument("--backlog", type=int, default=20_000, help="deliveries left in backoff (0 skips)")
     parser.add_argument("--backlog-endpoints", type=int, default=10, help="failing endpoints of the backlog")
     parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of the run at half max rate")
     parser.add_argument(
@@ -48,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fairness-b-events", type=int, default=20, help="account B's events, idle and behind A")
     parser.add_argument("--quick", action="store_true", help="no growth runs, no backlog, a smaller burst for fairness")
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="only the growth tables: --growth-workers, then the log page at --growth-stored (growth.json)",
+    )
+    parser.add_argument("--growth-workers", default="1,2,4", help="worker counts of the growth run")
+    parser.add_argument("--growth-stored", default="1000,10000,50000", help="deliveries stored for the log page")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--dump-ids", action="store_true", help="also write each run's accepted and received ids")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server db, logs)")
@@ -149,7 +157,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
                 "pipeline_deliveries_per_s": [p["deliveries_per_s"] for p in mains],
                 "exactly_once_ok": all(p["exactly_once"]["ok"] and not p.get("post_failures") for p in mains),
             }
-            results["history"] = await backlog_phase.history_costs(bench, dumps["pipeline"]["accepted"])
+            recorded = args.results_dir / "histories"
+            results["history"] = await histories.history_costs(bench, dumps["pipeline"]["accepted"], recorded)
             results["probes_idle"] = await backlog_phase.probes(bench)
             rate = round(0.5 * main["deliveries_per_s"] / args.endpoints, 2)
             paced_events = max(1, round(rate * args.paced_seconds))
@@ -163,6 +172,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
                 _log(f"growth: {scale} x {args.events} events")
                 grown = await pipeline(bench, f"x{scale}", scale * args.events)
                 results["growth"].append(_strip_ids(grown, dumps, f"x{scale}", args) | {"scale": scale})
+            _log("failure: deliveries to an endpoint answering 503, after 2 retries")
+            results["failure"] = await histories.failure_costs(bench, recorded)
             if args.backlog > 0:
                 _log(f"backlog: {args.backlog} deliveries into backoff")
                 results["backlog"] = await backlog_phase.backlog(bench, args.backlog, args.backlog_endpoints)
@@ -211,6 +222,36 @@ async def _add_failing_endpoint(bench: Bench) -> None:
     bench.endpoints.append(response.json()["id"])
 
 
+async def run_growth(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """`--growth`: the worker counts, then the log as deliveries are stored (see bench/growth.py)."""
+    workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-growth-"))
+    stack = Stack(workdir)
+    started = time.monotonic()
+    results |= {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "config": {k: str(v) for k, v in vars(args).items()},
+    }
+    try:
+        client = await stack.start()
+        _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
+        async with (
+            httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
+            httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
+        ):
+            bench = Bench(stack, client, api, rx, f"g{uuid.uuid4().hex[:6]}", args.concurrency)
+            await _setup(bench, args.endpoints)
+            counts = sorted({int(c) for c in args.growth_workers.split(",") if c.strip()})
+            results["workers"] = await growth.workers_table(bench, args.events, counts)
+            sizes = sorted({int(c) for c in args.growth_stored.split(",") if c.strip()})
+            results["log"] = await growth.log_table(bench, sizes)
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
 def _median_run(runs: list[dict[str, Any]], rate: str) -> dict[str, Any]:
     """The run with the median rate (the lower middle one of an even count)."""
     ranked = sorted(runs, key=lambda r: float(r[rate]))
@@ -249,16 +290,16 @@ async def _run_until_signalled(args: argparse.Namespace, results: dict[str, Any]
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        return await run(args, results)
+        return await (run_growth if args.growth else run)(args, results)
     except asyncio.CancelledError:
         if received:
             raise Interrupted(received[0]) from None
         raise
 
 
-def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
+def _write(args: argparse.Namespace, results: dict[str, Any], name: str = "latest") -> None:
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.results_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> None:
@@ -281,6 +322,13 @@ def main() -> None:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(2)
+    if args.growth:
+        _write(args, results, "growth")
+        rendered = growth.render_growth(results)
+        (args.results_dir / "growth.txt").write_text(rendered + "\n")
+        print(rendered)
+        sys.stdout.flush()
+        os._exit(0 if all(r["exactly_once_ok"] for r in results["workers"]) else 1)
     _write(args, results)
     rendered = render(results)
     (args.results_dir / "latest.txt").write_text(rendered + "\n")

@@ -248,14 +248,18 @@ class Stack:
         await self._until_ok(f"{url}/healthz", name)
         return url
 
-    def start_worker(self, **extra: str) -> Proc:
+    def start_worker(self, name: str = "worker", **extra: str) -> Proc:
         """`python worker.py` with make run's settings (metrics on), plus `extra` variables."""
-        env = self.env(WEBHOOKS_WORKER_METRICS_PORT=str(free_port()), **self.worker_env, **extra)
-        return self._spawn("worker", ["worker.py"], env)
+        env = self.env(WEBHOOKS_WORKER_METRICS_PORT=str(free_port()), **(self.worker_env | extra))
+        return self._spawn(name, ["worker.py"], env)
+
+    def workers(self) -> list[str]:
+        """The names of the service's workers running now (not the floor worker)."""
+        return [name for name, p in self.procs.items() if name.rstrip("0123456789") == "worker" and p.running]
 
     async def restart_worker(self, **extra: str) -> None:
         self.procs["worker"].stop()
-        self.start_worker(**extra)
+        self.start_worker("worker", **extra)
 
     async def _until_ok(self, url: str, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
