@@ -172,7 +172,7 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
                 _log(f"growth: {scale} x {args.events} events")
                 grown = await pipeline(bench, f"x{scale}", scale * args.events)
                 results["growth"].append(_strip_ids(grown, dumps, f"x{scale}", args) | {"scale": scale})
-            _log("failure: deliveries to an endpoint answering 503, after 2 retries")
+            _log("failure: deliveries to an endpoint answering 500, after 2 retries")
             results["failure"] = await histories.failure_costs(bench, recorded)
             if args.backlog > 0:
                 _log(f"backlog: {args.backlog} deliveries into backoff")

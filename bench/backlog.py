@@ -120,7 +120,7 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
     wall0 = time.monotonic()
     async with UsageMeter(stack.pids) as meter:
         await asyncio.gather(*(post(i) for i in range(events)))
-        # Each delivery's first POST (503), plus the failing endpoints' first connections.
+        # Each delivery's first POST (500), plus the failing endpoints' first connections.
         await bench.wait_received(since, len(accepted) + endpoints, completion_timeout(len(accepted)), "backlog")
         fill_s = time.monotonic() - wall0
         build = meter.read()

@@ -95,7 +95,7 @@ def error_event(event_id: str) -> dict[str, Any]:
 
 
 async def failure_costs(bench: Bench, into: Path | None, retries: int = 2, deliveries: int = 3) -> dict[str, Any]:
-    """`deliveries` to an endpoint that answers 503 with `retries` retries, on a worker whose
+    """`deliveries` to an endpoint that answers 500 with `retries` retries, on a worker whose
     backoff is one second, until each ended failed; their histories. The endpoint is disabled
     after, and the worker restarted with the run's own backoff."""
     stack = bench.stack
