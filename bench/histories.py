@@ -96,7 +96,7 @@ def error_event(event_id: str) -> dict[str, Any]:
 
 async def failure_costs(bench: Bench, into: Path | None, retries: int = 2, deliveries: int = 3) -> dict[str, Any]:
     """`deliveries` to an endpoint that answers 500 with `retries` retries, on a worker whose
-    backoff is one second, until each ended failed; their histories. The endpoint is disabled
+    backoff is one second, until each ended failed; their histories. The endpoint is deleted
     after, and the worker restarted with the run's own backoff."""
     stack = bench.stack
     await stack.restart_worker(WEBHOOKS_RETRY_INITIAL_INTERVAL="1", WEBHOOKS_RETRY_BACKOFF="1")
@@ -121,7 +121,8 @@ async def failure_costs(bench: Bench, into: Path | None, retries: int = 2, deliv
         if time.monotonic() > deadline:
             raise TimeoutError(f"failed deliveries still running after {retries} retries: {ids}")
         await asyncio.sleep(POLL)
-    (await bench.api.patch(f"/v1/endpoints/{endpoint}", json={"disabled": True})).raise_for_status()
+    # Deleted, not disabled: a disabled endpoint still gets (skipped) deliveries of its events.
+    (await bench.api.delete(f"/v1/endpoints/{endpoint}")).raise_for_status()
     await stack.restart_worker()
     histories = [await bench.client.get_workflow_handle(d).fetch_history() for d in ids]
     return {"retries": retries, **_costs(histories, into, f"failure_{retries}_retries")}

@@ -212,7 +212,7 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             f"Backlog: {backlog['deliveries_in_backoff']} in backoff (filled at "
             f"{backlog['fill_deliveries_per_s']}/s); worker RSS fresh {backlog['worker_rss_fresh_mib']['median']}"
-            f" MiB, idle after as many successes {backlog['worker_rss_idle_mib']['median']}"
+            f" MiB, idle after (up to 2,000) successes {backlog['worker_rss_idle_mib']['median']}"
             f" MiB -> {backlog['worker_rss_with_backlog_mib']['median']} MiB; GET /v1/deliveries p50 "
             f"{backlog['list']['latency_ms']['p50']} ms with {backlog['list']['deliveries_stored']} stored, "
             f"{backlog['log_vs_raw']['page_over_raw_list']}x one raw listing "
