@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -19,11 +20,13 @@ from typing import Any
 import httpx
 
 from bench import backlog as backlog_phase
+from bench import growth, histories
 from bench.fairness import fairness as fairness_phase
-from bench.phases import Bench, http_floor, pipeline, temporal_floor
+from bench.phases import Bench, http_floor, log, pipeline, temporal_floor
 from bench.procs import ROOT, Stack
 from bench.rate_limit import rate_limits
 from bench.report import ratios, render, targets
+from tests.conftest import free_port
 
 # Where the failing endpoints' retries wait: long enough that none comes due during the run.
 BACKLOG_RETRY_INTERVAL = "600"
@@ -38,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=3, help="Temporal floor and pipeline runs, interleaved; medians are reported"
     )
     parser.add_argument("--scale", default="1,4,10", help="growth runs, as multiples of N ('1' skips growth)")
-    parser.add_argument("--backlog", type=int, default=5000, help="deliveries left in backoff (0 skips)")
+    parser.add_argument("--backlog", type=int, default=20_000, help="deliveries left in backoff (0 skips)")
     parser.add_argument("--backlog-endpoints", type=int, default=10, help="failing endpoints of the backlog")
     parser.add_argument("--paced-seconds", type=float, default=20.0, help="length of the run at half max rate")
     parser.add_argument(
@@ -46,9 +49,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fairness-b-events", type=int, default=20, help="account B's events, idle and behind A")
     parser.add_argument("--quick", action="store_true", help="no growth runs, no backlog, a smaller burst for fairness")
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="only the growth tables: --growth-workers, then the log page at --growth-stored (growth.json)",
+    )
+    parser.add_argument("--growth-workers", default="1,2,4", help="worker counts of the growth run")
+    parser.add_argument("--growth-stored", default="1000,10000,50000", help="deliveries stored for the log page")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--dump-ids", action="store_true", help="also write each run's accepted and received ids")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server db, logs)")
+    parser.add_argument(
+        "--stop-on-failure",
+        action="store_true",
+        help="stop at the first phase whose deliveries ended without reaching the receiver (default: go on)",
+    )
+    parser.add_argument(
+        "--failing-endpoint",
+        action="store_true",
+        help="self-check: subscribe one more endpoint at a port nothing listens on (retries off), "
+        "so the pipeline's deliveries to it end failed and the run must say so at once",
+    )
     args = parser.parse_args(argv)
     args.scales = sorted({int(s) for s in args.scale.split(",") if s.strip()} | {1})
     if args.quick:
@@ -63,19 +84,39 @@ def _limits(connections: int) -> httpx.Limits:
     return httpx.Limits(max_connections=connections, keepalive_expiry=1.0)
 
 
-def _strip_ids(phase: dict[str, Any], dumps: dict[str, Any], name: str) -> dict[str, Any]:
+class PhaseFailed(RuntimeError):
+    """A phase's deliveries ended without reaching the receiver, and --stop-on-failure was given."""
+
+    def __init__(self, phase: str, ended: dict[str, Any]) -> None:
+        super().__init__(ended["message"])
+        self.report = {"phase": phase, **ended}
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _strip_ids(
+    phase: dict[str, Any], dumps: dict[str, Any], name: str, args: argparse.Namespace | None = None
+) -> dict[str, Any]:
     dumps[name] = {"accepted": phase.pop("delivery_ids", []), "received": phase.pop("received_ids", [])}
     rate = next(phase[k] for k in ("deliveries_per_s", "workflows_per_s", "posts_per_s") if k in phase)
     foreign = round(100 * phase["foreign_cpu_share"])
     _log(f"  {name}: {rate}/s over {phase['duration_s']} s (other work took {foreign}% of the machine)")
+    ended = phase.get("ended_undelivered")
+    if ended and args is not None and args.stop_on_failure:
+        raise PhaseFailed(name, ended)
     return phase
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """Fills `results` as phases end (so an interrupted run still has what it measured)."""
     workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
     stack = Stack(workdir, worker_env={"WEBHOOKS_RETRY_INITIAL_INTERVAL": BACKLOG_RETRY_INTERVAL})
     started = time.monotonic()
-    results: dict[str, Any] = {
+    results |= {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
         "config": {k: str(v) for k, v in vars(args).items()},
@@ -83,12 +124,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     dumps: dict[str, Any] = {}
     try:
         client = await stack.start()
+        _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
         async with (
             httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
             httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
         ):
             bench = Bench(stack, client, api, rx, f"r{uuid.uuid4().hex[:6]}", args.concurrency)
             await _setup(bench, args.endpoints)
+            if args.failing_endpoint:
+                await _add_failing_endpoint(bench)
             m = args.events * args.endpoints
             _log(f"HTTP floor: {m} POSTs")
             results["http_floor"] = _strip_ids(await http_floor(bench, m), dumps, "http_floor")
@@ -102,7 +146,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     _strip_ids(await temporal_floor(bench, m, f"floor{rep}"), dumps, f"temporal_floor{suffix}")
                 )
                 _log(f"pipeline{suffix}: {args.events} events x {args.endpoints} endpoints")
-                mains.append(_strip_ids(await pipeline(bench, f"max{rep}", args.events), dumps, f"pipeline{suffix}"))
+                mains.append(
+                    _strip_ids(await pipeline(bench, f"max{rep}", args.events), dumps, f"pipeline{suffix}", args)
+                )
             results["temporal_floor"] = _median_run(floors, "workflows_per_s")
             main = _median_run(mains, "deliveries_per_s") | {"scale": 1}
             results["pipeline"] = main
@@ -111,19 +157,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "pipeline_deliveries_per_s": [p["deliveries_per_s"] for p in mains],
                 "exactly_once_ok": all(p["exactly_once"]["ok"] and not p.get("post_failures") for p in mains),
             }
-            results["history"] = await backlog_phase.history_costs(bench, dumps["pipeline"]["accepted"])
+            recorded = args.results_dir / "histories"
+            results["history"] = await histories.history_costs(bench, dumps["pipeline"]["accepted"], recorded)
             results["probes_idle"] = await backlog_phase.probes(bench)
             rate = round(0.5 * main["deliveries_per_s"] / args.endpoints, 2)
             paced_events = max(1, round(rate * args.paced_seconds))
             _log(f"paced: {paced_events} events at {rate}/s")
-            results["paced"] = _strip_ids(await pipeline(bench, "paced", paced_events, rate=rate), dumps, "paced")
+            paced = await pipeline(bench, "paced", paced_events, rate=rate)
+            results["paced"] = _strip_ids(paced, dumps, "paced", args)
             _log("rate limits: 1 endpoint at 10/s, 50 at 0.2/s")
             results["rate_limit"] = await rate_limits(bench)
             results["growth"] = [results["pipeline"]]
             for scale in args.scales[1:]:
                 _log(f"growth: {scale} x {args.events} events")
                 grown = await pipeline(bench, f"x{scale}", scale * args.events)
-                results["growth"].append(_strip_ids(grown, dumps, f"x{scale}") | {"scale": scale})
+                results["growth"].append(_strip_ids(grown, dumps, f"x{scale}", args) | {"scale": scale})
+            _log("failure: deliveries to an endpoint answering 500, after 2 retries")
+            results["failure"] = await histories.failure_costs(bench, recorded)
             if args.backlog > 0:
                 _log(f"backlog: {args.backlog} deliveries into backoff")
                 results["backlog"] = await backlog_phase.backlog(bench, args.backlog, args.backlog_endpoints)
@@ -164,6 +214,44 @@ async def _setup(bench: Bench, endpoints: int) -> None:
         raise RuntimeError(f"warm-up deliveries were not received exactly once: {warm['exactly_once']}")
 
 
+async def _add_failing_endpoint(bench: Bench) -> None:
+    """An endpoint nothing answers (a free port, retries off): each delivery to it ends failed."""
+    body = {"url": f"http://127.0.0.1:{free_port()}/refused", "events": ["TRACKING_UPDATE"]}
+    response = await bench.api.post("/v1/endpoints", json=body)
+    response.raise_for_status()
+    bench.endpoints.append(response.json()["id"])
+
+
+async def run_growth(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """`--growth`: the worker counts, then the log as deliveries are stored (see bench/growth.py)."""
+    workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-growth-"))
+    stack = Stack(workdir)
+    started = time.monotonic()
+    results |= {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "config": {k: str(v) for k, v in vars(args).items()},
+    }
+    try:
+        client = await stack.start()
+        _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
+        async with (
+            httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
+            httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
+        ):
+            bench = Bench(stack, client, api, rx, f"g{uuid.uuid4().hex[:6]}", args.concurrency)
+            await _setup(bench, args.endpoints)
+            counts = sorted({int(c) for c in args.growth_workers.split(",") if c.strip()})
+            results["workers"] = await growth.workers_table(bench, args.events, counts)
+            sizes = sorted({int(c) for c in args.growth_stored.split(",") if c.strip()})
+            results["log"] = await growth.log_table(bench, sizes)
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
 def _median_run(runs: list[dict[str, Any]], rate: str) -> dict[str, Any]:
     """The run with the median rate (the lower middle one of an even count)."""
     ranked = sorted(runs, key=lambda r: float(r[rate]))
@@ -182,19 +270,66 @@ def _exactly_once_checks(results: dict[str, Any]) -> list[bool]:
 
 
 def _log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    log(message)
+
+
+async def _run_until_signalled(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """`run`, cancelled by SIGTERM or SIGINT (Ctrl-C), so that its `finally` stops every process
+    it started: they run in their own sessions, and a terminal's Ctrl-C does not reach them."""
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            _log(f"{signal.Signals(signum).name}: stopping every process the run started")
+        received.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await (run_growth if args.growth else run)(args, results)
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any], name: str = "latest") -> None:
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> None:
     args = parse_args()
+    results: dict[str, Any] = {}
     try:
-        results = asyncio.run(run(args))
+        asyncio.run(_run_until_signalled(args, results))
+    except Interrupted as stopped:
+        sys.stderr.flush()
+        os._exit(128 + stopped.signum)
+    except asyncio.CancelledError:  # a signal while the processes were already being stopped
+        os._exit(128 + signal.SIGTERM)
+    except PhaseFailed as failed:
+        # What was measured until then is kept, marked as a stopped run.
+        _write(args, results | {"stopped": failed.report, "exactly_once_ok": False})
+        print(f"STOPPED: {failed}")
+        sys.stdout.flush()
+        os._exit(1)
     except Exception:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(2)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.growth:
+        _write(args, results, "growth")
+        rendered = growth.render_growth(results)
+        (args.results_dir / "growth.txt").write_text(rendered + "\n")
+        print(rendered)
+        sys.stdout.flush()
+        os._exit(0 if all(r["exactly_once_ok"] for r in results["workers"]) else 1)
+    _write(args, results)
     rendered = render(results)
     (args.results_dir / "latest.txt").write_text(rendered + "\n")
     print(rendered)

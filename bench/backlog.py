@@ -1,4 +1,4 @@
-"""What a delivery costs in history, and the worker and the log with thousands of deliveries in backoff."""
+"""The worker and the log with thousands of deliveries in backoff."""
 
 from __future__ import annotations
 
@@ -9,53 +9,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
-
+from bench.growth import log_vs_raw
+from bench.histories import error_event
 from bench.phases import Bench, completion_timeout, pipeline
 from bench.procs import UsageMeter, rss_kib
 from bench.stats import exactly_once, summary_ms
 from domain.delivery import DEFAULT_ACCOUNT
 from domain.ids import registry_workflow_id
 from services.endpoints import EndpointRegistry, SnapshotCache
-from tests.contract import CONTRACT_ORDER
 from workflows.endpoint_registry import EndpointRegistryWorkflow
 
-
-async def history_costs(bench: Bench, delivery_ids: list[str], sample: int = 10) -> dict[str, Any]:
-    """Events and bytes of the histories of a sample of successful first-attempt deliveries."""
-    counts: list[int] = []
-    sizes: list[int] = []
-    types: list[str] = []
-    for delivery_id in delivery_ids:
-        history = await bench.client.get_workflow_handle(delivery_id).fetch_history()
-        attempts = [
-            e.activity_task_started_event_attributes.attempt
-            for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        ]
-        if attempts != [1]:
-            continue  # only first-attempt successes are sampled
-        counts.append(len(history.events))
-        sizes.append(History(events=history.events).ByteSize())
-        types = types or [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events]
-        if len(counts) >= sample:
-            break
-    return {
-        "sampled": len(counts),
-        "events_per_delivery": round(statistics.mean(counts), 2),
-        "bytes_per_delivery": round(statistics.mean(sizes)),
-        "event_types_of_one": types,
-    }
-
-
-def _error_event(event_id: str) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "event": "ORDER_ERROR",
-        "order": CONTRACT_ORDER,
-        "error": {"date": 1622671204, "message": "Address not found"},
-    }
+# Successful deliveries the worker makes before its idle RSS is read.
+WARM_UP = 2_000
 
 
 async def _steady_rss_mib(bench: Bench, name: str, seconds: float) -> dict[str, float]:
@@ -121,10 +86,11 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
     stack = bench.stack
     await stack.restart_worker()
     fresh = await _steady_rss_mib(bench, "worker", 3.0)
-    # Idle means a worker that has served traffic: a burst of successful deliveries as
-    # large as the backlog's brings its heap to the size work gives it, so what the
-    # backlog adds on top is the backlog's own cost.
-    warm = await pipeline(bench, "warm-worker", -(-deliveries // max(len(bench.endpoints), 1)))
+    # Idle means a worker that has served traffic: a burst of successful deliveries
+    # (as large as the backlog's, up to WARM_UP: the workflow cache holds at most 100
+    # either way) brings its heap to the size work gives it, so what the backlog adds
+    # on top is the backlog's own cost.
+    warm = await pipeline(bench, "warm-worker", -(-min(deliveries, WARM_UP) // max(len(bench.endpoints), 1)))
     await asyncio.sleep(settle)
     idle = await _steady_rss_mib(bench, "worker", 3.0)
 
@@ -147,14 +113,14 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
 
     async def post(i: int) -> None:
         async with gate:
-            response = await bench.api.post("/v1/events", json=_error_event(f"{prefix}{i:06d}"))
+            response = await bench.api.post("/v1/events", json=error_event(f"{prefix}{i:06d}"))
         response.raise_for_status()
         accepted.extend(d["id"] for d in response.json()["deliveries"])
 
     wall0 = time.monotonic()
     async with UsageMeter(stack.pids) as meter:
         await asyncio.gather(*(post(i) for i in range(events)))
-        # Each delivery's first POST (503), plus the failing endpoints' first connections.
+        # Each delivery's first POST (500), plus the failing endpoints' first connections.
         await bench.wait_received(since, len(accepted) + endpoints, completion_timeout(len(accepted)), "backlog")
         fill_s = time.monotonic() - wall0
         build = meter.read()
@@ -163,6 +129,7 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
         with_backlog = await _steady_rss_mib(bench, "worker", 5.0)
         idle_cpu = waiting.read()
     log = await list_latency(bench)
+    raw = await log_vs_raw(bench)
     arrivals = [a[0] for a in await bench.arrivals(since) if a[0].startswith(f"delivery/{DEFAULT_ACCOUNT}/{prefix}")]
     return {
         "deliveries_in_backoff": len(accepted),
@@ -178,4 +145,5 @@ async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float =
         "peak_rss_while_filling_mib": {k: round(v, 1) for k, v in build.peak_rss_mib.items()},
         "cpu_s_while_waiting_5s": {k: round(v, 2) for k, v in idle_cpu.cpu_s.items()},
         "list": log,
+        "log_vs_raw": raw,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,16 @@ from domain.wire import USER_AGENT, wire_body
 from tests.integration.helpers import tracking_event
 
 POLL = 0.2
+# Seconds without a new POST before a waiting phase asks visibility whether any delivery still runs.
+STALL_S = 2.0
+
+
+class DeliveriesEnded(RuntimeError):
+    """Every delivery of a phase has ended and some POSTs never came: waiting longer is pointless."""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -42,18 +53,33 @@ class Bench:
         rows: list[list[Any]] = (await self.rx.get("/_arrivals", params={"since": since})).json()["arrivals"]
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
-    async def wait_received(self, since: int, count: int, timeout: float, what: str) -> None:
-        """Until the receiver has `count` POSTs after index `since` (bounded; the processes must stay up)."""
+    async def wait_received(
+        self, since: int, count: int, timeout: float, what: str, deliveries: str | None = None
+    ) -> None:
+        """Until the receiver has `count` POSTs after index `since` (bounded; the processes must stay up).
+
+        With `deliveries` (a visibility query of the phase's delivery workflows), a wait that
+        stalls is checked against visibility: once none of them is running, no POST is still
+        to come, and `DeliveriesEnded` says so at once instead of at the timeout. The check
+        runs only after `STALL_S` without a new POST, so a phase that progresses pays nothing."""
         deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / POLL) + 1):
-            if await self.received_total() - since >= count:
+        got, changed = -1, time.monotonic()
+        while True:
+            now_got = await self.received_total() - since
+            if now_got >= count:
                 return
+            now = time.monotonic()
+            if now_got != got:
+                got, changed = now_got, now
+            elif deliveries is not None and now - changed >= STALL_S:
+                running = await self.client.count_workflows(f'{deliveries} AND ExecutionStatus = "Running"')
+                if running.count == 0:
+                    raise DeliveriesEnded(f"{what}: every delivery ended; the receiver got {got} of {count} POSTs")
+                changed = now  # some still run (retrying, rate-limited): look again after another stall
             self.stack.check_alive()
-            if time.monotonic() > deadline:
-                break
+            if now > deadline:
+                raise TimeoutError(f"{what}: the receiver got {got} of {count} POSTs within {timeout:g}s")
             await asyncio.sleep(POLL)
-        got = await self.received_total() - since
-        raise TimeoutError(f"{what}: the receiver got {got} of {count} POSTs within {timeout:g}s")
 
     async def wait_closed(self, query: str, count: int, timeout: float) -> list[WorkflowExecution]:
         """Until visibility shows `count` closed workflows matching `query`; then all of them."""
@@ -138,14 +164,28 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
             await asyncio.gather(*tasks)
         last_202 = max((a for _, a in accepted.values()), default=time.monotonic())
         expected = len(accepted)
-        await bench.wait_received(since, expected, completion_timeout(expected), f"pipeline {label}")
         query = f'WorkflowType = "DeliveryWorkflow" AND WorkflowId STARTS_WITH "delivery/default/{prefix}"'
+        ended_early: str | None = None
+        try:
+            await bench.wait_received(since, expected, completion_timeout(expected), f"pipeline {label}", query)
+        except DeliveriesEnded as ended:
+            ended_early = str(ended)
+        reported_after = time.monotonic() - last_202
         closed = await bench.wait_closed(query, expected, completion_timeout(expected))
         usage = meter.read()
     duration, statuses = closed_stats(closed, wall0)
     # Everything the receiver got meanwhile counts: nothing else may arrive during a phase.
     arrivals = await bench.arrivals(since)
     check = exactly_once(accepted, (a[0] for a in arrivals))
+    undelivered = None
+    if ended_early is not None:
+        undelivered = {
+            "count": len(check.missing),
+            "ids": check.missing[:20],
+            "seconds_after_last_202": round(reported_after, 1),
+            "message": ended_early,
+        }
+        log(f"  {label}: {len(check.missing)} deliveries ended without reaching the receiver, e.g. {check.missing[:3]}")
     first_arrival: dict[str, float] = {}
     for webhook_id, _, at in arrivals:
         first_arrival.setdefault(webhook_id, at)
@@ -170,6 +210,7 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
         "delivery_ids": sorted(accepted),
         "received_ids": [a[0] for a in arrivals],
         "exactly_once": check.as_json(),
+        "ended_undelivered": undelivered,
         **usage_json(usage, expected),
     }
 

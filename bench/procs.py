@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from devstack.devserver import start_dev_server, wait_until_serving
+from devstack.lifetime import die_with_parent
 from infra.codec import new_key
 from infra.temporal import connect
 from settings import Settings
@@ -221,8 +222,15 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
         log, path = self._log(name)
+        # die_with_parent: a bench killed with SIGKILL, which no handler sees, takes them along.
         popen = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         self.procs[name] = Proc(name, popen, path)
         return self.procs[name]
@@ -248,14 +256,18 @@ class Stack:
         await self._until_ok(f"{url}/healthz", name)
         return url
 
-    def start_worker(self, **extra: str) -> Proc:
+    def start_worker(self, name: str = "worker", **extra: str) -> Proc:
         """`python worker.py` with make run's settings (metrics on), plus `extra` variables."""
-        env = self.env(WEBHOOKS_WORKER_METRICS_PORT=str(free_port()), **self.worker_env, **extra)
-        return self._spawn("worker", ["worker.py"], env)
+        env = self.env(WEBHOOKS_WORKER_METRICS_PORT=str(free_port()), **(self.worker_env | extra))
+        return self._spawn(name, ["worker.py"], env)
+
+    def workers(self) -> list[str]:
+        """The names of the service's workers running now (not the floor worker)."""
+        return [name for name, p in self.procs.items() if name.rstrip("0123456789") == "worker" and p.running]
 
     async def restart_worker(self, **extra: str) -> None:
         self.procs["worker"].stop()
-        self.start_worker(**extra)
+        self.start_worker("worker", **extra)
 
     async def _until_ok(self, url: str, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -277,9 +289,16 @@ class Stack:
             raise RuntimeError(f"{dead[0].name} exited with {dead[0].popen.returncode}:\n{dead[0].log_tail()}")
 
     def stop(self) -> None:
-        """API first, then the workers and the receiver, the server last; each by its PID."""
+        """APIs first, then the workers and the receiver, the server last (workers shut down
+        gracefully against it); each by its PID. Safe to call again, and on a half-started stack."""
         order = ["api", "worker", "floor_worker", "receiver", "server"]
-        for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
+
+        def rank(name: str) -> int:
+            kind = name.rstrip("0123456789")
+            return order.index(kind) if kind in order else -1
+
+        for name in sorted(self.procs, key=rank):
             self.procs[name].stop()
         for log in self._logs:
             log.close()
+        self._logs.clear()

@@ -2,10 +2,11 @@
 
 python -m bench.receiver PORT
 
-`POST /ok/...` answers 200 JSON, `POST /fail/...` 503 JSON (no Retry-After, so the
-worker's backoff decides). Each POST is recorded as (webhook-id, path, arrival
-time on CLOCK_MONOTONIC — one clock for every process of the machine, so the
-harness can subtract its own timestamps). `GET /_count` and
+`POST /ok/...` answers 200 JSON, `POST /fail/...` 500 JSON, so the worker's backoff
+decides (a 503 would throttle the whole endpoint: its other deliveries would be held
+back without a POST, and the backlog's first attempts would never all arrive). Each
+POST is recorded as (webhook-id, path, arrival time on CLOCK_MONOTONIC — one clock
+for every process of the machine, so the harness can subtract its own timestamps). `GET /_count` and
 `GET /_arrivals?since=i` read the record.
 """
 
@@ -45,7 +46,7 @@ class BenchReceiver:
                 webhook_id = value.decode("latin-1")
                 break
         self.arrivals.append((webhook_id, path, arrived))
-        status = 503 if path.startswith("/fail/") else 200
+        status = 500 if path.startswith("/fail/") else 200
         await send({"type": "http.response.start", "status": status, "headers": _JSON})
         await send({"type": "http.response.body", "body": _OK_BODY if status == 200 else b'{"error":true}'})
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.api.common.v1 import Payload
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
 from domain.activity_contract import AttemptProgress
@@ -29,6 +36,8 @@ from workflows.delivery import DeliveryWorkflow
 _WINDOW_FACTOR = 4
 _MIN_WINDOW_ROWS = 200
 _MAX_PROBES = 8
+# The most ids a narrowed window's listing excludes (those listed already) in its query.
+_MAX_EXCLUDED = 110
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
@@ -194,10 +203,10 @@ class DeliveryLog:
         digest = hashlib.sha256(query.encode()).hexdigest()[:16]
         cursor = _Cursor.decode(page_token, digest) if page_token else None
         served, more = await self._newest(query, cursor, limit)
-        next_token = _Cursor(served[-1].start_time, served[-1].id, digest).encode() if more and served else None
+        next_token = _Cursor(served[-1].start, served[-1].id, digest).encode() if more and served else None
         return DeliveryPage(data=[await self._summary(e) for e in served], next_page_token=next_token)
 
-    async def _newest(self, query: str, cursor: _Cursor | None, limit: int) -> tuple[list[WorkflowExecution], bool]:
+    async def _newest(self, query: str, cursor: _Cursor | None, limit: int) -> tuple[list[_Row], bool]:
         """The `limit` newest rows after the cursor, and whether any older one is left."""
         # Bounds are exclusive; one microsecond past the cursor keeps rows that share its start.
         upper = cursor.start + _ONE_MICROSECOND if cursor else None
@@ -207,56 +216,88 @@ class DeliveryLog:
         # by close time, so those are usually the newest rows, and they bound a tight window.
         cap = limit + 2
         lower: datetime | None = None
-        rows: list[WorkflowExecution] | None = None
+        known: list[_Row] = []  # rows of the window [lower, upper) listed already
+        rows: list[_Row] | None = None
         for _ in range(_MAX_PROBES):
-            probe = await self._list(_bounded(query, lower, upper), cap)
-            if len(probe) < cap:
+            # The window's rows not listed yet: usually none or a few (closed ones that
+            # started late), so a narrowed window costs one cheap listing, not its rows again.
+            probe = known + await self._list(_bounded(query, lower, upper), cap, exclude=known)
+            if len(probe) < cap + len(known):
                 rows = probe  # short of the cap: the whole window [lower, upper)
                 break
             # A capped list is only some of the window's rows, in close-time order. But they
             # are real rows: if limit + 1 of them after the cursor start at or after s, so do
             # limit + 1 rows of the window, and [s, upper) holds the page and a row past it.
             after = _after(probe, cursor)
-            if len(after) > limit and (lower is None or after[limit].start_time > lower):
-                lower = after[limit].start_time
+            if len(after) > limit and (lower is None or after[limit].start > lower):
+                lower = after[limit].start
             elif cap >= window_cap:
                 break  # rows tie on their start: no sample narrows the window, read it whole
             cap = window_cap
+            known = [row for row in probe if lower is None or row.start >= lower]
+            if len(known) > _MAX_EXCLUDED:
+                known = []  # too long a query: list the window again instead
         if rows is None:
             rows = await self._list(_bounded(query, lower, upper), None)
         after = _after(rows, cursor)
         # Any lower bound was chosen with more than `limit` rows above it.
         return after[:limit], lower is not None or len(after) > limit
 
-    async def _list(self, query: str, cap: int | None) -> list[WorkflowExecution]:
-        listing = self._client.list_workflows(query, limit=cap, page_size=cap or 1000)
-        return [e async for e in listing]
+    async def _list(self, query: str, cap: int | None, exclude: Sequence[_Row] = ()) -> list[_Row]:
+        """Raw listing: the SDK's `list_workflows` decodes every row's search attributes (about
+        1 ms a row, most of a page's time), while only the rows served need them."""
+        if exclude:
+            query += f" AND WorkflowId NOT IN ({', '.join(quoted(row.id) for row in exclude)})"
+        rows: list[_Row] = []
+        token = b""
+        while cap is None or len(rows) < cap:
+            request = ListWorkflowExecutionsRequest(
+                namespace=self._client.namespace,
+                page_size=min(cap - len(rows), 1000) if cap is not None else 1000,
+                query=query,
+                next_page_token=token,
+            )
+            listed = await self._client.workflow_service.list_workflow_executions(request)
+            rows += [_Row(info) for info in listed.executions]
+            token = listed.next_page_token
+            if not token:
+                break
+        return rows if cap is None else rows[:cap]
 
-    async def _summary(self, execution: WorkflowExecution) -> DeliverySummary:
-        attrs = execution.typed_search_attributes
-        memo = await execution.memo()
-        event = attrs.get(sa.EVENT_TYPE)
-        kind = attrs.get(sa.KIND)
+    async def _summary(self, row: _Row) -> DeliverySummary:
+        info = row.info
+        attrs = info.search_attributes.indexed_fields
+        memo = await self._memo(info.memo.fields)
+        event = _keyword(attrs, sa.EVENT_TYPE)
+        kind = _keyword(attrs, sa.KIND)
+        status = WorkflowExecutionStatus(info.status)
+        result = _keyword(attrs, sa.RESULT)
         return DeliverySummary(
-            id=execution.id,
+            id=row.id,
             kind=DeliveryKind(kind) if kind else None,
-            event_id=attrs.get(sa.EVENT_ID),
+            event_id=_keyword(attrs, sa.EVENT_ID),
             event=EventType(event) if event else None,
-            endpoint_id=attrs.get(sa.ENDPOINT_ID),
+            endpoint_id=_keyword(attrs, sa.ENDPOINT_ID),
             endpoint_url=memo.get(sa.MEMO_ENDPOINT_URL),
-            order_id=attrs.get(sa.ORDER_ID),
-            transaction_id=attrs.get(sa.TRANSACTION_ID),
-            carrier=attrs.get(sa.CARRIER),
-            result=_result(execution.status, attrs.get(sa.RESULT)),
-            retry=attrs.get(sa.RETRIES) or 0,
-            date=execution.start_time,
-            date_end=execution.close_time,
-            time_spent_ms=attrs.get(sa.TIME_SPENT_MS),
+            order_id=_keyword(attrs, sa.ORDER_ID),
+            transaction_id=_keyword(attrs, sa.TRANSACTION_ID),
+            carrier=_keyword(attrs, sa.CARRIER),
+            result=_result(status, result),
+            retry=_int(attrs, sa.RETRIES) or 0,
+            date=row.start,
+            date_end=info.close_time.ToDatetime(tzinfo=UTC) if info.HasField("close_time") else None,
+            time_spent_ms=_int(attrs, sa.TIME_SPENT_MS),
             rerun_of=memo.get(sa.MEMO_RERUN_OF),
-            status_code=_status_code(execution, attrs.get(sa.STATUS_CODE)),
+            status_code=_status_code(status, result, _int(attrs, sa.STATUS_CODE)),
             error=memo.get(sa.MEMO_ERROR),
-            web_ui_url=self.web_ui_link(execution.id, execution.run_id),
+            web_ui_url=self.web_ui_link(row.id, info.execution.run_id),
         )
+
+    async def _memo(self, fields: Mapping[str, Payload]) -> dict[str, Any]:
+        """The memo's fields, decoded (they go through the codec, unlike search attributes)."""
+        names = list(fields)
+        values = await self._client.data_converter.decode([fields[n] for n in names])
+        return dict(zip(names, values, strict=True))
 
     # -- one delivery --------------------------------------------------------
 
@@ -299,12 +340,38 @@ class DeliveryLog:
         raise DeliveryNotFound(delivery_id)
 
 
-def _after(rows: list[WorkflowExecution], cursor: _Cursor | None) -> list[WorkflowExecution]:
+@dataclass(frozen=True)
+class _Row:
+    """A listed delivery, undecoded but for what paging sorts by."""
+
+    info: WorkflowExecutionInfo
+
+    @property
+    def id(self) -> str:
+        return str(self.info.execution.workflow_id)
+
+    @cached_property
+    def start(self) -> datetime:
+        return self.info.start_time.ToDatetime(tzinfo=UTC)
+
+
+def _keyword(fields: Mapping[str, Payload], key: SearchAttributeKey[str]) -> str | None:
+    """A keyword search attribute: JSON, never through the codec (the server must read it)."""
+    payload = fields.get(key.name)
+    return None if payload is None or not payload.data else str(json.loads(payload.data))
+
+
+def _int(fields: Mapping[str, Payload], key: SearchAttributeKey[int]) -> int | None:
+    payload = fields.get(key.name)
+    return None if payload is None or not payload.data else int(json.loads(payload.data))
+
+
+def _after(rows: list[_Row], cursor: _Cursor | None) -> list[_Row]:
     """The rows older than the cursor, newest first."""
-    newest_first = sorted(rows, key=lambda e: (e.start_time, e.id), reverse=True)
+    newest_first = sorted(rows, key=lambda r: (r.start, r.id), reverse=True)
     if cursor is None:
         return newest_first
-    return [e for e in newest_first if (e.start_time, e.id) < (cursor.start, cursor.id)]
+    return [r for r in newest_first if (r.start, r.id) < (cursor.start, cursor.id)]
 
 
 def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
@@ -315,11 +382,11 @@ def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
     return query
 
 
-def _status_code(execution: WorkflowExecution, indexed: int | None) -> int | None:
+def _status_code(status: WorkflowExecutionStatus, result: str | None, indexed: int | None) -> int | None:
     if indexed is not None:
         return indexed
-    first_attempt_200 = execution.status == WorkflowExecutionStatus.COMPLETED
-    return 200 if first_attempt_200 and execution.typed_search_attributes.get(sa.RESULT) is None else None
+    first_attempt_200 = status == WorkflowExecutionStatus.COMPLETED
+    return 200 if first_attempt_200 and result is None else None
 
 
 def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:

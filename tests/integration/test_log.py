@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client
-
 from domain.ids import first_connection_id, recovered_id
 from services import delivery_log
 from tests.conftest import free_port
@@ -118,13 +116,13 @@ async def test_paging_a_log_larger_than_the_window_cap_serves_every_record_once(
     monkeypatch.setattr(delivery_log, "_WINDOW_FACTOR", 2)
     monkeypatch.setattr(delivery_log, "_MIN_WINDOW_ROWS", 1)
     probes: list[str] = []
-    list_workflows = Client.list_workflows
+    list_rows = delivery_log.DeliveryLog._list
 
-    def spy(self: Client, query: str | None = None, **kwargs: Any) -> Any:
-        probes.append(query or "")
-        return list_workflows(self, query, **kwargs)
+    async def spy(self: delivery_log.DeliveryLog, query: str, cap: int | None, **kwargs: Any) -> Any:
+        probes.append(query)
+        return await list_rows(self, query, cap, **kwargs)
 
-    monkeypatch.setattr(Client, "list_workflows", spy)
+    monkeypatch.setattr(delivery_log.DeliveryLog, "_list", spy)
     good = [await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"]) for _ in range(2)]
     bad = await create_endpoint(api, receiver.url(error(500)), events=["TRACKING_UPDATE"])
     order = f"ord-{uuid.uuid4().hex[:8]}"

@@ -12,23 +12,27 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import TypedSearchAttributes
+from temporalio.converter import DataConverter
 
 from services import delivery_log
 from services.delivery_log import BadPageToken, DeliveryLog, LogFilter
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _BOUND = re.compile(r'StartTime (>=|<) "([^"]+)"')
+_NOT_IN = re.compile(r"WorkflowId NOT IN \(([^)]*)\)")
 
 
 @dataclass
@@ -39,40 +43,55 @@ class _Row:
     start_time: datetime
     rank: int  # where visibility lists it
     run_id: str = "run"
-    close_time: datetime | None = None
     status: WorkflowExecutionStatus = WorkflowExecutionStatus.RUNNING
-    typed_search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty
-
-    async def memo(self) -> dict[str, Any]:
-        return {}
 
 
 @dataclass
 class _Visibility:
-    """Applies the query's StartTime bounds (the fake holds only rows matching the rest)."""
+    """Applies the query's StartTime bounds and `WorkflowId NOT IN` (the fake holds only rows
+    matching the rest), and answers the raw `ListWorkflowExecutions` in its own rank order."""
 
     rows: list[_Row]
     namespace: str = "default"
     lists: list[tuple[int | None, int]] = field(default_factory=list)  # (cap, rows listed)
+    data_converter: DataConverter = DataConverter.default
 
-    def list_workflows(self, query: str, *, limit: int | None = None, page_size: int = 1000) -> AsyncIterator[_Row]:
-        bounds = [(op, datetime.fromisoformat(moment)) for op, moment in _BOUND.findall(query)]
+    @property
+    def workflow_service(self) -> _Visibility:
+        return self
+
+    async def list_workflow_executions(self, request: ListWorkflowExecutionsRequest) -> ListWorkflowExecutionsResponse:
+        bounds = [(op, datetime.fromisoformat(moment)) for op, moment in _BOUND.findall(request.query)]
+        excluded = _NOT_IN.search(request.query)
+        skip = set(re.findall(r'"([^"]+)"', excluded.group(1))) if excluded else set()
         found = [
             row
             for row in sorted(self.rows, key=lambda r: r.rank)
-            if all(row.start_time >= t if op == ">=" else row.start_time < t for op, t in bounds)
+            if row.id not in skip and all(row.start_time >= t if op == ">=" else row.start_time < t for op, t in bounds)
         ]
-        listed = found[:limit] if limit is not None else found
-        self.lists.append((limit, len(listed)))
-        return _iterate(listed)
+        offset = int(request.next_page_token or b"0")
+        listed = found[offset : offset + request.page_size]
+        more = offset + request.page_size < len(found)
+        # One listing as the log sees it: its cap, and every row it got over all pages.
+        if offset == 0:
+            self.lists.append((request.page_size, 0))
+        cap, got = self.lists[-1]
+        self.lists[-1] = (cap, got + len(listed))
+        return ListWorkflowExecutionsResponse(
+            executions=[_info(row) for row in listed],
+            next_page_token=str(offset + request.page_size).encode() if more else b"",
+        )
 
     async def count_workflows(self, query: str) -> None:
         raise AssertionError("counts scan every matching row")
 
 
-async def _iterate(rows: list[_Row]) -> AsyncIterator[_Row]:
-    for row in rows:
-        yield row
+def _info(row: _Row) -> WorkflowExecutionInfo:
+    info = WorkflowExecutionInfo(
+        execution=WorkflowExecution(workflow_id=row.id, run_id=row.run_id), status=RawStatus.ValueType(int(row.status))
+    )
+    info.start_time.FromDatetime(row.start_time)
+    return info
 
 
 def _log(visibility: _Visibility) -> DeliveryLog:
@@ -120,8 +139,9 @@ def test_paging_serves_every_row_once_newest_first_in_any_listing_order(
     assert len(pages[-1]) <= limit and (len(pages) == 1 or pages[-1])
 
 
-def test_a_first_page_lists_little_more_than_twice_its_rows_when_visibility_lists_newest_first() -> None:
-    """Running rows come newest first: the first few bound a window holding just the page."""
+def test_a_first_page_lists_its_rows_about_once_when_visibility_lists_newest_first() -> None:
+    """Running rows come newest first: the first few bound a window holding just the page, and
+    the window's listing leaves out the rows listed already (it finds none other)."""
     rows = [_Row(f"d{i:05d}", BASE + timedelta(milliseconds=i), rank=-i) for i in range(10_000)]
     visibility = _Visibility(rows)
 
@@ -129,7 +149,7 @@ def test_a_first_page_lists_little_more_than_twice_its_rows_when_visibility_list
 
     assert [row.id for row in page.data] == _newest_first(rows)[:5]
     assert page.next_page_token is not None
-    assert visibility.lists == [(7, 7), (201, 6)]
+    assert visibility.lists == [(7, 7), (201, 0)]
 
 
 def test_a_listing_order_unrelated_to_start_time_still_narrows_to_a_window() -> None:
