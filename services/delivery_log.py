@@ -18,16 +18,15 @@ from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError
 
-from domain.activity_contract import AttemptProgress
 from domain.delivery import DeliveryInput
 from domain.events import EventType
 from domain.ids import is_delivery_id
-from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+from domain.records import DeliveryKind, DeliveryRecord, DeliveryResult
 from domain.validation import utc_instant
 from infra.temporal import or_none
 from services.deliveries import ended_record
+from services.pending_delivery import pending_state
 from workflows import search_attributes as sa
 from workflows.delivery import DeliveryWorkflow
 
@@ -318,7 +317,7 @@ class DeliveryLog:
             record = await ended_record(handle)
             return DeliveryDetail(**dict(record), web_ui_url=link)
         delivery = await self.delivery_input(delivery_id, execution.run_id)
-        pending = await _pending(self._client, execution)
+        pending = await pending_state(self._client, execution)
         record = delivery.record(
             pending.last,
             result=_result(execution.status, None),
@@ -397,59 +396,3 @@ def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> Del
     # Completed without recording an outcome: a first-attempt success. Closed any
     # other way (terminated, timed out) without one: it did not deliver.
     return DeliveryResult.SUCCESS if status == WorkflowExecutionStatus.COMPLETED else DeliveryResult.FAILED
-
-
-@dataclass
-class _PendingState:
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    last: AttemptRecord | None = None
-    error: str | None = None  # when the last attempt left no record
-
-
-async def _pending(client: Client, description: WorkflowExecutionDescription) -> _PendingState:
-    """Where a running delivery stands: the POSTs its activity made, the last one, the next."""
-    state = _PendingState()
-    for activity in description.raw_description.pending_activities:
-        if activity.HasField("next_attempt_schedule_time"):
-            state.next_attempt_at = activity.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
-        progress = AttemptProgress()
-        if activity.HasField("heartbeat_details"):
-            details = await client.data_converter.decode(activity.heartbeat_details.payloads)
-            progress = AttemptProgress.from_details(details)
-        state.attempts, state.last = progress.attempts, progress.last
-        if progress.last is None and activity.HasField("last_failure"):
-            state.error = str(await client.data_converter.decode_failure(activity.last_failure))
-    if state.last is None:
-        await _first_attempt(client, description, state)
-    return state
-
-
-async def _first_attempt(client: Client, description: WorkflowExecutionDescription, state: _PendingState) -> None:
-    """Between a failed first attempt and its retries' first run, the history says where the
-    delivery stands: the first attempt's failure, and the timer until the retries start."""
-    handle = client.get_workflow_handle(description.id, run_id=description.run_id)
-    async for event in handle.fetch_history_events():
-        if event.HasField("activity_task_failed_event_attributes"):
-            recorded = event.activity_task_failed_event_attributes.failure
-        elif event.marker_recorded_event_attributes.HasField("failure"):  # a first attempt run locally
-            recorded = event.marker_recorded_event_attributes.failure
-        else:
-            recorded = None
-        if recorded is not None:
-            failure: BaseException = await client.data_converter.decode_failure(recorded)
-            if isinstance(failure, ActivityError) and failure.cause is not None:
-                failure = failure.cause
-            details = getattr(failure, "details", None) or []
-            progress = AttemptProgress.from_details(details)
-            if progress.last is None and details:
-                progress = AttemptProgress.from_details([{"attempts": 1, "last": details[0]}])
-            state.attempts, state.last = progress.attempts, progress.last
-            state.error = None if progress.last else str(failure)
-            # Until the workflow starts its timer, the failure says when the retries begin.
-            wait = getattr(failure, "next_retry_delay", None)
-            if wait is not None:
-                state.next_attempt_at = event.event_time.ToDatetime(tzinfo=UTC) + wait
-        elif event.HasField("timer_started_event_attributes"):
-            fires_in = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-            state.next_attempt_at = event.event_time.ToDatetime(tzinfo=UTC) + fires_in
