@@ -58,9 +58,14 @@ class CacheLimits(TypedDict):
 
 
 def cache_limits(settings: Settings) -> CacheLimits:
-    """Worker options bounding the workflow cache; a workflow task needs its workflow cached."""
+    """Worker options bounding the workflow cache (a workflow task needs its workflow cached)
+    and the workflow tasks a worker takes at once: no more than it can run first attempts
+    (local activities, inside their task), so a backlog of first attempts waits in Temporal's
+    task queue, where priority and fairness between accounts order it, not in the worker,
+    where local activities queue first come first served."""
     cached = settings.worker_cached_workflows
-    return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=min(cached, 100))
+    tasks = min(cached, 100, settings.worker_max_activities)
+    return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=tasks)
 
 
 @asynccontextmanager
