@@ -81,7 +81,7 @@ async def list_latency(bench: Bench, requests: int = 50) -> dict[str, Any]:
 
 
 async def backlog(bench: Bench, deliveries: int, endpoints: int, settle: float = 5.0) -> dict[str, Any]:
-    """`deliveries` waiting in retry backoff: a fresh worker (retries after 600 s), its RSS once warm
+    """`deliveries` waiting in retry backoff: a fresh worker (retries after an hour), its RSS once warm
     and idle, then with the backlog, and the log's first page while they wait."""
     stack = bench.stack
     await stack.restart_worker()
