@@ -142,8 +142,10 @@ class UsageMeter:
     async def __aexit__(self, *_: object) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # asyncio.wait, not `await` under suppress(CancelledError): that would also swallow
+            # a cancellation of the run itself (SIGTERM) arriving during this wait, and the run
+            # went on to its next phase.
+            await asyncio.wait([self._task])
 
     def read(self) -> Usage:
         """Usage from the start of the phase until now."""
