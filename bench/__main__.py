@@ -13,6 +13,8 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,20 +120,10 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
     workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
     stack = Stack(workdir, worker_env={"WEBHOOKS_RETRY_INITIAL_INTERVAL": BACKLOG_RETRY_INTERVAL})
     started = time.monotonic()
-    results |= {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "config": {k: str(v) for k, v in vars(args).items()},
-    }
+    results |= _run_header(args)
     dumps: dict[str, Any] = {}
     try:
-        client = await stack.start()
-        _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
-        async with (
-            httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
-            httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
-        ):
-            bench = Bench(stack, client, api, rx, f"r{uuid.uuid4().hex[:6]}", args.concurrency)
+        async with _bench(stack, "r", args.concurrency) as bench:
             await _setup(bench, args.endpoints)
             if args.failing_endpoint:
                 await _add_failing_endpoint(bench)
@@ -229,19 +221,9 @@ async def run_growth(args: argparse.Namespace, results: dict[str, Any]) -> dict[
     workdir = Path(tempfile.mkdtemp(prefix="webhooks-bench-growth-"))
     stack = Stack(workdir)
     started = time.monotonic()
-    results |= {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "config": {k: str(v) for k, v in vars(args).items()},
-    }
+    results |= _run_header(args)
     try:
-        client = await stack.start()
-        _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
-        async with (
-            httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
-            httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
-        ):
-            bench = Bench(stack, client, api, rx, f"g{uuid.uuid4().hex[:6]}", args.concurrency)
+        async with _bench(stack, "g", args.concurrency) as bench:
             await _setup(bench, args.endpoints)
             counts = sorted({int(c) for c in args.growth_workers.split(",") if c.strip()})
             results["workers"] = await growth.workers_table(bench, args.events, counts)
@@ -269,6 +251,27 @@ def _exactly_once_checks(results: dict[str, Any]) -> list[bool]:
     if "fairness" in results:
         checks.append(results["fairness"]["exactly_once"]["ok"])
     return checks
+
+
+def _run_header(args: argparse.Namespace) -> dict[str, Any]:
+    """When, on what and with which arguments a run was made."""
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "config": {k: str(v) for k, v in vars(args).items()},
+    }
+
+
+@asynccontextmanager
+async def _bench(stack: Stack, run_prefix: str, concurrency: int) -> AsyncIterator[Bench]:
+    """The started stack, its PIDs logged, with HTTP clients for its API and its receiver."""
+    client = await stack.start()
+    _log("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids().items()))
+    async with (
+        httpx.AsyncClient(base_url=stack.api_url, timeout=60, limits=_limits(400)) as api,
+        httpx.AsyncClient(base_url=stack.receiver_url, timeout=60, limits=_limits(10)) as rx,
+    ):
+        yield Bench(stack, client, api, rx, f"{run_prefix}{uuid.uuid4().hex[:6]}", concurrency)
 
 
 def _log(message: str) -> None:
