@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
@@ -203,7 +204,9 @@ class DeliveryLog:
         cursor = _Cursor.decode(page_token, digest) if page_token else None
         served, more = await self._newest(query, cursor, limit)
         next_token = _Cursor(served[-1].start, served[-1].id, digest).encode() if more and served else None
-        return DeliveryPage(data=[await self._summary(e) for e in served], next_page_token=next_token)
+        memos = await self._memos([row.info.memo.fields for row in served])
+        rows = [self._summary(row, memo) for row, memo in zip(served, memos, strict=True)]
+        return DeliveryPage(data=rows, next_page_token=next_token)
 
     async def _newest(self, query: str, cursor: _Cursor | None, limit: int) -> tuple[list[_Row], bool]:
         """The `limit` newest rows after the cursor, and whether any older one is left."""
@@ -220,7 +223,8 @@ class DeliveryLog:
         for _ in range(_MAX_PROBES):
             # The window's rows not listed yet: usually none or a few (closed ones that
             # started late), so a narrowed window costs one cheap listing, not its rows again.
-            probe = known + await self._list(_bounded(query, lower, upper), cap, exclude=known)
+            listed = await self._list(_bounded(query, lower, upper), cap, exclude=known)
+            probe = known + listed
             if len(probe) < cap + len(known):
                 rows = probe  # short of the cap: the whole window [lower, upper)
                 break
@@ -228,6 +232,8 @@ class DeliveryLog:
             # are real rows: if limit + 1 of them after the cursor start at or after s, so do
             # limit + 1 rows of the window, and [s, upper) holds the page and a row past it.
             after = _after(probe, cursor)
+            if len(after) > limit and (complete := _complete_after(listed)) and after[limit - 1].start > complete:
+                return after[:limit], True  # the page and a row past it, without listing again
             if len(after) > limit and (lower is None or after[limit].start > lower):
                 lower = after[limit].start
             elif cap >= window_cap:
@@ -263,10 +269,9 @@ class DeliveryLog:
                 break
         return rows if cap is None else rows[:cap]
 
-    async def _summary(self, row: _Row) -> DeliverySummary:
+    def _summary(self, row: _Row, memo: Mapping[str, Any]) -> DeliverySummary:
         info = row.info
         attrs = info.search_attributes.indexed_fields
-        memo = await self._memo(info.memo.fields)
         event = _keyword(attrs, sa.EVENT_TYPE)
         kind = _keyword(attrs, sa.KIND)
         status = WorkflowExecutionStatus(info.status)
@@ -292,11 +297,13 @@ class DeliveryLog:
             web_ui_url=self.web_ui_link(row.id, info.execution.run_id),
         )
 
-    async def _memo(self, fields: Mapping[str, Payload]) -> dict[str, Any]:
-        """The memo's fields, decoded (they go through the codec, unlike search attributes)."""
-        names = list(fields)
-        values = await self._client.data_converter.decode([fields[n] for n in names])
-        return dict(zip(names, values, strict=True))
+    async def _memos(self, memos: Sequence[Mapping[str, Payload]]) -> list[dict[str, Any]]:
+        """Each row's memo fields, decoded (they go through the codec, unlike search attributes)
+        in one call for the page: per row, the calls cost more than the decryption."""
+        names = [list(memo) for memo in memos]
+        payloads = [memo[name] for memo, row in zip(memos, names, strict=True) for name in row]
+        values = iter(await self._client.data_converter.decode(payloads))
+        return [{name: next(values) for name in row} for row in names]
 
     # -- one delivery --------------------------------------------------------
 
@@ -353,6 +360,10 @@ class _Row:
     def start(self) -> datetime:
         return self.info.start_time.ToDatetime(tzinfo=UTC)
 
+    @cached_property
+    def closed(self) -> datetime | None:
+        return self.info.close_time.ToDatetime(tzinfo=UTC) if self.info.HasField("close_time") else None
+
 
 def _keyword(fields: Mapping[str, Payload], key: SearchAttributeKey[str]) -> str | None:
     """A keyword search attribute: JSON, never through the codec (the server must read it)."""
@@ -373,9 +384,29 @@ def _after(rows: list[_Row], cursor: _Cursor | None) -> list[_Row]:
     return [r for r in newest_first if (r.start, r.id) < (cursor.start, cursor.id)]
 
 
+def _complete_after(listed: Sequence[_Row]) -> datetime | None:
+    """An instant after which a capped listing holds every row of its query, when it ends on a
+    closed row: visibility lists running rows first, then closed ones by close time, newest first
+    (the order of every SQL store's ORDER BY and of Elasticsearch's default sort), so a row not
+    listed closed at or before the last one did, and started no later. None when the listing
+    ends on a running row or is not in that order (then nothing is known of the rows past it)."""
+    closes = [row.closed for row in listed]
+    first_closed = next((i for i, close in enumerate(closes) if close is not None), len(closes))
+    closed = [close for close in closes[first_closed:] if close is not None]
+    if not closed or len(closed) < len(closes) - first_closed:
+        return None  # it ends on a running row, or lists one after a closed one
+    if any(later > earlier for earlier, later in pairwise(closed)):
+        return None
+    return closed[-1]
+
+
 def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
     if lower is not None:
-        query += f" AND StartTime >= {quoted(_timestamp(lower))}"
+        # The same bound on ExecutionTime (a delivery's start, as none is started with a delay,
+        # and never earlier than it) adds no condition but lets the SQL stores seek the window
+        # through their ExecutionTime index, instead of scanning every row listed before it.
+        moment = quoted(_timestamp(lower))
+        query += f" AND StartTime >= {moment} AND ExecutionTime >= {moment}"
     if upper is not None:
         query += f" AND StartTime < {quoted(_timestamp(upper))}"
     return query
