@@ -13,7 +13,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.flow_control import FlowSchedules, HeldBack, is_ordered, log_held, wait_for_turn
+from activities.flow_control import FlowSchedules, HeldBack, NeedsSchedule, is_ordered, log_held, wait_for_turn
 from activities.http_errors import describe
 from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
 from domain.activity_contract import (
@@ -199,7 +199,10 @@ class DeliveryActivities:
                     message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
                     raise _stop(message, ENDPOINT_DISABLED, progress.last)
                 try:
-                    await wait_for_turn(self._schedules(attempt.account), endpoint, attempt, progress)
+                    schedules = self._schedules(attempt.account)
+                    await wait_for_turn(schedules, endpoint, attempt, progress, may_ask=not activity.info().is_local)
+                except NeedsSchedule:
+                    raise NeedsSchedule.failure(progress.model_copy(update={"ordered": ordered})) from None
                 except HeldBack as held:
                     log_held(attempt, held)
                     held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})

@@ -61,10 +61,32 @@ def is_ordered(endpoint: Endpoint, attempt: AttemptInput) -> bool:
     return endpoint.ordering == Ordering.FIFO and attempt.order_id is not None
 
 
+class NeedsSchedule(Exception):
+    """The POST must ask the endpoint's schedule first, which a local activity does not do."""
+
+    @staticmethod
+    def failure(progress: AttemptProgress) -> ApplicationError:
+        """The local run's end: the workflow goes on in the regular activity at once (no
+        next_retry_delay, so no timer), from this progress (no hold counted: none was asked)."""
+        return ApplicationError(
+            "Handed to the delivery activity: the endpoint's schedule decides when it POSTs",
+            progress.model_dump(mode="json"),
+            type=HELD_BACK,
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+
 async def wait_for_turn(
-    schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress
+    schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress, *, may_ask: bool
 ) -> None:
-    """Return when the POST may start; raise HeldBack when that is more than a moment away."""
+    """Return when the POST may start; raise HeldBack when that is more than a moment away, and
+    NeedsSchedule when the schedule must be asked and `may_ask` is false.
+
+    A delivery's first attempt runs as a local activity, holding its workflow task slot while
+    it runs. Asking a schedule is an update its workflow answers in a workflow task of its own,
+    on the same workers: a burst of first attempts waiting for answers would hold every slot
+    that answer needs (measured: POSTs to a limited endpoint stalled 3-4 s after its first
+    burst). So only the regular activity, holding an activity slot, asks."""
     now = datetime.now(UTC)
     if endpoint.throttled_until is not None and endpoint.throttled_until > now:
         raise HeldBack(endpoint.throttled_until, f"the receiver asked for a pause until {endpoint.throttled_until}")
@@ -72,6 +94,8 @@ async def wait_for_turn(
     queue = attempt.order_id if is_ordered(endpoint, attempt) and progress.attempts == 0 else None
     if queue is None and endpoint.rate_limit is None:
         return
+    if not may_ask:
+        raise NeedsSchedule
     request = SlotRequest(delivery_id=attempt.delivery_id, rate_limit=endpoint.rate_limit, order_id=queue)
     answer = await schedule.ask(endpoint.id, request, progress.held)
     # The delivery ahead may have ended without saying so (terminated, or its endpoint's

@@ -170,6 +170,27 @@ async def test_a_rate_limit_holds_across_two_workers_and_an_edit_applies_to_wait
     assert took < at_old_rate - 0.5, f"{events} POSTs took {took:.1f}s, the old rate's {at_old_rate:.1f}s or more"
 
 
+async def test_a_limited_endpoint_gets_its_rate_from_a_worker_with_a_small_workflow_cache(client, settings, receiver):
+    """A first attempt runs inside its workflow's task, so its workflow must stay cached while
+    it runs. One that waited there for its slot (up to 2 s) was cancelled when newer deliveries
+    pushed its workflow out of a full cache, and ran again only when its task was retried: POSTs
+    to a limited endpoint stalled for seconds after each burst (0.66-0.81 of a 10/s limit in the
+    bench). First attempts to a limited endpoint now leave waiting to the delivery activity."""
+    url = receiver.url(OK)
+    per_second, events = 5, 20
+    async with stack(client, settings, worker_cached_workflows=4) as api:
+        await ready_endpoint(api, client, url, rate_limit={"per_second": per_second})
+        delivery_ids = await asyncio.gather(*(post_events(api, 1) for _ in range(events)))
+        async with asyncio.timeout(60):  # before the fix, they were still not all delivered at 150 s
+            records = [await delivery_outcome(client, d) for [d] in delivery_ids]
+
+    assert {(r.result, r.retry) for r in records} == {("success", 0)}
+    times = sorted(r.at for r in receiver.requests(url)[1:])
+    # Past the first burst (its window), one POST every 1/x s: the rate achieved, not offered.
+    achieved = (events - per_second - 1) / (times[-1] - times[per_second])
+    assert achieved > 0.8 * per_second, f"{achieved:.2f}/s against {per_second}/s"
+
+
 # -- FIFO per order (§10) --------------------------------------------------------------------
 
 
