@@ -18,6 +18,9 @@ $(INSTALLED): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@ $(SERVICE_INSTALLED)
 
+# None of these names a file; `bench` also names a folder, which made `make bench` "up to date".
+.PHONY: install run receiver lint test test-under-load test-fast bench
+
 install: $(INSTALLED)
 
 # Temporal dev server (state in .data/, Web UI on :8233), the worker and the API (:8000).
