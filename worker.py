@@ -62,9 +62,15 @@ def cache_limits(settings: Settings) -> CacheLimits:
     and the workflow tasks a worker takes at once: no more than it can run first attempts
     (local activities, inside their task), so a backlog of first attempts waits in Temporal's
     task queue, where priority and fairness between accounts order it, not in the worker,
-    where local activities queue first come first served."""
+    where local activities queue first come first served.
+
+    And no more than half the cache: a first attempt's workflow must stay cached until the
+    attempt is recorded, which can be after its task ended (the SDK heartbeats a task whose
+    local activity runs long). With a slot for every cache entry, a new task pushed such a
+    workflow out, cancelling its attempt, and the task's retry POSTed again (measured: 1,072
+    doubles among 20,000 first attempts of a burst; tests/integration/test_queued_first_attempts.py)."""
     cached = settings.worker_cached_workflows
-    tasks = min(cached, 100, settings.worker_max_activities)
+    tasks = max(1, min(cached // 2, 100, settings.worker_max_activities))
     return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=tasks)
 
 

@@ -51,14 +51,6 @@ RETRY_PRIORITY = 3
 # outcome (OUTCOME_INDEXED) and run their retries behind first attempts without asking again:
 # a version marker each would cost a billed Action (see README, "Temporal Cloud Actions").
 FIRST_ATTEMPT_LOCAL = "first-attempt-local"
-# And this one: a delivery whose first workflow task waited in the task queue longer than
-# QUEUED_TOO_LONG (a backlog) makes its first attempt in the regular activity. Measured: with
-# 3,000-20,000 deliveries queued at once, a local first attempt whose task had waited ~20 s
-# ran twice in 5 % of them (the SDK heartbeats a workflow task whose local activity outlives
-# 80 % of its timeout, counted from when the task was scheduled, and reran or timed out the
-# attempt): two POSTs for one attempt. Asked only when late, so a prompt run records nothing.
-QUEUED_FIRST_ATTEMPT_IN_ACTIVITY = "queued-first-attempt-in-activity"
-QUEUED_TOO_LONG = timedelta(seconds=2)
 DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 
 # Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
@@ -85,10 +77,9 @@ class DeliveryWorkflow:
         error: str | None = None
         result = DeliveryResult.SUCCESS
         local_first = workflow.patched(FIRST_ATTEMPT_LOCAL)
-        queued = workflow.now() - workflow.info().workflow_start_time > QUEUED_TOO_LONG
         try:
             try:
-                if local_first and not (queued and workflow.patched(QUEUED_FIRST_ATTEMPT_IN_ACTIVITY)):
+                if local_first:
                     attempt = await self._local_first_attempt(attempt_input)
                 else:
                     # The first attempt runs at the delivery's own priority, once: first attempts

@@ -21,7 +21,6 @@ from pydantic import SecretStr
 from api.app import create_app
 from devstack.devserver import start_dev_server, wait_until_serving
 from domain.ids import first_connection_id, flow_workflow_id, recovered_id
-from domain.samples import sample_order_shipped
 from infra.temporal import connect
 from services.deliveries import ended_record
 from settings import Settings
@@ -85,7 +84,6 @@ async def _record(into: Path, names: set[str]) -> None:
                 event = tracking_event(event_id=f"evt-replay-fifo-{n}", order_id="replay-fifo")
                 delivery_id = (await api.post("/v1/events", json=event)).json()["deliveries"][0]["id"]
             await ended_record(client.get_workflow_handle(delivery_id))
-            queued = await _queued_delivery(settings, api, receiver)
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -99,8 +97,6 @@ async def _record(into: Path, names: set[str]) -> None:
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),
-                # Its first workflow task waited 3 s for a worker (patch queued-first-attempt-in-activity).
-                "queued_first_attempt_succeeded": queued,
             }
             for name in sorted(names):
                 path = into / f"{name}.json"
@@ -112,25 +108,6 @@ async def _record(into: Path, names: set[str]) -> None:
     finally:
         server.terminate()
         server.wait(30)
-
-
-async def _queued_delivery(settings: Settings, api: httpx.AsyncClient, receiver: Receiver) -> str:
-    """A delivery started on a task queue no worker polls yet, then run by one 3 s later."""
-    spec = {"url": receiver.url(OK), "events": ["ORDER_SHIPPED"]}
-    endpoint = (await api.post("/v1/endpoints", json=spec)).json()
-    queued_settings = settings.model_copy(update={"task_queue": f"{settings.task_queue}-queued"})
-    async with (
-        BackgroundServer(create_app(queued_settings), free_port()) as queued_server,
-        httpx.AsyncClient(base_url=queued_server.url, timeout=30) as queued_api,
-    ):
-        event = sample_order_shipped("evt-replay-queued").model_dump(mode="json", exclude_none=True)
-        accepted = (await queued_api.post("/v1/events", json=event)).json()
-        [delivery_id] = [str(d["id"]) for d in accepted["deliveries"] if d["endpoint_id"] == endpoint["id"]]
-        await asyncio.sleep(3)
-        client = await connect(queued_settings)
-        async with delivery_worker(client, queued_settings) as worker, worker:
-            await ended_record(client.get_workflow_handle(delivery_id))
-    return delivery_id
 
 
 if __name__ == "__main__":
