@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.fairness_hops import hop_spans, monotonic_to_wall
+from bench.hops import hop_spans, monotonic_to_wall
 from bench.phases import Bench, completion_timeout, pipeline, usage_json
 from bench.procs import ROOT, Stack, UsageMeter
 from bench.stats import exactly_once, summary_ms
@@ -138,7 +138,7 @@ async def fairness(
         "b_behind_backlog_latency_202_to_receiver_ms": busy_ms,
         "b_behind_backlog_while_a_posts_ms": posting,
         "b_behind_backlog_after_a_posted_ms": posted,
-        # Where B's time went, hop by hop (bench/fairness_hops.py), and B's own POSTs to the API.
+        # Where B's time went, hop by hop (bench/hops.py), and B's own POSTs to the API.
         "b_hops_ms": hops,
         "b_api_post_ms": {"idle": _api_ms(idle_b, idle_sent), "behind_backlog": _api_ms(busy_b, busy_sent)},
         # 202->receiver leaves out what the API took after the start; from the POST's sending on:

@@ -14,6 +14,7 @@ import httpx
 from temporalio.client import Client, WorkflowExecution
 
 from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow
+from bench.hops import hop_spans, monotonic_to_wall
 from bench.procs import Stack, Usage, UsageMeter
 from bench.stats import exactly_once, summary_ms
 from domain.events import TrackingUpdateEvent
@@ -191,6 +192,11 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
         first_arrival.setdefault(webhook_id, at)
     after_202 = [first_arrival[d] - accepted[d][1] for d in accepted if d in first_arrival]
     after_send = [first_arrival[d] - accepted[d][0] for d in accepted if d in first_arrival]
+    # Paced, the latency is the target (issue 16): where it goes, hop by hop, from the histories.
+    hops = None
+    if rate is not None:
+        done_at = {d: at for d, (_, at) in accepted.items()}
+        hops = await hop_spans(bench.client, done_at, first_arrival, monotonic_to_wall())
     return {
         "label": label,
         "mode": "closed-loop" if rate is None else "paced",
@@ -206,6 +212,7 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
         "workflow_status": dict(statuses),
         "latency_202_to_receiver_ms": summary_ms(after_202),
         "latency_post_sent_to_receiver_ms": summary_ms(after_send),
+        "hops_ms": hops,
         "api_post_events_ms": summary_ms(api_ms),
         "delivery_ids": sorted(accepted),
         "received_ids": [a[0] for a in arrivals],

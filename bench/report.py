@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.hops import HOPS
 from bench.stats import table
 
 PROCESSES = ("server", "worker", "api", "receiver", "floor_worker", "bench")
@@ -149,6 +150,10 @@ def render(results: dict[str, Any]) -> str:
         table(rows, header),
         "",
     ]
+    hops = results["paced"].get("hops_ms")
+    if hops:
+        spans = ", ".join(f"{hop} {hops[hop]['p50']}/{hops[hop]['p95']}" for hop in HOPS)
+        out += [f"Paced run, p50/p95 ms per hop (bench/hops.py): {spans}", ""]
 
     measured = [("HTTP floor", http), ("Temporal floor", temporal), *phases]
     cpu_rows = [
