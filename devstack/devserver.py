@@ -36,10 +36,16 @@ _SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 # by default, so a lone delivery of another account could wait for a poll of its partition
 # (measured: up to ~6 s behind a backlog); all new tasks go to one partition, and polls of
 # the others still drain what was written there before.
+# A started delivery's first workflow task reaches matching through its history shard's
+# transfer queue, which reads new tasks at most `transferProcessorMaxPollRPS` times a second
+# (default 20, per shard). The dev server has one shard, so past ~20 starts/s each task waited
+# for the next read: 46-48 ms p50 of a paced run's 60 ms 202->receiver (docs/benchmarks.md,
+# "Where the half-load latency went"); at 100 reads/s, 11-15 ms.
 DYNAMIC_CONFIG: dict[str, bool | int] = {
     "matching.useNewMatcher": True,  # the matcher that knows priority; said in case a server defaults it off
     "matching.enableFairness": True,
     "matching.numTaskqueueWritePartitions": 1,
+    "history.transferProcessorMaxPollRPS": 100,
 }
 
 
