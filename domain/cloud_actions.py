@@ -1,7 +1,7 @@
 """Temporal Cloud Actions (its unit of billing) a workflow's recorded history accounts for.
 
 The rules are Temporal's, from https://docs.temporal.io/cloud/actions (source:
-temporalio/documentation, docs/evaluate/temporal-cloud/actions.mdx). What a history shows:
+temporalio/documentation, docs/evaluate/cloud/actions.mdx). What a history shows:
 
 - workflow started (client start, child start, continue-as-new's new run): 1;
 - timer started: 1;
@@ -18,7 +18,8 @@ temporalio/documentation, docs/evaluate/temporal-cloud/actions.mdx). What a hist
 
 Not in a history, so not counted here: queries, activity heartbeats that reach the server
 (the SDK sends a run's first at once, later ones at most every 80 % of the heartbeat
-timeout), rejected updates, exports, schedules.
+timeout), rejected updates, exports, schedules; and the namespace's Fairness, which
+`with_fairness` adds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 VERSION_ATTRIBUTE = "TemporalChangeVersion"
+
+# "For each hour a Namespace has the Fairness feature enabled, an additional 0.1 Action is
+# charged per Action in the Namespace" (the same page, "Fairness"). Fairness between
+# accounts (issue 12) needs the feature on in Temporal Cloud.
+FAIRNESS_SURCHARGE = 0.1
 
 # One Action for each event of these types.
 _ONE_EACH = {
@@ -83,3 +89,8 @@ def _forced_next_task(events: Sequence[Mapping[str, Any]], completed_at: int) ->
             continue  # a command of that task
         return bool(event["eventType"] == _WFT_SCHEDULED)
     return False
+
+
+def with_fairness(actions: float) -> float:
+    """What `actions` cost in a namespace with Fairness enabled."""
+    return round(actions * (1 + FAIRNESS_SURCHARGE), 2)

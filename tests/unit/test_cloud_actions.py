@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 
-from domain.cloud_actions import cloud_actions
+from domain.cloud_actions import cloud_actions, with_fairness
 
 ROOT = Path(__file__).parents[1] / "histories"
 
@@ -50,6 +50,12 @@ def test_a_first_attempt_success_run_locally_costs_8_events_and_2_actions():
         "markers (local activities, versions)": 1,
     }
     assert _actions("v0.2.0/delivery_recovered") == 2  # workflow started, activity started
+
+
+def test_a_namespace_with_fairness_pays_a_tenth_more_for_every_action():
+    # Temporal Cloud bills 0.1 Action more per Action while Fairness is on (issue 12 needs it).
+    assert with_fairness(_actions("next/local_first_attempt_succeeded")) == 2.2
+    assert with_fairness(_actions("next/local_first_then_failed_after_retries")) == 6.6
 
 
 @pytest.mark.parametrize(
