@@ -195,8 +195,8 @@ async def pipeline(bench: Bench, label: str, events: int, rate: float | None = N
     # Paced, the latency is the target (issue 16): where it goes, hop by hop, from the histories.
     hops = None
     if rate is not None:
-        done_at = {d: at for d, (_, at) in accepted.items()}
-        hops = await hop_spans(bench.client, done_at, first_arrival, monotonic_to_wall())
+        accepted_at = {d: at for d, (_, at) in accepted.items()}
+        hops = await hop_spans(bench.client, accepted_at, first_arrival, monotonic_to_wall())
     return {
         "label": label,
         "mode": "closed-loop" if rate is None else "paced",
