@@ -47,7 +47,7 @@ test-under-load: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(BIN)/pytest tests/unit -q
 
-# The pipeline against its Temporal and HTTP floors, growth and backlog (~25 min here;
+# The pipeline against its Temporal and HTTP floors, growth and backlog (~14 min here;
 # BENCH_ARGS=--quick ~3 min; BENCH_ARGS=--growth the growth tables). Results go to
 # bench/results/; docs/benchmarks.md explains them.
 bench: $(INSTALLED)

@@ -39,8 +39,9 @@ _SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 # A started delivery's first workflow task reaches matching through its history shard's
 # transfer queue, which reads new tasks at most `transferProcessorMaxPollRPS` times a second
 # (default 20, per shard). The dev server has one shard, so past ~20 starts/s each task waited
-# for the next read: 46-48 ms p50 of a paced run's 60 ms 202->receiver (docs/benchmarks.md,
-# "Where the half-load latency went"); at 100 reads/s, 11-15 ms.
+# for the next read: 46 ms p50 of a paced run's 60 ms 202->receiver in a harness
+# (docs/benchmarks.md, "Where the half-load latency went"); at 100 reads/s, 12 ms there
+# and 9 ms in a full make bench.
 DYNAMIC_CONFIG: dict[str, bool | int] = {
     "matching.useNewMatcher": True,  # the matcher that knows priority; said in case a server defaults it off
     "matching.enableFairness": True,
