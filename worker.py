@@ -70,7 +70,7 @@ def cache_limits(settings: Settings) -> CacheLimits:
     workflow out, cancelling its attempt, and the task's retry POSTed again (measured: 1,072
     doubles among 20,000 first attempts of a burst; tests/integration/test_queued_first_attempts.py)."""
     cached = settings.worker_cached_workflows
-    tasks = max(1, min(cached // 2, 100, settings.worker_max_activities))
+    tasks = min(cached // 2, 100, settings.worker_max_activities)  # settings keep each >= 1
     return CacheLimits(max_cached_workflows=cached, max_concurrent_workflow_tasks=tasks)
 
 
