@@ -207,7 +207,7 @@ class DeliveryActivities:
                     log_held(attempt, held)
                     held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
                     heartbeats.record(held_progress)
-                    raise held.failure(datetime.now(UTC), held_progress) from None
+                    raise held.failure(datetime.now(UTC), held_progress, run) from None
                 record, retry_after, final_type = await self._post(
                     endpoint, attempt, progress.attempts + 1, progress.last
                 )

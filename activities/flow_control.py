@@ -2,7 +2,9 @@
 
 A wait of a moment is slept inside the activity; a longer one ends the run
 held back (`HELD_BACK`), retried by Temporal when the wait is over, so no
-worker holds a slot and a restart of every process loses nothing.
+worker holds a slot and a restart of every process loses nothing. A delivery
+queued behind another of its order ends its run (`QUEUED_IN_ORDER`) when its
+workflow waits for its turn itself, woken by the endpoint's flow workflow.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from domain.activity_contract import HELD_BACK, AttemptInput, AttemptProgress
+from domain.activity_contract import HELD_BACK, QUEUED_IN_ORDER, AttemptInput, AttemptProgress
 from domain.endpoints import Endpoint
 from domain.flow import Ordering, SlotAnswer, SlotRequest
 
@@ -39,21 +41,35 @@ FlowSchedules = Callable[[str], FlowSchedule]
 class HeldBack(Exception):
     """The delivery may not POST before `until`; `why` says what holds it."""
 
+    failure_type = HELD_BACK
+    ends_activity = False  # the activity is retried at `until`
+
     def __init__(self, until: datetime, why: str) -> None:
         super().__init__(why)
         self.until = until
         self.why = why
 
-    def failure(self, now: datetime, progress: AttemptProgress) -> ApplicationError:
-        """The run's end: retried when the wait is over; it carries the delivery's progress,
-        so whatever runs next (this activity's retry, or the workflow) knows the attempts made."""
+    def failure(self, now: datetime, progress: AttemptProgress, run: int) -> ApplicationError:
+        """The run's end, with the delivery's progress and the runs made so far (`run`, this
+        one included), so whatever runs next (this activity's retry, or the workflow) knows
+        the attempts made."""
         return ApplicationError(
             f"Held back: {self.why}",
             progress.model_dump(mode="json"),
-            type=HELD_BACK,
+            run,
+            type=self.failure_type,
+            non_retryable=self.ends_activity,
             next_retry_delay=max(self.until - now, timedelta(milliseconds=10)),
             category=ApplicationErrorCategory.BENIGN,
         )
+
+
+class QueuedInOrder(HeldBack):
+    """Another delivery of the same order goes first. The activity ends; its workflow runs it
+    again when the flow workflow signals that the turn came, or at `until` should no word come."""
+
+    failure_type = QUEUED_IN_ORDER
+    ends_activity = True
 
 
 def is_ordered(endpoint: Endpoint, attempt: AttemptInput) -> bool:
@@ -96,7 +112,12 @@ async def wait_for_turn(
         return
     if not may_ask:
         raise NeedsSchedule
-    request = SlotRequest(delivery_id=attempt.delivery_id, rate_limit=endpoint.rate_limit, order_id=queue)
+    request = SlotRequest(
+        delivery_id=attempt.delivery_id,
+        rate_limit=endpoint.rate_limit,
+        order_id=queue,
+        turn_signalled=attempt.turn_signalled,
+    )
     answer = await schedule.ask(endpoint.id, request, progress.held)
     # The delivery ahead may have ended without saying so (terminated, or its endpoint's
     # ordering was switched off meanwhile); then it no longer holds the order.
@@ -109,8 +130,10 @@ async def wait_for_turn(
             await asyncio.sleep(delay)
         return
     assert answer.ask_again_at is not None
-    why = f"queued behind {answer.behind} for order {queue}" if answer.behind else "the endpoint's rate limit"
-    raise HeldBack(answer.ask_again_at, why)
+    if answer.behind is None:
+        raise HeldBack(answer.ask_again_at, "the endpoint's rate limit")
+    why = f"queued behind {answer.behind} for order {queue}"
+    raise (QueuedInOrder if attempt.turn_signalled else HeldBack)(answer.ask_again_at, why)
 
 
 def log_held(attempt: AttemptInput, held: HeldBack) -> None:

@@ -30,6 +30,9 @@ DELIVERY_FAILED = "DeliveryFailed"
 # Not a POST: the endpoint's throttle, rate limit or FIFO queue holds the delivery back
 # until the failure's next_retry_delay. Retried without spending an attempt.
 HELD_BACK = "HeldBack"
+# Not a POST: the delivery is queued behind another of its order, and its workflow waits for
+# its turn (AttemptInput.turn_signalled). Ends the activity; details: progress, runs so far.
+QUEUED_IN_ORDER = "QueuedInOrder"
 # A run that Temporal, the registry or a flow schedule failed (not the endpoint): retried,
 # carrying the delivery's progress.
 ATTEMPT_INTERRUPTED = "AttemptInterrupted"
@@ -75,6 +78,9 @@ class AttemptInput(BaseModel):
     # one had done, and how many runs it took.
     resume: AttemptProgress | None = None
     prior_runs: int = 0
+    # Its workflow waits for its turn in a FIFO queue (woken by the flow workflow): a run
+    # queued behind another delivery ends (QUEUED_IN_ORDER) instead of asking again later.
+    turn_signalled: bool = False
 
 
 class AttemptProgress(BaseModel):

@@ -20,10 +20,19 @@ MAX_PER_SECOND = 1000.0
 # A slot this close is waited for inside the activity; a later one is asked for again
 # nearer the time, so a rate edited meanwhile applies (and no worker sleeps for long).
 SHORT_WAIT = timedelta(seconds=2)
-# How often a delivery queued behind another of its order asks again, at most.
+# How often a delivery queued behind another of its order asks again, at most, when nothing
+# tells it that its turn came (an activity scheduled before the turn was signalled).
 FIFO_POLL_FIRST = timedelta(milliseconds=250)
 FIFO_POLL_MAX = timedelta(seconds=30)
-_MAX_DOUBLINGS = 8  # 250 ms x 2**8 is past FIFO_POLL_MAX
+# A delivery whose workflow is woken when its turn comes asks again only in case the
+# delivery ahead ended without a word (terminated, or the endpoint's ordering switched off):
+# each question costs its history about a dozen events, so seldom, and less the longer it waits.
+FIFO_RECHECK_FIRST = timedelta(seconds=10)
+FIFO_RECHECK_MAX = timedelta(minutes=2)
+_MAX_DOUBLINGS = 8  # past both caps: 250 ms x 2**8 > 30 s, 10 s x 2**8 > 2 min
+# The signal the flow workflow sends a delivery's workflow when the delivery ahead of it in
+# its order ended (DeliveryWorkflow's handler takes this name).
+TURN_CAME = "turn_came"
 # A waiting delivery that has not asked again this long after it was due to is forgotten
 # (it ended, or was lost with its worker and will ask anew).
 FORGET_AFTER = timedelta(seconds=30)
@@ -63,6 +72,7 @@ class SlotRequest(BaseModel):
     delivery_id: str
     rate_limit: RateLimit | None = None  # the endpoint's, as the asking attempt read it
     order_id: str | None = None  # set when the delivery is ordered (FIFO)
+    turn_signalled: bool = False  # the asker's workflow is told when its turn comes (TURN_CAME)
 
 
 class SlotAnswer(BaseModel):
@@ -94,13 +104,18 @@ class FlowState(BaseModel):
         if delivery_id not in queue:
             queue.append(delivery_id)
 
-    def release(self, order_id: str, delivery_id: str) -> None:
-        """The delivery ended: the next of its order may go."""
+    def release(self, order_id: str, delivery_id: str) -> str | None:
+        """The delivery ended: the next of its order may go. Returns that next one when the
+        released delivery headed the order (its turn came), else None."""
         queue = self.orders.get(order_id)
-        if queue and delivery_id in queue:
-            queue.remove(delivery_id)
-            if not queue:
-                del self.orders[order_id]
+        if not queue or delivery_id not in queue:
+            return None
+        headed = queue[0] == delivery_id
+        queue.remove(delivery_id)
+        if not queue:
+            del self.orders[order_id]
+            return None
+        return queue[0] if headed else None
 
     def head(self, order_id: str) -> str | None:
         queue = self.orders.get(order_id)
@@ -118,8 +133,13 @@ class FlowState(BaseModel):
             self.enqueue(request.order_id, request.delivery_id)
             head = self.head(request.order_id)
             if head != request.delivery_id:
+                first, cap = (
+                    (FIFO_RECHECK_FIRST, FIFO_RECHECK_MAX)
+                    if request.turn_signalled
+                    else (FIFO_POLL_FIRST, FIFO_POLL_MAX)
+                )
                 # Doubling stops at the cap: an exponent left to grow would overflow timedelta.
-                poll = min(FIFO_POLL_FIRST * 2 ** min(held_before, _MAX_DOUBLINGS), FIFO_POLL_MAX)
+                poll = min(first * 2 ** min(held_before, _MAX_DOUBLINGS), cap)
                 return SlotAnswer(ask_again_at=now + poll, behind=head)
         if request.rate_limit is None:
             self.waiting.pop(request.delivery_id, None)

@@ -25,12 +25,14 @@ with workflow.unsafe.imports_passed_through():
         FORBIDDEN_DESTINATION,
         HEARTBEAT_TIMEOUT_SECONDS,
         HELD_BACK,
+        QUEUED_IN_ORDER,
         RUNS_LOST,
         AttemptInput,
         AttemptProgress,
     )
     from domain.delivery import DeliveryInput
     from domain.events import OPERATIONAL_EVENTS
+    from domain.flow import FIFO_RECHECK_FIRST, TURN_CAME
     from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
     from domain.wire import order_fields, wire_body
     from workflows import search_attributes as sa
@@ -52,6 +54,11 @@ RETRY_PRIORITY = 3
 # a version marker each would cost a billed Action (see README, "Temporal Cloud Actions").
 FIRST_ATTEMPT_LOCAL = "first-attempt-local"
 DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
+# And this one: a delivery queued behind another of its order on a FIFO endpoint waits here,
+# woken by the endpoint's flow workflow (TURN_CAME) when the one ahead ends, instead of in its
+# activity's retries, which asked again at up to 30 s intervals and so, after a stall, drained
+# an order at up to 30 s a delivery. Only ordered deliveries ask, so only they carry its marker.
+TURN_SIGNALLED = "turn-signalled"
 
 # Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
 RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind.RECOVERY})
@@ -59,6 +66,14 @@ RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind
 
 @workflow.defn
 class DeliveryWorkflow:
+    def __init__(self) -> None:
+        self._turn_came = False
+
+    @workflow.signal(name=TURN_CAME)
+    def turn_came(self) -> None:
+        """The delivery ahead of this one in its order ended (sent by the endpoint's flow workflow)."""
+        self._turn_came = True
+
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> DeliveryRecord:
         attempt_input = AttemptInput(
@@ -94,7 +109,7 @@ class DeliveryWorkflow:
                 retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
                 own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
                 retry_priority = Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
-                attempt = await self._attempts(retries_input, _RETRIES, retry_priority)
+                attempt = await self._retries(retries_input, retry_priority)
             retries = attempt.number - 1
         except (ActivityError, ApplicationError) as failure:
             cause = _cause(failure)
@@ -138,6 +153,28 @@ class DeliveryWorkflow:
             # Priority.default (unset): the activity inherits the delivery's priority and fairness key.
             priority=priority,
         )
+
+    async def _retries(self, attempt: AttemptInput, priority: Priority) -> AttemptRecord:
+        """The retries' activity. A delivery queued behind another of its order waits here
+        between its runs, until its turn came or, should no word come, until the time its
+        schedule said to ask again."""
+        if not (attempt.resume and attempt.resume.ordered and workflow.patched(TURN_SIGNALLED)):
+            return await self._attempts(attempt, _RETRIES, priority)
+        attempt = attempt.model_copy(update={"turn_signalled": True})
+        while True:
+            # A turn that came before this run asks is in the schedule's answer; one that comes
+            # later finds the flag set, even if this run is still asking.
+            self._turn_came = False
+            try:
+                return await self._attempts(attempt, _RETRIES, priority)
+            except ActivityError as failure:
+                queued = _queued(failure.cause)
+                if queued is None:
+                    raise
+            progress, runs, ask_again = queued
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self._turn_came, timeout=ask_again, timeout_summary="queued")
+            attempt = attempt.model_copy(update={"resume": progress, "prior_runs": runs})
 
     @staticmethod
     async def _local_first_attempt(attempt: AttemptInput) -> AttemptRecord:
@@ -214,6 +251,15 @@ def _resumable(cause: BaseException | None) -> AttemptProgress | None:
         return AttemptProgress.from_details(cause.last_heartbeat_details)
     if isinstance(cause, ActivityCancelled):  # its worker shut down: as if lost
         return AttemptProgress()
+    return None
+
+
+def _queued(cause: BaseException | None) -> tuple[AttemptProgress, int, timedelta] | None:
+    """A run that ended queued behind another delivery of its order: its progress, the runs
+    made so far and when to ask again without word of the turn. None for any other end."""
+    if isinstance(cause, ApplicationError) and cause.type == QUEUED_IN_ORDER and len(cause.details) == 2:
+        progress = AttemptProgress.model_validate(cause.details[0])
+        return progress, int(cause.details[1]), cause.next_retry_delay or FIFO_RECHECK_FIRST
     return None
 
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.flow import FlowState, FlowSummary, SlotAnswer, SlotRequest
+    from domain.flow import TURN_CAME, FlowState, FlowSummary, SlotAnswer, SlotRequest
+
+# Patch of the release handler since v0.2.0: the next delivery of the order is told that
+# its turn came (DeliveryWorkflow's TURN_SIGNALLED), rather than finding out when it asks again.
+SIGNALS_TURN = "signals-turn"
 
 
 class SlotQuestion(BaseModel):
@@ -61,8 +66,14 @@ class EndpointFlowWorkflow:
             self._state.enqueue(enqueue.order_id, delivery_id)
 
     @workflow.signal
-    def release(self, release: OrderRelease) -> None:
-        self._state.release(release.order_id, release.delivery_id)
+    async def release(self, release: OrderRelease) -> None:
+        turn = self._state.release(release.order_id, release.delivery_id)
+        if turn is not None and workflow.patched(SIGNALS_TURN):
+            try:
+                await workflow.get_external_workflow_handle(turn).signal(TURN_CAME)
+            except ApplicationError:
+                # Not running: not started yet, or ended; either way it finds its turn when it asks.
+                workflow.logger.info("Delivery %s was not told its turn came: it does not run", turn)
 
     @workflow.query
     def summary(self) -> FlowSummary:

@@ -26,7 +26,7 @@ from services.deliveries import ended_record
 from settings import Settings
 from tests.conftest import free_port
 from tests.integration.helpers import tracking_event
-from tests.receiver import OK, BackgroundServer, Receiver, error
+from tests.receiver import OK, BackgroundServer, Receiver, Reply, error
 from worker import delivery_worker
 
 HERE = Path(__file__).parent
@@ -78,7 +78,9 @@ async def _record(into: Path, names: set[str]) -> None:
             )
             await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "recorded"})
             await api.delete(f"/v1/endpoints/{endpoint['id']}")
-            ordered_spec = spec | {"url": receiver.url(OK), "ordering": "fifo", "rate_limit": {"per_second": 2}}
+            # Each answer takes a second, so the later deliveries of the order wait for their turn.
+            slow = receiver.url(OK, Reply(delay=1.0))
+            ordered_spec = spec | {"url": slow, "ordering": "fifo", "rate_limit": {"per_second": 2}}
             ordered = (await api.post("/v1/endpoints", json=ordered_spec)).json()
             for n in range(3):
                 event = tracking_event(event_id=f"evt-replay-fifo-{n}", order_id="replay-fifo")
@@ -97,6 +99,10 @@ async def _record(into: Path, names: set[str]) -> None:
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),
+                # Patches turn-signalled and signals-turn: the last of the order, woken when
+                # its turn came, and the schedule that told it.
+                "fifo_woken_by_its_turn": delivery_id,
+                "endpoint_flow_signals_turns": flow_workflow_id("default", ordered["id"]),
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
@@ -28,7 +29,7 @@ from tests.integration.helpers import api_with, create_endpoint, delivery_outcom
 from tests.receiver import OK, Receiver, Reply, error
 from tests.waiting import eventually
 from worker import delivery_worker
-from workflows.endpoint_flow import EndpointFlowWorkflow, SlotQuestion
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
 
 
 @asynccontextmanager
@@ -225,6 +226,24 @@ async def test_fifo_holds_the_next_delivery_until_the_previous_ones_retries_end(
     assert sequence == [ordered[0], ordered[1], ordered[1], ordered[1], ordered[2]]
 
 
+async def test_fifo_wakes_the_next_delivery_when_a_long_wait_ends(client, settings, receiver):
+    """A delivery that waited long for its turn POSTs as soon as the one ahead is answered: it
+    is told, rather than finding out when it next asks (once up to 30 s later, seen after a stall)."""
+    takes = 20.0  # between the 7th and 8th of its old doubling asks, and its 2nd and 3rd re-checks
+    url = receiver.url(OK)
+    async with stack(client, settings, http_timeout=takes + 5) as api:
+        await ready_endpoint(api, client, url, ordering="fifo")
+        receiver.script(url, Reply(delay=takes), OK)
+        ahead, behind = await post_events(api, 2, order_id="fifo-long")
+        records = [await delivery_outcome(client, d) for d in (ahead, behind)]
+
+    assert [(r.result, r.retry) for r in records] == [("success", 0), ("success", 0)]
+    first, second = receiver.requests(url)[1:]
+    assert (first.headers["webhook-id"], second.headers["webhook-id"]) == (ahead, behind)
+    waited = second.at - (first.at + takes)
+    assert 0 <= waited < 5, f"the next delivery POSTed {waited:.1f} s after the one ahead was answered"
+
+
 async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, receiver):
     url = receiver.url(OK)
     refused: dict[str, dict[str, Any]] = {
@@ -279,3 +298,27 @@ async def test_questions_that_arrive_while_the_schedule_continues_as_new_are_all
 
 async def _runs(client: Client, workflow_id: str) -> list[str]:
     return [e.run_id async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+
+
+async def test_a_turn_that_comes_for_a_delivery_that_does_not_run_leaves_the_schedule_running(client, settings, worker):
+    """The next of an order may not run (its start failed after ingest queued it, or it was
+    terminated): telling it its turn came fails, and the schedule goes on."""
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        EndpointFlowWorkflow.run,
+        FlowState(account="tests", endpoint_id="ep_ghost"),
+        id=flow_id,
+        task_queue=settings.task_queue,
+        start_signal="enqueue",
+        start_signal_args=[OrderEnqueue(order_id="o1", delivery_ids=["d-head", "d-ghost", "d-next"])],
+    )
+    await handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id="o1", delivery_id="d-head"))
+
+    async def told() -> list[str]:
+        return [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
+
+    events = await eventually(told, lambda names: "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED" in names)
+    assert "EVENT_TYPE_WORKFLOW_TASK_FAILED" not in events
+    await handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id="o1", delivery_id="d-ghost"))
+    assert await eventually(lambda: handle.query(EndpointFlowWorkflow.head, "o1"), lambda head: head == "d-next")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

@@ -107,6 +107,17 @@ def test_fifo_lets_only_the_head_of_each_order_go() -> None:
     assert ask(flow, "b", T0, order="o1").go_at == T0
 
 
+def test_releasing_the_head_names_the_delivery_whose_turn_came() -> None:
+    flow = state()
+    for delivery in "abc":
+        flow.enqueue("o1", delivery)
+
+    assert flow.release("o1", "b") is None  # not the head: nobody's turn changed
+    assert flow.release("o1", "a") == "c"
+    assert flow.release("o1", "c") is None  # the order's queue is empty
+    assert flow.release("o1", "c") is None and "o1" not in flow.orders
+
+
 def test_a_delivery_that_asks_before_ingest_enqueued_it_takes_the_next_place() -> None:
     flow = state()
     flow.enqueue("o1", "a")
@@ -123,6 +134,16 @@ def test_a_waiter_asks_less_often_the_longer_it_waits() -> None:
 
     delays = [(w - T0).total_seconds() for w in waits if w]
     assert delays == sorted(delays) and delays[0] < 1 and delays[-1] == 30
+
+
+def test_a_waiter_told_of_its_turn_asks_again_seldom() -> None:
+    """Its workflow is woken when its turn comes; asking again only covers a turn never told."""
+    flow = state()
+    flow.enqueue("o1", "a")
+    request = SlotRequest(delivery_id="b", order_id="o1", turn_signalled=True)
+    waits = [flow.ask(request, T0, held).ask_again_at for held in [0, 1, 2, 10_000]]
+
+    assert [(w - T0).total_seconds() for w in waits if w] == [10, 20, 40, 120]
 
 
 def test_waiters_that_stop_asking_are_forgotten() -> None:
