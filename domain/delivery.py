@@ -42,6 +42,11 @@ class DeliveryInput(BaseModel):
     message_id: str = ""  # filled in by _message_id
     # The registry version ingest read the subscriptions at, when it was ingest.
     registry_version: int | None = None
+    # Whether the run takes the first-attempt-local shape because it was started in it,
+    # rather than by asking `workflow.patched` (false in inputs recorded before the field,
+    # whose runs ask). A version marker would cost every delivery two history events and a
+    # visibility write, as versioning also upserts `TemporalChangeVersion`.
+    first_attempt_local: bool = False
 
     @model_validator(mode="before")
     @classmethod

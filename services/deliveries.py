@@ -16,14 +16,17 @@ from domain.ids import test_delivery_id
 from domain.records import DeliveryKind, DeliveryRecord
 from domain.samples import SAMPLES
 from services.endpoints import EndpointRegistry
-from workflows.delivery import DeliveryWorkflow, delivery_start_options
+from workflows.delivery import DeliveryWorkflow, delivery_start_options, in_current_shape
 
 
 async def start_delivery(
     client: Client, task_queue: str, delivery: DeliveryInput, memo: Mapping[str, Any] | None = None
 ) -> WorkflowHandle[DeliveryWorkflow, DeliveryRecord]:
     return await client.start_workflow(
-        DeliveryWorkflow.run, delivery, task_queue=task_queue, **delivery_start_options(delivery, memo)
+        DeliveryWorkflow.run,
+        in_current_shape(delivery),
+        task_queue=task_queue,
+        **delivery_start_options(delivery, memo),
     )
 
 

@@ -52,6 +52,8 @@ RETRY_PRIORITY = 3
 # goes on in the regular activity, as the retries do above. Runs of this shape index their
 # outcome (OUTCOME_INDEXED) and run their retries behind first attempts without asking again:
 # a version marker each would cost a billed Action (see README, "Temporal Cloud Actions").
+# Runs started since DeliveryInput.first_attempt_local take this shape from their input,
+# without asking (in_current_shape).
 FIRST_ATTEMPT_LOCAL = "first-attempt-local"
 DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 # And this one: a delivery queued behind another of its order on a FIFO endpoint waits here,
@@ -91,7 +93,7 @@ class DeliveryWorkflow:
         attempt: AttemptRecord | None
         error: str | None = None
         result = DeliveryResult.SUCCESS
-        local_first = workflow.patched(FIRST_ATTEMPT_LOCAL)
+        local_first = delivery.first_attempt_local or workflow.patched(FIRST_ATTEMPT_LOCAL)
         try:
             try:
                 if local_first:
@@ -321,6 +323,12 @@ def delivery_start_options(delivery: DeliveryInput, memo: Mapping[str, Any] | No
     )
 
 
+def in_current_shape(delivery: DeliveryInput) -> DeliveryInput:
+    """The input a delivery starts with: it names the shape the run takes, so that run asks
+    no version marker for it (see DeliveryInput.first_attempt_local)."""
+    return delivery.model_copy(update={"first_attempt_local": True})
+
+
 async def start_delivery_child(delivery: DeliveryInput) -> None:
     """Start a delivery from another workflow; it outlives its starter.
 
@@ -330,7 +338,7 @@ async def start_delivery_child(delivery: DeliveryInput) -> None:
     with contextlib.suppress(WorkflowAlreadyStartedError):
         child = await workflow.start_child_workflow(
             DeliveryWorkflow.run,
-            delivery,
+            in_current_shape(delivery),
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             **delivery_start_options(delivery),
         )

@@ -98,6 +98,11 @@ async def _record(into: Path, names: set[str]) -> None:
                 "local_first_then_retried_succeeded": first,
                 "endpoint_registry": "endpoints/default",
                 "recovery": recoveries[0],
+                # Started in the first-attempt-local shape (DeliveryInput.first_attempt_local),
+                # without its version marker.
+                "in_shape_first_attempt_succeeded": recovered_id(failed),
+                "in_shape_failed_after_retries": failed,
+                "in_shape_retried_succeeded": first,
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),
                 # Patches turn-signalled and signals-turn: the last of the order, woken when
                 # its turn came, and the schedule that told it.

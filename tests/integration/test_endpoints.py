@@ -324,8 +324,5 @@ async def test_test_of_a_host_stored_before_the_host_rule_fails_at_once_as_one_a
         e.marker_recorded_event_attributes.marker_name
         for e in history
         if e.HasField("marker_recorded_event_attributes")
-    ] == [
-        "core_patch",
-        "core_local_activity",
-    ]
+    ] == ["core_local_activity"]
     assert not [e for e in history if e.HasField("activity_task_scheduled_event_attributes")]

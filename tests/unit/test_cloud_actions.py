@@ -36,31 +36,35 @@ def _size(name: str) -> tuple[int, int]:
     return len(history.events), sum(event.ByteSize() for event in history.events)
 
 
-def test_a_first_attempt_success_run_locally_costs_8_events_and_2_actions():
-    events, size = _size("next/local_first_attempt_succeeded")
+def test_a_first_attempt_success_run_locally_costs_6_events_and_2_actions():
+    events, size = _size("next/in_shape_first_attempt_succeeded")
+    patched, _ = _size("next/local_first_attempt_succeeded")  # the same shape, asked by a version marker
     before, size_before = _size("v0.2.0/delivery_recovered")  # the same delivery, first attempt an activity
 
-    # Started, one workflow task (its version marker with its TemporalChangeVersion upsert, and
-    # the local activity's marker), completed: 6 once the version marker can go.
-    assert (events, before) == (8, 11)
-    assert size < 9_000 and size_before < 9_000  # measured: 7,760 and 7,348 bytes
-    # Workflow started, and the markers of its one workflow task (the version's and the POST's).
-    assert cloud_actions(_events("next/local_first_attempt_succeeded")) == {
-        "workflow started": 1,
-        "markers (local activities, versions)": 1,
-    }
+    # Started, one workflow task (the local activity's marker), completed. Asking for the shape
+    # by `workflow.patched` added a version marker and its TemporalChangeVersion upsert.
+    assert (events, patched, before) == (6, 8, 11)
+    assert size < 9_000 and size_before < 9_000  # measured: 7,539 and 7,348 bytes
+    # Workflow started, and the marker of its one workflow task.
+    for name in ("next/in_shape_first_attempt_succeeded", "next/local_first_attempt_succeeded"):
+        assert cloud_actions(_events(name)) == {"workflow started": 1, "markers (local activities, versions)": 1}
     assert _actions("v0.2.0/delivery_recovered") == 2  # workflow started, activity started
 
 
 def test_a_namespace_with_fairness_pays_a_tenth_more_for_every_action():
     # Temporal Cloud bills 0.1 Action more per Action while Fairness is on (issue 12 needs it).
-    assert with_fairness(_actions("next/local_first_attempt_succeeded")) == 2.2
-    assert with_fairness(_actions("next/local_first_then_failed_after_retries")) == 6.6
+    assert with_fairness(_actions("next/in_shape_first_attempt_succeeded")) == 2.2
+    assert with_fairness(_actions("next/in_shape_failed_after_retries")) == 6.6
 
 
 @pytest.mark.parametrize(
     ("name", "retries"),
-    [("next/local_first_then_failed_after_retries", 2), ("next/local_first_then_retried_succeeded", 1)],
+    [
+        ("next/in_shape_failed_after_retries", 2),
+        ("next/in_shape_retried_succeeded", 1),
+        ("next/local_first_then_failed_after_retries", 2),
+        ("next/local_first_then_retried_succeeded", 1),
+    ],
 )
 def test_a_delivery_with_n_retries_costs_n_plus_4_actions(name: str, retries: int):
     """Started, the first workflow task's markers, the timer until the first retry, one activity
@@ -79,6 +83,7 @@ def test_the_retry_shape_before_it_cost_more():
     assert _actions("next/delivery_retried_then_succeeded") == 7
     assert _size("next/delivery_retried_then_succeeded")[0] == 27
     assert _size("next/local_first_then_retried_succeeded")[0] == 20
+    assert _size("next/in_shape_retried_succeeded")[0] == 18
 
 
 def _event(event_id: int, kind: str, **attributes: Any) -> dict[str, Any]:
