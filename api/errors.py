@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from temporalio.service import RPCError
 
+from api.deps import get_destination_check, get_settings
 from domain.problems import field_errors
 from infra.network_guard import ForbiddenDestination
 from services.delivery_log import BadPageToken, DeliveryNotFound
@@ -94,10 +95,35 @@ def _invalid(problems: list[dict[str, str]]) -> JSONResponse:
     return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, summary, problems)
 
 
+# Routes that check their body's `url` reaches a public address once the body is valid.
+_CHECK_URL = {("POST", "/v1/endpoints"), ("PATCH", "/v1/endpoints/{endpoint_id}")}
+
+
+def _not_public(exc: ForbiddenDestination) -> dict[str, str]:
+    return {"field": "url", "message": f"{exc}; webhooks go to public addresses only"}
+
+
+async def _destination_problems(request: Request, body: Any, problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A body refused for its other fields is also told when its URL goes to a private address,
+    so one answer names every problem (the route checks it only once the body is valid)."""
+    route = getattr(request.scope.get("route"), "path", None)
+    url = body.get("url") if isinstance(body, dict) else None
+    if (request.method, route) not in _CHECK_URL or not isinstance(url, str):
+        return []
+    if any(problem["field"] == "url" for problem in problems):
+        return []
+    try:
+        await get_destination_check(request, get_settings(request))(url)
+    except ForbiddenDestination as exc:
+        return [_not_public(exc)]
+    return []
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _invalid(field_errors(exc.errors()))
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = field_errors(exc.errors())
+        return _invalid(problems + await _destination_problems(request, exc.body, problems))
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
@@ -114,7 +140,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ForbiddenDestination)
     async def _forbidden(_: Request, exc: ForbiddenDestination) -> JSONResponse:
-        return _invalid([{"field": "url", "message": f"{exc}; webhooks go to public addresses only"}])
+        return _invalid([_not_public(exc)])
 
     @app.exception_handler(EndpointNotFound)
     async def _not_found(_: Request, exc: EndpointNotFound) -> JSONResponse:

@@ -148,6 +148,26 @@ async def test_private_destinations_are_refused_at_registration(settings, worker
     assert listed.json() == []
 
 
+async def test_a_private_destination_is_named_with_the_other_fields_refused(settings, worker):
+    """One answer names every problem: the address check does not wait for the rest to be fixed."""
+    guarded = settings.model_copy(update={"allow_private_networks": False})
+    async with api_with(guarded) as http:
+        created = await http.post("/v1/endpoints", json={"url": "http://10.0.0.1/hook", "events": ["NO_SUCH"]})
+        edited = await http.patch("/v1/endpoints/ep_x", json={"url": "http://[::1]/in", "retry": {"max_retries": 11}})
+        listed = await http.get("/v1/endpoints")
+
+    assert created.status_code == 422 and edited.status_code == 422
+    assert {p["field"] for p in created.json()["errors"]} == {"url", "events.0"}
+    assert {p["field"] for p in edited.json()["errors"]} == {"url", "retry.max_retries"}
+    assert all(
+        "public addresses only" in p["message"]
+        for a in (created, edited)
+        for p in a.json()["errors"]
+        if p["field"] == "url"
+    )
+    assert listed.json() == []
+
+
 async def test_a_name_rebound_to_loopback_after_registration_is_refused_at_send_time(settings, client, receiver):
     # Its own account and task queue: the registry, and so the first connection, run on the guarded worker.
     queue = settings.task_queue + "-guarded"
