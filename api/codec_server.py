@@ -27,6 +27,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from api import errors
 from api.routers import codec
 from infra.logs import configure_json_logging
 from settings import Settings, get_settings
@@ -93,4 +94,5 @@ def create_codec_app(settings: Settings | None = None) -> FastAPI:
     if settings.operator_token is None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
     app.include_router(codec.router, dependencies=[Depends(operator_only)])
+    errors.install(app)  # its 401s, 404s and 405s in the merchant API's shape too
     return app

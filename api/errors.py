@@ -119,6 +119,11 @@ async def _destination_problems(request: Request, body: Any, problems: list[dict
     return []
 
 
+def invalid_field(field: str, message: str) -> JSONResponse:
+    """A 422 on one field, for a route that reads its body itself."""
+    return _invalid([{"field": field, "message": message}])
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

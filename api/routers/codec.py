@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response
 from google.protobuf.json_format import MessageToJson, Parse, ParseError
 from temporalio.api.common.v1 import Payload, Payloads
+
+from api.errors import invalid_field
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
@@ -23,13 +25,11 @@ async def _apply(request: Request, transform: Transform) -> Response:
         payloads = Parse(await request.body(), Payloads())
     except ParseError:
         # The parser's message can quote what it was given: say what is wrong, never repeat it.
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "payloads: not a Payloads document of Temporal's codec protocol"
-        ) from None
+        return invalid_field("payloads", "is not a Payloads document of Temporal's codec protocol")
     try:
         result = await transform(list(payloads.payloads))
     except ValueError as err:  # unknown key or tampered data: say so, do not crash
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads: {err}") from None
+        return invalid_field("payloads", str(err))
     return Response(MessageToJson(Payloads(payloads=result)), media_type="application/json")
 
 

@@ -30,6 +30,7 @@ async def test_another_merchants_token_decrypts_nothing(settings, worker, receiv
 
     assert [r.status_code for r in on_the_api] == [404, 404]  # the merchants' API has no codec at all
     assert [r.status_code for r in merchants_on_the_codec] == [401, 401, 401]
+    assert all(r.json()["errors"] == [] and r.json()["detail"] for r in merchants_on_the_codec)
     assert created.json()["id"] in decoded_text(operator)  # the operator reads the registry
 
 
@@ -66,4 +67,6 @@ async def test_without_an_operator_token_the_codec_serves_the_web_ui_on_loopback
     assert "access-control-allow-origin" not in preflights["http://evil.example"].headers
     assert rebound.status_code == 400
     assert malformed.status_code == 422
+    # Refusals in the merchant API's shape, on the field at fault.
+    assert [e["field"] for e in malformed.json()["errors"]] == ["payloads"]
     assert echoing.status_code == 422 and "PW-7f3a9c" not in echoing.text
