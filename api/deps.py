@@ -73,10 +73,17 @@ def get_registry(request: Request, client: ClientDep, settings: SettingsDep, acc
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
 
 
-def get_ingest(client: ClientDep, settings: SettingsDep, account: AccountDep, registry: RegistryDep) -> EventIngest:
-    return EventIngest(
-        client, settings.task_queue, account, registry, EndpointFlow(client, settings.task_queue, account)
-    )
+def get_endpoint_flow(client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointFlow:
+    return EndpointFlow(client, settings.task_queue, account)
+
+
+EndpointFlowDep = Annotated[EndpointFlow, Depends(get_endpoint_flow)]
+
+
+def get_ingest(
+    client: ClientDep, settings: SettingsDep, account: AccountDep, registry: RegistryDep, flow: EndpointFlowDep
+) -> EventIngest:
+    return EventIngest(client, settings.task_queue, account, registry, flow)
 
 
 IngestDep = Annotated[EventIngest, Depends(get_ingest)]

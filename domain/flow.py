@@ -117,6 +117,13 @@ class FlowState(BaseModel):
             return None
         return queue[0] if headed else None
 
+    def unorder(self) -> list[str]:
+        """The endpoint's ordering was switched off: no delivery waits for another now. Returns
+        those that were waiting, to be told their turn came."""
+        waiting = [delivery_id for queue in self.orders.values() for delivery_id in queue[1:]]
+        self.orders = {}
+        return waiting
+
     def head(self, order_id: str) -> str | None:
         queue = self.orders.get(order_id)
         return queue[0] if queue else None

@@ -67,6 +67,14 @@ class EndpointFlow:
             handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id=order_id, delivery_id=delivery_id))
         )
 
+    async def ordering_off(self, endpoint_id: str) -> None:
+        """The endpoint's ordering was switched off: its waiting deliveries go now. Nothing to do
+        without a schedule."""
+        handle = self._client.get_workflow_handle_for(
+            EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
+        )
+        await or_none(handle.signal(EndpointFlowWorkflow.ordering_off))
+
     async def release_if_ended(self, endpoint_id: str, order_id: str, delivery_id: str) -> bool:
         """Release a delivery that heads its order but no longer runs; whether it was released."""
         description = await or_none(self._client.get_workflow_handle(delivery_id).describe())

@@ -8,6 +8,8 @@ starts with the first question and continues as new when its history grows.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -18,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
 # Patch of the release handler since v0.2.0: the next delivery of the order is told that
 # its turn came (DeliveryWorkflow's TURN_SIGNALLED), rather than finding out when it asks again.
 SIGNALS_TURN = "signals-turn"
+TURNS_AT_ONCE = 50
 
 
 class SlotQuestion(BaseModel):
@@ -69,11 +72,26 @@ class EndpointFlowWorkflow:
     async def release(self, release: OrderRelease) -> None:
         turn = self._state.release(release.order_id, release.delivery_id)
         if turn is not None and workflow.patched(SIGNALS_TURN):
-            try:
-                await workflow.get_external_workflow_handle(turn).signal(TURN_CAME)
-            except ApplicationError:
-                # Not running: not started yet, or ended; either way it finds its turn when it asks.
-                workflow.logger.info("Delivery %s was not told its turn came: it does not run", turn)
+            await self._tell_turns([turn])
+
+    @workflow.signal
+    async def ordering_off(self) -> None:
+        """The endpoint's ordering was switched off: the deliveries waiting in its queues go now,
+        not when they would next ask."""
+        await self._tell_turns(self._state.unorder())
+
+    async def _tell_turns(self, delivery_ids: list[str]) -> None:
+        # A few signals at a time: each is a pending command until the server delivers it.
+        for start in range(0, len(delivery_ids), TURNS_AT_ONCE):
+            await asyncio.gather(*(self._tell_turn(d) for d in delivery_ids[start : start + TURNS_AT_ONCE]))
+
+    @staticmethod
+    async def _tell_turn(delivery_id: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(delivery_id).signal(TURN_CAME)
+        except ApplicationError:
+            # Not running: not started yet, or ended; either way it finds its turn when it asks.
+            workflow.logger.info("Delivery %s was not told its turn came: it does not run", delivery_id)
 
     @workflow.query
     def summary(self) -> FlowSummary:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import AccountDep, ClientDep, DestinationCheckDep, RegistryDep, SettingsDep
+from api.deps import AccountDep, ClientDep, DestinationCheckDep, EndpointFlowDep, RegistryDep, SettingsDep
 from api.errors import documented
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.events import EventType
+from domain.flow import Ordering
 from domain.records import DeliveryRecord
 from domain.signing import Scheme, new_signing_secret
 from domain.validation import UtcInstant, check_within_log
@@ -43,12 +44,21 @@ async def get_endpoint(endpoint_id: str, registry: RegistryDep) -> EndpointView:
 
 @router.patch("/{endpoint_id}", responses=documented(401, 404, 413, 422, 503))
 async def update_endpoint(
-    endpoint_id: str, patch: EndpointPatchRequest, registry: RegistryDep, check: DestinationCheckDep
+    endpoint_id: str,
+    patch: EndpointPatchRequest,
+    registry: RegistryDep,
+    check: DestinationCheckDep,
+    flow: EndpointFlowDep,
 ) -> EndpointView:
     """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
     if patch.url is not None:
         await check(patch.url)
-    return await registry.update(endpoint_id, patch)
+    updated = await registry.update(endpoint_id, patch)
+    if "ordering" in patch.model_fields_set and updated.ordering == Ordering.NONE:
+        # Deliveries waiting for their order's turn would find out when they next ask (up to
+        # minutes later): told now, they go at once. Only a speed-up: nothing is lost without it.
+        await flow.ordering_off(endpoint_id)
+    return updated
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(401, 404, 503))

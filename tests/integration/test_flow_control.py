@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -242,6 +243,33 @@ async def test_fifo_wakes_the_next_delivery_when_a_long_wait_ends(client, settin
     assert (first.headers["webhook-id"], second.headers["webhook-id"]) == (ahead, behind)
     waited = second.at - (first.at + takes)
     assert 0 <= waited < 5, f"the next delivery POSTed {waited:.1f} s after the one ahead was answered"
+
+
+async def test_switching_ordering_off_lets_the_waiting_deliveries_go_at_once(client, settings, receiver):
+    """Ordering switched off while an order's head waits out a long retry: the deliveries queued
+    behind it are told, rather than finding out when they would next ask (10 s after they queued)."""
+    url = receiver.url(OK)
+    async with stack(client, settings, retry_initial_interval=60.0) as api:
+        endpoint = await ready_endpoint(api, client, url, ordering="fifo")
+        receiver.script(url, error(500), OK)
+        _head, *waiting = await post_events(api, 3, order_id="fifo-off")
+        await receiver.wait_for(url, 2)  # the head's first POST, answered 500: it retries in 60 s
+        for delivery_id in waiting:
+            await eventually(partial(_timers, client, delivery_id), bool, what=f"{delivery_id} queued")
+        switched = asyncio.get_running_loop().time()  # the receiver's clock
+        edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"ordering": "none"})
+        records = [await delivery_outcome(client, d) for d in waiting]
+        posted = {r.headers["webhook-id"]: r.at for r in receiver.requests(url)[2:]}
+
+    assert edited.status_code == 200 and edited.json()["ordering"] == "none"
+    assert [(r.result, r.retry) for r in records] == [("success", 0), ("success", 0)]
+    waited = [posted[d] - switched for d in waiting]
+    assert all(0 <= w < 5 for w in waited), f"the waiting deliveries POSTed {waited} s after the switch"
+
+
+async def _timers(client: Client, delivery_id: str) -> list[int]:
+    handle = client.get_workflow_handle(delivery_id)
+    return [e.event_id async for e in handle.fetch_history_events() if e.HasField("timer_started_event_attributes")]
 
 
 async def test_rate_limit_and_ordering_are_validated_shown_and_edited(api, receiver):

@@ -136,6 +136,16 @@ def test_a_waiter_asks_less_often_the_longer_it_waits() -> None:
     assert delays == sorted(delays) and delays[0] < 1 and delays[-1] == 30
 
 
+def test_switching_ordering_off_lets_every_waiting_delivery_go() -> None:
+    flow = state()
+    for order, deliveries in (("o1", "abc"), ("o2", "xy")):
+        for delivery in deliveries:
+            flow.enqueue(order, delivery)
+
+    assert flow.unorder() == ["b", "c", "y"]  # the heads are already on their way
+    assert ask(flow, "c", T0, order="o1").go_at == T0 and flow.orders == {"o1": ["c"]}
+
+
 def test_a_waiter_told_of_its_turn_asks_again_seldom() -> None:
     """Its workflow is woken when its turn comes; asking again only covers a turn never told."""
     flow = state()
