@@ -133,7 +133,7 @@ async def wait_for_turn(
     if answer.behind is None:
         raise HeldBack(answer.ask_again_at, "the endpoint's rate limit")
     why = f"queued behind {answer.behind} for order {queue}"
-    raise (QueuedInOrder if attempt.turn_signalled else HeldBack)(answer.ask_again_at, why)
+    raise (QueuedInOrder if answer.turn_told else HeldBack)(answer.ask_again_at, why)
 
 
 def log_held(attempt: AttemptInput, held: HeldBack) -> None:

@@ -95,8 +95,11 @@ def _invalid(problems: list[dict[str, str]]) -> JSONResponse:
     return _answer(status.HTTP_422_UNPROCESSABLE_CONTENT, summary, problems)
 
 
-# Routes that check their body's `url` reaches a public address once the body is valid.
-_CHECK_URL = {("POST", "/v1/endpoints"), ("PATCH", "/v1/endpoints/{endpoint_id}")}
+def _checks_destination(route: Any) -> bool:
+    """Whether the route checks its body's `url` reaches a public address (once the body is
+    valid): it depends on the destination check."""
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(d.call is get_destination_check for d in dependant.dependencies)
 
 
 def _not_public(exc: ForbiddenDestination) -> dict[str, str]:
@@ -106,9 +109,8 @@ def _not_public(exc: ForbiddenDestination) -> dict[str, str]:
 async def _destination_problems(request: Request, body: Any, problems: list[dict[str, str]]) -> list[dict[str, str]]:
     """A body refused for its other fields is also told when its URL goes to a private address,
     so one answer names every problem (the route checks it only once the body is valid)."""
-    route = getattr(request.scope.get("route"), "path", None)
     url = body.get("url") if isinstance(body, dict) else None
-    if (request.method, route) not in _CHECK_URL or not isinstance(url, str):
+    if not isinstance(url, str) or not _checks_destination(request.scope.get("route")):
         return []
     if any(problem["field"] == "url" for problem in problems):
         return []

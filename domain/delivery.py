@@ -47,6 +47,9 @@ class DeliveryInput(BaseModel):
     # whose runs ask). A version marker would cost every delivery two history events and a
     # visibility write, as versioning also upserts `TemporalChangeVersion`.
     first_attempt_local: bool = False
+    # The same for its waits in a FIFO queue: its workflow waits for its turn (patch
+    # turn-signalled), a version marker every ordered delivery would otherwise ask for.
+    waits_for_turn: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -25,11 +25,12 @@ SHORT_WAIT = timedelta(seconds=2)
 FIFO_POLL_FIRST = timedelta(milliseconds=250)
 FIFO_POLL_MAX = timedelta(seconds=30)
 # A delivery whose workflow is woken when its turn comes asks again only in case the
-# delivery ahead ended without a word (terminated, or the endpoint's ordering switched off):
-# each question costs its history about a dozen events, so seldom, and less the longer it waits.
+# delivery ahead ended without a word (terminated, say): each question costs its history
+# about a dozen events, and the one ahead may retry for many hours, so seldom, and less the
+# longer it waits (at the cap, ~22 events an hour: a day's wait stays far below 10,000).
 FIFO_RECHECK_FIRST = timedelta(seconds=10)
-FIFO_RECHECK_MAX = timedelta(minutes=2)
-_MAX_DOUBLINGS = 8  # past both caps: 250 ms x 2**8 > 30 s, 10 s x 2**8 > 2 min
+FIFO_RECHECK_MAX = timedelta(minutes=30)
+_MAX_DOUBLINGS = 8  # past both caps: 250 ms x 2**8 > 30 s, 10 s x 2**8 > 30 min
 # The signal the flow workflow sends a delivery's workflow when the delivery ahead of it in
 # its order ended (DeliveryWorkflow's handler takes this name).
 TURN_CAME = "turn_came"
@@ -79,6 +80,7 @@ class SlotAnswer(BaseModel):
     go_at: datetime | None = None  # POST at this instant (a slot is reserved for it)
     ask_again_at: datetime | None = None  # or ask again then
     behind: str | None = None  # the delivery of the same order it waits for
+    turn_told: bool = False  # the schedule will signal its workflow when its turn comes
 
 
 class WaitingDelivery(BaseModel):
@@ -130,24 +132,22 @@ class FlowState(BaseModel):
 
     # -- slots -----------------------------------------------------------------
 
-    def ask(self, request: SlotRequest, now: datetime, held_before: int = 0) -> SlotAnswer:
+    def ask(self, request: SlotRequest, now: datetime, held_before: int = 0, tells_turns: bool = False) -> SlotAnswer:
         """Whether the delivery may POST, and when.
 
         `held_before` is how often this delivery was told to wait already: a
-        delivery queued behind another of its order asks less often the longer it waits.
+        delivery queued behind another of its order asks less often the longer it waits,
+        and seldom when its turn will be told (`tells_turns`: the schedule signals turns).
         """
         if request.order_id is not None:
             self.enqueue(request.order_id, request.delivery_id)
             head = self.head(request.order_id)
             if head != request.delivery_id:
-                first, cap = (
-                    (FIFO_RECHECK_FIRST, FIFO_RECHECK_MAX)
-                    if request.turn_signalled
-                    else (FIFO_POLL_FIRST, FIFO_POLL_MAX)
-                )
+                told = request.turn_signalled and tells_turns
+                first, cap = (FIFO_RECHECK_FIRST, FIFO_RECHECK_MAX) if told else (FIFO_POLL_FIRST, FIFO_POLL_MAX)
                 # Doubling stops at the cap: an exponent left to grow would overflow timedelta.
                 poll = min(first * 2 ** min(held_before, _MAX_DOUBLINGS), cap)
-                return SlotAnswer(ask_again_at=now + poll, behind=head)
+                return SlotAnswer(ask_again_at=now + poll, behind=head, turn_told=told)
         if request.rate_limit is None:
             self.waiting.pop(request.delivery_id, None)
             return SlotAnswer(go_at=now)

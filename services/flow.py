@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import Priority, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from domain.flow import FlowState, SlotAnswer, SlotRequest
 from domain.ids import flow_workflow_id
 from infra.temporal import or_none
 from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
+
+log = logging.getLogger(__name__)
 
 # Every POST to a limited or ordered endpoint waits for its schedule's answer: its tasks go
 # ahead of deliveries (priority 2) and of re-runs (4), whatever backlog there is.
@@ -68,12 +73,16 @@ class EndpointFlow:
         )
 
     async def ordering_off(self, endpoint_id: str) -> None:
-        """The endpoint's ordering was switched off: its waiting deliveries go now. Nothing to do
-        without a schedule."""
+        """The endpoint's ordering was switched off, or the endpoint deleted: its waiting
+        deliveries ask now (and go, or stop). Only a speed-up, so a failure is logged, not
+        raised: each would ask on its own within its re-check (FIFO_RECHECK_MAX)."""
         handle = self._client.get_workflow_handle_for(
             EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
         )
-        await or_none(handle.signal(EndpointFlowWorkflow.ordering_off))
+        try:
+            await or_none(handle.signal(EndpointFlowWorkflow.ordering_off))
+        except RPCError as err:
+            log.warning("Endpoint %s's waiting deliveries were not told to ask again: %s", endpoint_id, err.status)
 
     async def release_if_ended(self, endpoint_id: str, order_id: str, delivery_id: str) -> bool:
         """Release a delivery that heads its order but no longer runs; whether it was released."""

@@ -59,7 +59,8 @@ DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 # And this one: a delivery queued behind another of its order on a FIFO endpoint waits here,
 # woken by the endpoint's flow workflow (TURN_CAME) when the one ahead ends, instead of in its
 # activity's retries, which asked again at up to 30 s intervals and so, after a stall, drained
-# an order at up to 30 s a delivery. Only ordered deliveries ask, so only they carry its marker.
+# an order at up to 30 s a delivery. Only ordered deliveries ask, and only those started before
+# DeliveryInput.waits_for_turn (the later ones take the shape from their input).
 TURN_SIGNALLED = "turn-signalled"
 
 # Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
@@ -111,7 +112,7 @@ class DeliveryWorkflow:
                 retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
                 own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
                 retry_priority = Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
-                attempt = await self._retries(retries_input, retry_priority)
+                attempt = await self._retries(retries_input, retry_priority, delivery.waits_for_turn)
             retries = attempt.number - 1
         except (ActivityError, ApplicationError) as failure:
             cause = _cause(failure)
@@ -156,11 +157,12 @@ class DeliveryWorkflow:
             priority=priority,
         )
 
-    async def _retries(self, attempt: AttemptInput, priority: Priority) -> AttemptRecord:
+    async def _retries(self, attempt: AttemptInput, priority: Priority, in_shape: bool) -> AttemptRecord:
         """The retries' activity. A delivery queued behind another of its order waits here
         between its runs, until its turn came or, should no word come, until the time its
-        schedule said to ask again."""
-        if not (attempt.resume and attempt.resume.ordered and workflow.patched(TURN_SIGNALLED)):
+        schedule said to ask again. `in_shape`: started in that shape (DeliveryInput.waits_for_turn)."""
+        ordered = attempt.resume is not None and attempt.resume.ordered
+        if not (ordered and (in_shape or workflow.patched(TURN_SIGNALLED))):
             return await self._attempts(attempt, _RETRIES, priority)
         attempt = attempt.model_copy(update={"turn_signalled": True})
         while True:
@@ -326,7 +328,7 @@ def delivery_start_options(delivery: DeliveryInput, memo: Mapping[str, Any] | No
 def in_current_shape(delivery: DeliveryInput) -> DeliveryInput:
     """The input a delivery starts with: it names the shape the run takes, so that run asks
     no version marker for it (see DeliveryInput.first_attempt_local)."""
-    return delivery.model_copy(update={"first_attempt_local": True})
+    return delivery.model_copy(update={"first_attempt_local": True, "waits_for_turn": True})
 
 
 async def start_delivery_child(delivery: DeliveryInput) -> None:

@@ -19,7 +19,11 @@ with workflow.unsafe.imports_passed_through():
 
 # Patch of the release handler since v0.2.0: the next delivery of the order is told that
 # its turn came (DeliveryWorkflow's TURN_SIGNALLED), rather than finding out when it asks again.
+# A run that replayed a release from before it keeps the old way until it continues as new
+# (Temporal keeps a patch's first answer for the run), and says so to those who ask.
 SIGNALS_TURN = "signals-turn"
+# And of ordering_off, a signal the API may send while workers of the previous release run.
+TELLS_UNORDERED = "tells-unordered"
 TURNS_AT_ONCE = 50
 
 
@@ -44,6 +48,7 @@ class EndpointFlowWorkflow:
     def __init__(self, state: FlowState) -> None:
         self._state = state
         self._questions = 0
+        self._signals_turns: bool | None = None  # SIGNALS_TURN's answer, once asked
 
     @workflow.run
     async def run(self, state: FlowState) -> None:
@@ -60,7 +65,8 @@ class EndpointFlowWorkflow:
     @workflow.update
     def ask(self, question: SlotQuestion) -> SlotAnswer:
         self._questions += 1
-        return self._state.ask(question.request, workflow.now(), question.held_before)
+        tells = self._signals_turns is not False  # asked live, the patch will say yes
+        return self._state.ask(question.request, workflow.now(), question.held_before, tells)
 
     @workflow.signal
     def enqueue(self, enqueue: OrderEnqueue) -> None:
@@ -71,14 +77,19 @@ class EndpointFlowWorkflow:
     @workflow.signal
     async def release(self, release: OrderRelease) -> None:
         turn = self._state.release(release.order_id, release.delivery_id)
-        if turn is not None and workflow.patched(SIGNALS_TURN):
+        if turn is None:
+            return
+        if self._signals_turns is None:
+            self._signals_turns = workflow.patched(SIGNALS_TURN)
+        if self._signals_turns:
             await self._tell_turns([turn])
 
     @workflow.signal
     async def ordering_off(self) -> None:
         """The endpoint's ordering was switched off: the deliveries waiting in its queues go now,
         not when they would next ask."""
-        await self._tell_turns(self._state.unorder())
+        if workflow.patched(TELLS_UNORDERED):
+            await self._tell_turns(self._state.unorder())
 
     async def _tell_turns(self, delivery_ids: list[str]) -> None:
         # A few signals at a time: each is a pending command until the server delivers it.

@@ -86,6 +86,9 @@ async def _record(into: Path, names: set[str]) -> None:
                 event = tracking_event(event_id=f"evt-replay-fifo-{n}", order_id="replay-fifo")
                 delivery_id = (await api.post("/v1/events", json=event)).json()["deliveries"][0]["id"]
             await ended_record(client.get_workflow_handle(delivery_id))
+            await api.patch(f"/v1/endpoints/{ordered['id']}", json={"ordering": "none"})  # its ordering_off
+            # A query is answered once the workflow task that took the signal has completed.
+            await client.get_workflow_handle(flow_workflow_id("default", ordered["id"])).query("summary")
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -108,6 +111,10 @@ async def _record(into: Path, names: set[str]) -> None:
                 # its turn came, and the schedule that told it.
                 "fifo_woken_by_its_turn": delivery_id,
                 "endpoint_flow_signals_turns": flow_workflow_id("default", ordered["id"]),
+                # Started in the shape that waits for its turn (DeliveryInput.waits_for_turn), and
+                # the schedule told of the ordering switched off (patch tells-unordered).
+                "fifo_woken_in_shape": delivery_id,
+                "endpoint_flow_unordered": flow_workflow_id("default", ordered["id"]),
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -230,7 +231,9 @@ async def test_fifo_holds_the_next_delivery_until_the_previous_ones_retries_end(
 async def test_fifo_wakes_the_next_delivery_when_a_long_wait_ends(client, settings, receiver):
     """A delivery that waited long for its turn POSTs as soon as the one ahead is answered: it
     is told, rather than finding out when it next asks (once up to 30 s later, seen after a stall)."""
-    takes = 20.0  # between the 7th and 8th of its old doubling asks, and its 2nd and 3rd re-checks
+    # Long enough that its own questions fall far from the answer: without the signal it POSTed
+    # 13.1 s (asking at doubling intervals) and 10.1 s (re-checks alone) after the one ahead.
+    takes = 20.0
     url = receiver.url(OK)
     async with stack(client, settings, http_timeout=takes + 5) as api:
         await ready_endpoint(api, client, url, ordering="fifo")
@@ -249,7 +252,7 @@ async def test_switching_ordering_off_lets_the_waiting_deliveries_go_at_once(cli
     """Ordering switched off while an order's head waits out a long retry: the deliveries queued
     behind it are told, rather than finding out when they would next ask (10 s after they queued)."""
     url = receiver.url(OK)
-    async with stack(client, settings, retry_initial_interval=60.0) as api:
+    async with stack(client, settings, retry_initial_interval=60.0, retry_max_interval=60.0) as api:
         endpoint = await ready_endpoint(api, client, url, ordering="fifo")
         receiver.script(url, error(500), OK)
         _head, *waiting = await post_events(api, 3, order_id="fifo-off")
@@ -265,6 +268,27 @@ async def test_switching_ordering_off_lets_the_waiting_deliveries_go_at_once(cli
     assert [(r.result, r.retry) for r in records] == [("success", 0), ("success", 0)]
     waited = [posted[d] - switched for d in waiting]
     assert all(0 <= w < 5 for w in waited), f"the waiting deliveries POSTed {waited} s after the switch"
+
+
+async def test_deleting_a_fifo_endpoint_ends_its_waiting_deliveries_at_once(client, settings, receiver):
+    """Deleted while an order's head waits out a long retry: the deliveries queued behind it end
+    now (no POST), not when they would next ask."""
+    url = receiver.url(OK)
+    async with stack(client, settings, retry_initial_interval=60.0, retry_max_interval=60.0) as api:
+        endpoint = await ready_endpoint(api, client, url, ordering="fifo")
+        receiver.script(url, error(500))
+        _head, *waiting = await post_events(api, 2, order_id="fifo-deleted")
+        await receiver.wait_for(url, 2)
+        await eventually(partial(_timers, client, waiting[0]), bool, what="the second delivery queued")
+        deleted_at = time.monotonic()
+        deleted = await api.delete(f"/v1/endpoints/{endpoint['id']}")
+        [record] = [await delivery_outcome(client, d) for d in waiting]
+        ended_in = time.monotonic() - deleted_at
+
+    assert deleted.status_code == 204
+    assert record.result == "failed" and "deleted" in (record.error or "")
+    assert len(receiver.requests(url)) == 2  # the first connection, the head's one POST
+    assert ended_in < 5, f"the waiting delivery ended {ended_in:.1f} s after the delete"
 
 
 async def _timers(client: Client, delivery_id: str) -> list[int]:

@@ -151,9 +151,22 @@ def test_a_waiter_told_of_its_turn_asks_again_seldom() -> None:
     flow = state()
     flow.enqueue("o1", "a")
     request = SlotRequest(delivery_id="b", order_id="o1", turn_signalled=True)
-    waits = [flow.ask(request, T0, held).ask_again_at for held in [0, 1, 2, 10_000]]
+    answers = [flow.ask(request, T0, held, tells_turns=True) for held in [0, 1, 2, 10_000]]
 
-    assert [(w - T0).total_seconds() for w in waits if w] == [10, 20, 40, 120]
+    assert [(a.ask_again_at - T0).total_seconds() for a in answers if a.ask_again_at] == [10, 20, 40, 1800]
+    assert all(a.turn_told for a in answers)
+
+
+def test_a_schedule_that_does_not_tell_turns_has_its_waiters_ask_as_before() -> None:
+    """A schedule's run from before turns were told keeps not telling them (its patch said no):
+    its waiters, told so, ask again at doubling intervals up to 30 s, in their activity."""
+    flow = state()
+    flow.enqueue("o1", "a")
+    request = SlotRequest(delivery_id="b", order_id="o1", turn_signalled=True)
+    answers = [flow.ask(request, T0, held, tells_turns=False) for held in [0, 10_000]]
+
+    assert [(a.ask_again_at - T0).total_seconds() for a in answers if a.ask_again_at] == [0.25, 30]
+    assert not any(a.turn_told for a in answers)
 
 
 def test_waiters_that_stop_asking_are_forgotten() -> None:
