@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecutionDescription
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 from domain.activity_contract import AttemptProgress
 from domain.records import AttemptRecord
@@ -32,7 +32,7 @@ async def pending_state(client: Client, description: WorkflowExecutionDescriptio
             progress = AttemptProgress.from_details(details)
         state.attempts, state.last = progress.attempts, progress.last
         if progress.last is None and activity.HasField("last_failure"):
-            state.error = str(await client.data_converter.decode_failure(activity.last_failure))
+            state.error = _reason(await client.data_converter.decode_failure(activity.last_failure))
     if state.last is None:
         await _first_attempt(client, description, state)
     return state
@@ -58,7 +58,7 @@ async def _first_attempt(client: Client, description: WorkflowExecutionDescripti
             if progress.last is None and details:
                 progress = AttemptProgress.from_details([{"attempts": 1, "last": details[0]}])
             state.attempts, state.last = progress.attempts, progress.last
-            state.error = None if progress.last else str(failure)
+            state.error = None if progress.last else _reason(failure)
             # Until the workflow starts its timer, the failure says when the retries begin.
             wait = getattr(failure, "next_retry_delay", None)
             if wait is not None:
@@ -66,3 +66,8 @@ async def _first_attempt(client: Client, description: WorkflowExecutionDescripti
         elif event.HasField("timer_started_event_attributes"):
             fires_in = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
             state.next_attempt_at = event.event_time.ToDatetime(tzinfo=UTC) + fires_in
+
+
+def _reason(failure: BaseException) -> str:
+    """What a failure says, without the type Temporal prefixes to its text ("HeldBack: Held back: …")."""
+    return failure.message if isinstance(failure, FailureError) else str(failure)

@@ -277,14 +277,18 @@ async def test_deleting_a_fifo_endpoint_ends_its_waiting_deliveries_at_once(clie
     async with stack(client, settings, retry_initial_interval=60.0, retry_max_interval=60.0) as api:
         endpoint = await ready_endpoint(api, client, url, ordering="fifo")
         receiver.script(url, error(500))
-        _head, *waiting = await post_events(api, 2, order_id="fifo-deleted")
+        head, *waiting = await post_events(api, 2, order_id="fifo-deleted")
         await receiver.wait_for(url, 2)
         await eventually(partial(_timers, client, waiting[0]), bool, what="the second delivery queued")
+        shown = (await api.get(f"/v1/deliveries/{waiting[0]}")).json()
         deleted_at = time.monotonic()
         deleted = await api.delete(f"/v1/endpoints/{endpoint['id']}")
         [record] = [await delivery_outcome(client, d) for d in waiting]
         ended_in = time.monotonic() - deleted_at
 
+    # While it waited, the log said why and when it would ask again at the latest.
+    assert shown["result"] == "pending" and shown["next_attempt_at"] is not None
+    assert shown["error"] == f"Held back: queued behind {head} for order fifo-deleted"
     assert deleted.status_code == 204
     assert record.result == "failed" and "deleted" in (record.error or "")
     assert len(receiver.requests(url)) == 2  # the first connection, the head's one POST
