@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
@@ -39,6 +39,11 @@ class EndpointFlow:
             priority=CONTROL_PRIORITY,
         )
 
+    def _handle(self, endpoint_id: str) -> WorkflowHandle[EndpointFlowWorkflow, None]:
+        return self._client.get_workflow_handle_for(
+            EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
+        )
+
     def _summary(self, endpoint_id: str) -> str:
         return f"Rate limit and FIFO queues of endpoint {endpoint_id} ({self._account})"
 
@@ -65,22 +70,15 @@ class EndpointFlow:
 
     async def release(self, endpoint_id: str, order_id: str, delivery_id: str) -> None:
         """The delivery ended: the next one of its order may go. Nothing to do without a schedule."""
-        handle = self._client.get_workflow_handle_for(
-            EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
-        )
-        await or_none(
-            handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id=order_id, delivery_id=delivery_id))
-        )
+        release = OrderRelease(order_id=order_id, delivery_id=delivery_id)
+        await or_none(self._handle(endpoint_id).signal(EndpointFlowWorkflow.release, release))
 
     async def ordering_off(self, endpoint_id: str) -> None:
         """The endpoint's ordering was switched off, or the endpoint deleted: its waiting
         deliveries ask now (and go, or stop). Only a speed-up, so a failure is logged, not
         raised: each would ask on its own within its re-check (FIFO_RECHECK_MAX)."""
-        handle = self._client.get_workflow_handle_for(
-            EndpointFlowWorkflow.run, flow_workflow_id(self._account, endpoint_id)
-        )
         try:
-            await or_none(handle.signal(EndpointFlowWorkflow.ordering_off))
+            await or_none(self._handle(endpoint_id).signal(EndpointFlowWorkflow.ordering_off))
         except RPCError as err:
             log.warning("Endpoint %s's waiting deliveries were not told to ask again: %s", endpoint_id, err.status)
 

@@ -240,8 +240,17 @@ async def test_fifo_wakes_the_next_delivery_when_a_long_wait_ends(client, settin
         receiver.script(url, Reply(delay=takes), OK)
         ahead, behind = await post_events(api, 2, order_id="fifo-long")
         records = [await delivery_outcome(client, d) for d in (ahead, behind)]
+        history = [e async for e in client.get_workflow_handle(behind).fetch_history_events()]
 
     assert [(r.result, r.retry) for r in records] == [("success", 0), ("success", 0)]
+    # Woken by the schedule's signal, in the shape its input names (no version marker).
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == ["turn_came"]
+    assert not [e for e in history if e.marker_recorded_event_attributes.marker_name == "core_patch"]
     first, second = receiver.requests(url)[1:]
     assert (first.headers["webhook-id"], second.headers["webhook-id"]) == (ahead, behind)
     waited = second.at - (first.at + takes)
