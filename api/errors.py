@@ -103,7 +103,7 @@ def _checks_destination(route: Any) -> bool:
 
 
 def _not_public(exc: ForbiddenDestination) -> dict[str, str]:
-    return {"field": "url", "message": f"{exc}; webhooks go to public addresses only"}
+    return {"field": "url", "message": f"{exc.refusal}; webhooks go to public addresses only"}
 
 
 async def _destination_problems(request: Request, body: Any, problems: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -48,13 +48,14 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
     return [v4 for v4 in found if v4 is not None]
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
-    """Why a webhook may not go there (loopback, private, …), or None for a public address."""
+def forbidden_reason(address: IPAddress, *, name_embedded: bool = True) -> str | None:
+    """Why a webhook may not go there (loopback, private, …), or None for a public address.
+    The IPv4 address an IPv6 one carries is named unless `name_embedded` is false."""
     if isinstance(address, ipaddress.IPv6Address):
         for v4 in embedded_ipv4(address):
             reason = forbidden_reason(v4)
             if reason is not None:
-                return f"{reason} ({v4} embedded)"
+                return f"{reason} ({v4} embedded)" if name_embedded else f"{reason} embedded in an IPv6 one"
         for network, reason in _LOCAL_RANGES:
             if address in network:
                 return reason

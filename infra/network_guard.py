@@ -22,7 +22,14 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class ForbiddenDestination(Exception):
-    """The endpoint's host is, or resolves to, an address webhooks may not reach."""
+    """The endpoint's host is, or resolves to, an address webhooks may not reach.
+
+    Its text names the host and the address, for the delivery log of the endpoint's own
+    attempts; `refusal` says why without either, for answers to input, which never echo it."""
+
+    def __init__(self, detail: str, refusal: str) -> None:
+        super().__init__(detail)
+        self.refusal = refusal
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -32,10 +39,12 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 def _refuse(host: str, address: IPAddress) -> None:
     reason = forbidden_reason(address)
-    if reason is not None and host == str(address):
-        raise ForbiddenDestination(f"{host} is {reason}")
-    if reason is not None:
-        raise ForbiddenDestination(f"{host} resolves to {address}, which is {reason}")
+    if reason is None:
+        return
+    unnamed = forbidden_reason(address, name_embedded=False)
+    if host == str(address):
+        raise ForbiddenDestination(f"{host} is {reason}", f"is {unnamed}")
+    raise ForbiddenDestination(f"{host} resolves to {address}, which is {reason}", f"resolves to {unnamed}")
 
 
 async def check_destination(host: str, port: int, resolve: Resolver = system_resolver) -> list[str]:
@@ -54,7 +63,8 @@ async def check_destination(host: str, port: int, resolve: Resolver = system_res
     for address in addresses:
         parsed = literal_address(address)
         if parsed is None:
-            raise ForbiddenDestination(f"{host} resolves to {address!r}, which is not an address")
+            detail = f"{host} resolves to {address!r}, which is not an address"
+            raise ForbiddenDestination(detail, "resolves to something that is not an IP address")
         _refuse(host, parsed)
     return addresses
 
@@ -91,7 +101,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise ForbiddenDestination("webhooks do not go to unix sockets")
+        raise ForbiddenDestination("webhooks do not go to unix sockets", "is a unix socket")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

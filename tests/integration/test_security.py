@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -145,6 +146,7 @@ async def test_private_destinations_are_refused_at_registration(settings, worker
         assert response.status_code == 422, url
         [problem] = response.json()["errors"]
         assert problem["field"] == "url" and "public addresses only" in problem["message"], url
+        assert str(urlsplit(url).hostname) not in problem["message"], "a refusal never echoes the refused value"
     assert listed.json() == []
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import pytest
 
-from domain.network import forbidden_reason, literal_address
+from domain.network import embedded_ipv4, forbidden_reason, literal_address
 from infra.network_guard import ForbiddenDestination, check_destination, check_url
 
 FORBIDDEN_HOSTS = {
@@ -139,3 +140,20 @@ async def test_literals_are_judged_without_dns_and_unknown_names_wait_for_send_t
     with pytest.raises(ForbiddenDestination, match="link-local"):
         await check_url("http://169.254.169.254/latest/meta-data/", resolve)
     assert await check_destination("not-yet.example", 443, resolve) == []
+
+
+@pytest.mark.parametrize(("host", "reason"), [*IPV6_FORMS.items(), ("10.0.0.1", "private"), ("127.1", "loopback")])
+async def test_the_refusal_answered_to_input_names_neither_the_host_nor_its_address(host, reason):
+    """API answers never echo a rejected value: `refusal` says why without what was refused."""
+    address = literal_address(host)
+    assert address is not None
+    carried = embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else []
+    named = {host, "shop.example", str(address), *(str(v4) for v4 in carried)}
+    url = f"http://[{host}]:8080/hook" if ":" in host else f"http://{host}/hook"
+    resolve = _resolver_of({"shop.example": ["93.184.216.34", host]})
+
+    for check in (check_url(url, resolve), check_destination("shop.example", 443, resolve)):
+        with pytest.raises(ForbiddenDestination) as refused:
+            await check
+        assert reason in refused.value.refusal
+        assert not [value for value in named if value in refused.value.refusal]
