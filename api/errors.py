@@ -177,5 +177,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
-        log.warning("Temporal call failed: %s (%s)", exc.message, exc.status)
+        log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
         return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is unavailable, try again", [])

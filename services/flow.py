@@ -80,7 +80,7 @@ class EndpointFlow:
         try:
             await or_none(self._handle(endpoint_id).signal(EndpointFlowWorkflow.ordering_off))
         except RPCError as err:
-            log.warning("Endpoint %s's waiting deliveries were not told to ask again: %s", endpoint_id, err.status)
+            log.warning("Endpoint %s's waiting deliveries were not told to ask again: %s", endpoint_id, err.status.name)
 
     async def release_if_ended(self, endpoint_id: str, order_id: str, delivery_id: str) -> bool:
         """Release a delivery that heads its order but no longer runs; whether it was released."""
