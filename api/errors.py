@@ -20,9 +20,10 @@ from temporalio.service import RPCError
 from api.deps import get_destination_check, get_settings
 from domain.problems import field_errors
 from infra.network_guard import ForbiddenDestination
-from services.delivery_log import BadPageToken, DeliveryNotFound
+from services.delivery_log import DeliveryNotFound
 from services.endpoints import EndpointNotFound, EndpointRejected
 from services.ingest import EventConflict
+from services.log_window import BadPageToken
 from services.reruns import RECOVERY_ANSWER_SECONDS, DeliveryStillPending, RecoveryUnfinished
 
 log = logging.getLogger(__name__)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from itertools import pairwise
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
-from temporalio.api.workflow.v1 import WorkflowExecutionInfo
-from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
@@ -24,29 +19,15 @@ from domain.delivery import DeliveryInput
 from domain.events import EventType
 from domain.ids import is_delivery_id
 from domain.records import DeliveryKind, DeliveryRecord, DeliveryResult
-from domain.validation import utc_instant
 from infra.temporal import or_none
 from services.deliveries import ended_record
+from services.log_window import Cursor, Row, newest, quoted, visibility_time
 from services.pending_delivery import pending_state
 from workflows import search_attributes as sa
 from workflows.delivery import DeliveryWorkflow
 
-# A page is cut from a StartTime window holding at most this many deliveries per
-# requested row, found from capped lists (visibility counts scan every matching row).
-_WINDOW_FACTOR = 4
-_MIN_WINDOW_ROWS = 200
-_MAX_PROBES = 8
-# The most ids a narrowed window's listing excludes (those listed already) in its query.
-_MAX_EXCLUDED = 110
-_ONE_MICROSECOND = timedelta(microseconds=1)
-_LATEST = datetime.max.replace(tzinfo=UTC)
-
 
 class DeliveryNotFound(Exception):
-    pass
-
-
-class BadPageToken(ValueError):
     pass
 
 
@@ -79,9 +60,9 @@ class LogFilter:
         if self.status_code is not None:
             clauses.append(_status_clause(self.status_code))
         if self.since is not None:
-            clauses.append(f"StartTime >= {quoted(_timestamp(self.since))}")
+            clauses.append(f"StartTime >= {quoted(visibility_time(self.since))}")
         if self.until is not None:
-            clauses.append(f"StartTime < {quoted(_timestamp(self.until))}")
+            clauses.append(f"StartTime < {quoted(visibility_time(self.until))}")
         return " AND ".join(clauses)
 
 
@@ -105,18 +86,6 @@ def _status_clause(status_code: int) -> str:
     if status_code == 200:
         clause = f'({clause} OR (ExecutionStatus = "Completed" AND {sa.RESULT.name} IS NULL))'
     return clause
-
-
-def quoted(value: str) -> str:
-    """A string literal of the visibility query language."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _timestamp(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class DeliverySummary(BaseModel):
@@ -155,33 +124,6 @@ class DeliveryDetail(DeliveryRecord):
     web_ui_url: str
 
 
-@dataclass(frozen=True)
-class _Cursor:
-    """The last row served: rows are ordered by (start time, id), newest first."""
-
-    start: datetime
-    id: str
-    filter_digest: str
-
-    def encode(self) -> str:
-        raw = json.dumps({"t": _timestamp(self.start), "id": self.id, "f": self.filter_digest})
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str, filter_digest: str) -> _Cursor:
-        try:
-            raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            start = utc_instant(datetime.fromisoformat(raw["t"]))
-            cursor = cls(start, str(raw["id"]), str(raw["f"]))
-        except (ValueError, KeyError, TypeError):
-            raise BadPageToken("is not a token this API issued") from None
-        if start >= _LATEST:  # the page's upper bound is one microsecond past the cursor
-            raise BadPageToken("is not a token this API issued")
-        if cursor.filter_digest != filter_digest:
-            raise BadPageToken("belongs to other filters; start again without it")
-        return cursor
-
-
 class DeliveryLog:
     """One account's deliveries."""
 
@@ -201,75 +143,14 @@ class DeliveryLog:
         later than any row already served, so a cursor on them never skips or repeats."""
         query = log_filter.visibility_query(self._account)
         digest = hashlib.sha256(query.encode()).hexdigest()[:16]
-        cursor = _Cursor.decode(page_token, digest) if page_token else None
-        served, more = await self._newest(query, cursor, limit)
-        next_token = _Cursor(served[-1].start, served[-1].id, digest).encode() if more and served else None
+        cursor = Cursor.decode(page_token, digest) if page_token else None
+        served, more = await newest(self._client, query, cursor, limit)
+        next_token = Cursor(served[-1].start, served[-1].id, digest).encode() if more and served else None
         memos = await self._memos([row.info.memo.fields for row in served])
         rows = [self._summary(row, memo) for row, memo in zip(served, memos, strict=True)]
         return DeliveryPage(data=rows, next_page_token=next_token)
 
-    async def _newest(self, query: str, cursor: _Cursor | None, limit: int) -> tuple[list[_Row], bool]:
-        """The `limit` newest rows after the cursor, and whether any older one is left."""
-        # Bounds are exclusive; one microsecond past the cursor keeps rows that share its start.
-        upper = cursor.start + _ONE_MICROSECOND if cursor else None
-        window_cap = max(limit * _WINDOW_FACTOR, _MIN_WINDOW_ROWS) + 1
-        # Lists cost the server per row returned (about 0.4 ms on the dev server), so the first
-        # asks for barely a page: visibility lists running rows newest first, then closed ones
-        # by close time, so those are usually the newest rows, and they bound a tight window.
-        cap = limit + 2
-        lower: datetime | None = None
-        known: list[_Row] = []  # rows of the window [lower, upper) listed already
-        rows: list[_Row] | None = None
-        for _ in range(_MAX_PROBES):
-            # The window's rows not listed yet: usually none or a few (closed ones that
-            # started late), so a narrowed window costs one cheap listing, not its rows again.
-            listed = await self._list(_bounded(query, lower, upper), cap, exclude=known)
-            probe = known + listed
-            if len(probe) < cap + len(known):
-                rows = probe  # short of the cap: the whole window [lower, upper)
-                break
-            # A capped list is only some of the window's rows, in close-time order. But they
-            # are real rows: if limit + 1 of them after the cursor start at or after s, so do
-            # limit + 1 rows of the window, and [s, upper) holds the page and a row past it.
-            after = _after(probe, cursor)
-            if len(after) > limit and (complete := _complete_after(listed)) and after[limit - 1].start > complete:
-                return after[:limit], True  # the page and a row past it, without listing again
-            if len(after) > limit and (lower is None or after[limit].start > lower):
-                lower = after[limit].start
-            elif cap >= window_cap:
-                break  # rows tie on their start: no sample narrows the window, read it whole
-            cap = window_cap
-            known = [row for row in probe if lower is None or row.start >= lower]
-            if len(known) > _MAX_EXCLUDED:
-                known = []  # too long a query: list the window again instead
-        if rows is None:
-            rows = await self._list(_bounded(query, lower, upper), None)
-        after = _after(rows, cursor)
-        # Any lower bound was chosen with more than `limit` rows above it.
-        return after[:limit], lower is not None or len(after) > limit
-
-    async def _list(self, query: str, cap: int | None, exclude: Sequence[_Row] = ()) -> list[_Row]:
-        """Raw listing: the SDK's `list_workflows` decodes every row's search attributes (about
-        1 ms a row, most of a page's time), while only the rows served need them."""
-        if exclude:
-            query += f" AND WorkflowId NOT IN ({', '.join(quoted(row.id) for row in exclude)})"
-        rows: list[_Row] = []
-        token = b""
-        while cap is None or len(rows) < cap:
-            request = ListWorkflowExecutionsRequest(
-                namespace=self._client.namespace,
-                page_size=min(cap - len(rows), 1000) if cap is not None else 1000,
-                query=query,
-                next_page_token=token,
-            )
-            listed = await self._client.workflow_service.list_workflow_executions(request)
-            rows += [_Row(info) for info in listed.executions]
-            token = listed.next_page_token
-            if not token:
-                break
-        return rows if cap is None else rows[:cap]
-
-    def _summary(self, row: _Row, memo: Mapping[str, Any]) -> DeliverySummary:
+    def _summary(self, row: Row, memo: Mapping[str, Any]) -> DeliverySummary:
         info = row.info
         attrs = info.search_attributes.indexed_fields
         event = _keyword(attrs, sa.EVENT_TYPE)
@@ -346,25 +227,6 @@ class DeliveryLog:
         raise DeliveryNotFound(delivery_id)
 
 
-@dataclass(frozen=True)
-class _Row:
-    """A listed delivery, undecoded but for what paging sorts by."""
-
-    info: WorkflowExecutionInfo
-
-    @property
-    def id(self) -> str:
-        return str(self.info.execution.workflow_id)
-
-    @cached_property
-    def start(self) -> datetime:
-        return self.info.start_time.ToDatetime(tzinfo=UTC)
-
-    @cached_property
-    def closed(self) -> datetime | None:
-        return self.info.close_time.ToDatetime(tzinfo=UTC) if self.info.HasField("close_time") else None
-
-
 def _keyword(fields: Mapping[str, Payload], key: SearchAttributeKey[str]) -> str | None:
     """A keyword search attribute: JSON, never through the codec (the server must read it)."""
     payload = fields.get(key.name)
@@ -374,42 +236,6 @@ def _keyword(fields: Mapping[str, Payload], key: SearchAttributeKey[str]) -> str
 def _int(fields: Mapping[str, Payload], key: SearchAttributeKey[int]) -> int | None:
     payload = fields.get(key.name)
     return None if payload is None or not payload.data else int(json.loads(payload.data))
-
-
-def _after(rows: list[_Row], cursor: _Cursor | None) -> list[_Row]:
-    """The rows older than the cursor, newest first."""
-    newest_first = sorted(rows, key=lambda r: (r.start, r.id), reverse=True)
-    if cursor is None:
-        return newest_first
-    return [r for r in newest_first if (r.start, r.id) < (cursor.start, cursor.id)]
-
-
-def _complete_after(listed: Sequence[_Row]) -> datetime | None:
-    """An instant after which a capped listing holds every row of its query, when it ends on a
-    closed row: visibility lists running rows first, then closed ones by close time, newest first
-    (the order of every SQL store's ORDER BY and of Elasticsearch's default sort), so a row not
-    listed closed at or before the last one did, and started no later. None when the listing
-    ends on a running row or is not in that order (then nothing is known of the rows past it)."""
-    closes = [row.closed for row in listed]
-    first_closed = next((i for i, close in enumerate(closes) if close is not None), len(closes))
-    closed = [close for close in closes[first_closed:] if close is not None]
-    if not closed or len(closed) < len(closes) - first_closed:
-        return None  # it ends on a running row, or lists one after a closed one
-    if any(later > earlier for earlier, later in pairwise(closed)):
-        return None
-    return closed[-1]
-
-
-def _bounded(query: str, lower: datetime | None, upper: datetime | None) -> str:
-    if lower is not None:
-        # The same bound on ExecutionTime (a delivery's start, as none is started with a delay,
-        # and never earlier than it) adds no condition but lets the SQL stores seek the window
-        # through their ExecutionTime index, instead of scanning every row listed before it.
-        moment = quoted(_timestamp(lower))
-        query += f" AND StartTime >= {moment} AND ExecutionTime >= {moment}"
-    if upper is not None:
-        query += f" AND StartTime < {quoted(_timestamp(upper))}"
-    return query
 
 
 def _status_code(status: WorkflowExecutionStatus, result: str | None, indexed: int | None) -> int | None:

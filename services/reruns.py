@@ -14,8 +14,9 @@ from domain.delivery import DeliveryInput
 from domain.ids import recovered_id, recovery_workflow_id, rerun_id
 from domain.records import DeliveryKind, DeliveryResult
 from services.deliveries import start_delivery
-from services.delivery_log import DeliveryLog, LogFilter, quoted
+from services.delivery_log import DeliveryLog, LogFilter
 from services.endpoints import EndpointRegistry
+from services.log_window import quoted
 from workflows import search_attributes as sa
 from workflows.recovery import RecoveryWorkflow
 

@@ -7,8 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.client import Client
+
 from domain.ids import first_connection_id, recovered_id
-from services import delivery_log
+from services import log_window
 from tests.conftest import free_port
 from tests.integration.helpers import create_endpoint, delivery_outcome, list_ids, post_event, tracking_event
 from tests.receiver import OK, error
@@ -113,16 +115,16 @@ async def test_paging_serves_every_record_once_newest_first_while_new_ones_arriv
 
 async def test_paging_a_log_larger_than_the_window_cap_serves_every_record_once(api, client, receiver, monkeypatch):
     # Windows of at most 2 x limit rows: a log of 21 takes the capped-sample path.
-    monkeypatch.setattr(delivery_log, "_WINDOW_FACTOR", 2)
-    monkeypatch.setattr(delivery_log, "_MIN_WINDOW_ROWS", 1)
+    monkeypatch.setattr(log_window, "_WINDOW_FACTOR", 2)
+    monkeypatch.setattr(log_window, "_MIN_WINDOW_ROWS", 1)
     probes: list[str] = []
-    list_rows = delivery_log.DeliveryLog._list
+    list_rows = log_window._list
 
-    async def spy(self: delivery_log.DeliveryLog, query: str, cap: int | None, **kwargs: Any) -> Any:
+    async def spy(client: Client, query: str, cap: int | None, **kwargs: Any) -> Any:
         probes.append(query)
-        return await list_rows(self, query, cap, **kwargs)
+        return await list_rows(client, query, cap, **kwargs)
 
-    monkeypatch.setattr(delivery_log.DeliveryLog, "_list", spy)
+    monkeypatch.setattr(log_window, "_list", spy)
     good = [await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"]) for _ in range(2)]
     bad = await create_endpoint(api, receiver.url(error(500)), events=["TRACKING_UPDATE"])
     order = f"ord-{uuid.uuid4().hex[:8]}"
@@ -157,7 +159,7 @@ async def test_paging_a_log_larger_than_the_window_cap_serves_every_record_once(
     # second round takes that shortcut away, so every capped listing narrows to a window.
     for shortcut in (True, False):
         if not shortcut:
-            monkeypatch.setattr(delivery_log, "_complete_after", lambda listed: None)
+            monkeypatch.setattr(log_window, "_complete_after", lambda listed: None)
         for params, kept in [
             ({"order_id": order, "endpoint_id": good[0]["id"]}, {good[0]["id"]}),
             ({"order_id": order, "result": "success"}, {good[0]["id"], good[1]["id"]}),

@@ -27,8 +27,9 @@ from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest, Lis
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
-from services import delivery_log
-from services.delivery_log import BadPageToken, DeliveryLog, LogFilter
+from services import log_window
+from services.delivery_log import DeliveryLog, LogFilter
+from services.log_window import BadPageToken
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _BOUND = re.compile(r'StartTime (>=|<) "([^"]+)"')
@@ -146,7 +147,7 @@ def test_paging_serves_every_row_once_newest_first_in_any_listing_order(
     log_rows = [_Row(f"d{i:02d}", BASE + timedelta(microseconds=start), rank) for i, (start, rank) in enumerate(rows)]
     visibility = _Visibility(list(log_rows))
 
-    with patch.object(delivery_log, "_MIN_WINDOW_ROWS", min_window_rows):
+    with patch.object(log_window, "_MIN_WINDOW_ROWS", min_window_rows):
         pages = asyncio.run(_page_through(_log(visibility), visibility, limit))
 
     served = [delivery_id for page in pages for delivery_id in page]
