@@ -31,7 +31,8 @@ DELIVERY_FAILED = "DeliveryFailed"
 # until the failure's next_retry_delay. Retried without spending an attempt.
 HELD_BACK = "HeldBack"
 # Not a POST: the delivery is queued behind another of its order, and its workflow waits for
-# its turn (AttemptInput.turn_signalled). Ends the activity; details: progress, runs so far.
+# its turn, as its schedule said it will be told (SlotAnswer.turn_told). Ends the activity;
+# details: progress, runs so far.
 QUEUED_IN_ORDER = "QueuedInOrder"
 # A run that Temporal, the registry or a flow schedule failed (not the endpoint): retried,
 # carrying the delivery's progress.

@@ -27,7 +27,8 @@ class ForbiddenDestination(Exception):
     Its text names the host and the address, for the delivery log of the endpoint's own
     attempts; `refusal` says why without either, for answers to input, which never echo it."""
 
-    def __init__(self, detail: str, refusal: str) -> None:
+    def __init__(self, detail: str, refusal: str = "is not a public address") -> None:
+        # A default, so that it rebuilds from its args alone (copy, pickle restore the rest).
         super().__init__(detail)
         self.refusal = refusal
 

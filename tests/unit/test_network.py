@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import pickle
 import re
 
 import pytest
@@ -157,3 +158,13 @@ async def test_the_refusal_answered_to_input_names_neither_the_host_nor_its_addr
             await check
         assert reason in refused.value.refusal
         assert not [value for value in named if value in refused.value.refusal]
+
+
+def test_a_refusal_rebuilt_from_its_args_still_names_nothing():
+    """Exceptions are rebuilt from their args when copied or pickled (then their attributes
+    are restored): one whose constructor needs more than its args fails to rebuild."""
+    refused = ForbiddenDestination("10.0.0.1 is a private address", "is a private address")
+
+    rebuilt = pickle.loads(pickle.dumps(refused))
+
+    assert str(rebuilt) == "10.0.0.1 is a private address" and rebuilt.refusal == "is a private address"
