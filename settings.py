@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     temporal_ui_url: str = "http://localhost:8233"
     # The codec server (Temporal's codec protocol, for the Web UI and the CLI) listens on
     # its own port, never on the API's: decoding is an operator's right, not a merchant's.
-    codec_port: int = 8081
+    codec_port: Annotated[int, Field(ge=1, le=65535)] = 8081
     # With a token, the codec server answers only `Authorization: Bearer <operator token>`;
     # without one, whoever reaches its port (loopback by default: the operator network).
     operator_token: SecretStr | None = None
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     worker_metrics_host: str = "127.0.0.1"
     # Where the worker answers its health check (GET /healthz on 127.0.0.1); unset = none.
-    worker_health_port: int | None = None
+    worker_health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     # Workflows a worker keeps in memory between their tasks. A delivery needs a
     # place only from its first task to its last, milliseconds when the endpoint
     # answers; one waiting out a retry is evicted and replayed (11 events) when
@@ -100,6 +100,28 @@ class Settings(BaseSettings):
         payload_keys = {k.get_secret_value() for k in [self.encryption_key, *self.encryption_old_keys] if k}
         if any(k.get_secret_value() in payload_keys for k in [self.secrets_key, *self.secrets_old_keys] if k):
             raise ValueError("WEBHOOKS_SECRETS_KEY must differ from WEBHOOKS_ENCRYPTION_KEY and its old keys")
+        return self
+
+    @field_validator("api_token")
+    @classmethod
+    def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value and value.get_secret_value() else None
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _each_account_has_a_token(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # An empty token would be what a caller without any token sends: that account open to all.
+        if empty := [name for name, token in value.items() if not token.get_secret_value()]:
+            raise ValueError(f"WEBHOOKS_API_TOKENS: empty token for account {empty[0]}")
+        return value
+
+    @model_validator(mode="after")
+    def _each_token_names_one_account(self) -> Self:
+        # A token shared by two accounts would open the second's endpoints and log to the first.
+        seen: dict[str, str] = {}
+        for name, token in self.account_tokens():
+            if (other := seen.setdefault(token.get_secret_value(), name)) != name:
+                raise ValueError(f"WEBHOOKS_API_TOKENS: accounts {other} and {name} have the same token")
         return self
 
     @model_validator(mode="after")

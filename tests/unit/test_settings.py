@@ -19,3 +19,33 @@ def test_the_operator_token_must_differ_from_every_merchant_token(merchant):
 def test_an_empty_operator_token_is_no_token():
     # Compose passes an unset ${WEBHOOKS_OPERATOR_TOKEN:-} as "": Bearer "" must not open the codec.
     assert Settings(_env_file=None, operator_token="").operator_token is None
+
+
+def test_an_account_with_an_empty_token_is_refused():
+    # Bearer "" (or no header at all) would otherwise be that account's token.
+    with pytest.raises(ValidationError, match="empty token for account shop-a"):
+        Settings(_env_file=None, api_tokens={"shop-a": "", "shop-b": "tok-b-1"})
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {"api_tokens": {"shop-a": "tok-same-1", "shop-b": "tok-same-1"}},
+        {"api_token": "tok-same-1", "api_tokens": {"shop-b": "tok-same-1"}},
+    ],
+)
+def test_two_accounts_cannot_share_a_token(tokens):
+    with pytest.raises(ValidationError, match="have the same token") as refused:
+        Settings(_env_file=None, **tokens)
+
+    assert "tok-same-1" not in str(refused.value)
+
+
+def test_an_empty_default_token_is_no_token():
+    assert Settings(_env_file=None, api_token="").api_token is None
+
+
+@pytest.mark.parametrize("field", ["codec_port", "worker_health_port"])
+def test_ports_are_in_range(field):
+    with pytest.raises(ValidationError, match=field):
+        Settings(_env_file=None, **{field: 70000})
