@@ -152,11 +152,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EndpointNotFound)
     async def _not_found(_: Request, exc: EndpointNotFound) -> JSONResponse:
-        return _answer(status.HTTP_404_NOT_FOUND, str(exc), [])
+        # Fixed words: a refusal never echoes what it refused (here, any text in the path).
+        return _answer(status.HTTP_404_NOT_FOUND, "no endpoint with this id in your account", [])
 
     @app.exception_handler(DeliveryNotFound)
     async def _no_delivery(_: Request, exc: DeliveryNotFound) -> JSONResponse:
-        return _answer(status.HTTP_404_NOT_FOUND, f"delivery {exc} not found", [])
+        return _answer(status.HTTP_404_NOT_FOUND, "no delivery with this id in your account", [])
 
     @app.exception_handler(DeliveryStillPending)
     async def _pending(_: Request, exc: DeliveryStillPending) -> JSONResponse:

@@ -157,11 +157,15 @@ async def test_a_host_no_resolver_takes_is_422_on_url_in_every_mode(api, setting
     assert (await api.get("/v1/endpoints")).json() == [endpoint]
 
 
-async def test_unknown_endpoints_are_404(api):
-    assert (await api.get("/v1/endpoints/ep_missing")).status_code == 404
-    assert (await api.patch("/v1/endpoints/ep_missing", json={"description": "x"})).status_code == 404
-    assert (await api.delete("/v1/endpoints/ep_missing")).status_code == 404
-    assert (await api.post("/v1/endpoints/ep_missing/test")).status_code == 404
+async def test_unknown_endpoints_are_404_without_echoing_the_id(api):
+    answers = [
+        await api.get("/v1/endpoints/ep_missing<b>"),
+        await api.patch("/v1/endpoints/ep_missing<b>", json={"description": "x"}),
+        await api.delete("/v1/endpoints/ep_missing<b>"),
+        await api.post("/v1/endpoints/ep_missing<b>/test"),
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    assert {a.json()["detail"] for a in answers} == {"no endpoint with this id in your account"}
 
 
 async def test_first_connection_sends_order_shipped_whatever_the_events(api, client, receiver):

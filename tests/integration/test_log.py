@@ -294,9 +294,13 @@ async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receive
 
 
 async def test_unknown_ids_and_malformed_filters(api):
-    assert (await api.get("/v1/deliveries/delivery/nope/ep_none")).status_code == 404
-    assert (await api.get("/v1/deliveries/endpoints/default")).status_code == 404  # not a delivery
-    assert (await api.post("/v1/deliveries/delivery/nope/ep_none/retry")).status_code == 404
+    missing = [
+        await api.get("/v1/deliveries/delivery/nope/ep_none"),
+        await api.get("/v1/deliveries/endpoints/default"),  # not a delivery
+        await api.post("/v1/deliveries/delivery/nope/ep_none/retry"),
+    ]
+    assert [m.status_code for m in missing] == [404] * 3
+    assert {m.json()["detail"] for m in missing} == {"no delivery with this id in your account"}  # no id echoed
     for params, field in [
         ({"result": "maybe"}, "result"),
         ({"since": "yesterday"}, "since"),
