@@ -233,7 +233,9 @@ class DeliveryActivities:
             # Temporal, the registry or a flow schedule did not answer: not the endpoint's doing.
             # Retried, with what this run did so far (a POST made is not made again).
             # Such a run is known, not lost: it counts with the held runs, beyond the lost-run budget.
+            # The next run of this activity reads that count from the heartbeat, not from this failure.
             interrupted = heartbeats.progress.model_copy(update={"held": heartbeats.progress.held + 1})
+            heartbeats.record(interrupted)
             raise ApplicationError(
                 f"Attempt interrupted: {type(exc).__name__}",
                 interrupted.model_dump(mode="json"),
