@@ -39,7 +39,7 @@ from domain.status import status_text
 from domain.validation import check_endpoint_url
 from domain.wire import masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
-from infra.secrets import SecretBox
+from infra.secrets import SecretBox, UnopenableSecret
 
 # Keep this much of a response body in the delivery log.
 STORED_BODY_BYTES = 16 * 1024
@@ -236,11 +236,14 @@ class DeliveryActivities:
             # The next run of this activity reads that count from the heartbeat, not from this failure.
             interrupted = heartbeats.progress.model_copy(update={"held": heartbeats.progress.held + 1})
             heartbeats.record(interrupted)
+            # Nor is a credential this worker's keys cannot open: retried (the operator puts the
+            # old key back, and the delivery goes on), but said, and logged as the worker's error.
+            unopenable = isinstance(exc, UnopenableSecret)
             raise ApplicationError(
-                f"Attempt interrupted: {type(exc).__name__}",
+                f"Attempt interrupted: {exc if unopenable else type(exc).__name__}",
                 interrupted.model_dump(mode="json"),
                 type=ATTEMPT_INTERRUPTED,
-                category=ApplicationErrorCategory.BENIGN,
+                category=ApplicationErrorCategory.UNSPECIFIED if unopenable else ApplicationErrorCategory.BENIGN,
             ) from exc
         return self._conclude(record, attempt, retry_after, final_type, heartbeats.progress)
 

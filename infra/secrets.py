@@ -27,6 +27,11 @@ def _bound_to(account: str, field: SecretField) -> bytes:
     return f"webhooks-secret\x00{account}\x00{field}".encode()
 
 
+class UnopenableSecret(ValueError):
+    """A sealed secret this process's keys do not open: its configuration's fault, not the data's
+    owner's. Says which field and key id, never the secret."""
+
+
 class SecretBox:
     def __init__(self, key: bytes, old_keys: Sequence[bytes] = ()) -> None:
         self._key_id = key_id(key)
@@ -44,12 +49,12 @@ class SecretBox:
             return value
         cipher = self._ciphers.get(value.key_id)
         if cipher is None:
-            raise ValueError(f"{field} is sealed with unknown key {value.key_id}: is WEBHOOKS_SECRETS_KEY right?")
+            raise UnopenableSecret(f"{field} is sealed with unknown key {value.key_id}: is WEBHOOKS_SECRETS_KEY right?")
         try:
             data = base64.urlsafe_b64decode(value.ciphertext)
             return cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], _bound_to(account, field)).decode()
         except (InvalidTag, binascii.Error, ValueError):
-            raise ValueError(f"{field} failed authentication: tampered, or sealed for another account") from None
+            raise UnopenableSecret(f"{field} failed authentication: tampered, or sealed for another account") from None
 
     def reveal_for(self, account: str) -> Reveal:
         """What the worker hands the wire code: opens one account's secrets."""
