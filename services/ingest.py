@@ -66,7 +66,8 @@ class EventIngest:
             earlier = await self._earlier(event.id)
             assert earlier is not None, "delivery 0 exists, so it has its memo"
             return await self._again(event, accepted, earlier)
-        await asyncio.gather(*(start_delivery(self._client, self._task_queue, d) for d in rest))
+        # A concurrent post of the same id, past delivery 0 already, may have started some of them.
+        await asyncio.gather(*(self._start_if_missing(d) for d in rest))
         await self._queue_in_order(event, [first, *rest], subscriptions)
         return accepted.refs(self._account, event.id)
 

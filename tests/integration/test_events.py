@@ -70,6 +70,27 @@ async def test_a_repost_starts_the_deliveries_an_interrupted_first_post_left(api
     assert [len(receiver.requests(url)) for url in urls] == [2, 2]
 
 
+async def test_a_post_that_finds_a_later_delivery_started_still_answers_202(api, client, settings, receiver):
+    urls = [receiver.url(), receiver.url()]
+    endpoints = [await create_endpoint(api, url) for url in urls]
+    event = tracking_event()
+    # What a concurrent post of the same id can leave while this one starts delivery 0: delivery 1 started.
+    accepted = TypeAdapter(OrderEvent).validate_python(event)
+    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
+    assert snapshot is not None
+    first, second = event_deliveries(DEFAULT_ACCOUNT, accepted, snapshot.subscriptions(accepted.event))
+    await start_delivery(client, settings.task_queue, second)
+
+    answer = await api.post("/v1/events", json=event)
+
+    assert answer.status_code == 202, answer.text
+    assert [d["id"] for d in answer.json()["deliveries"]] == [first.delivery_id, second.delivery_id]
+    assert [d["endpoint_id"] for d in answer.json()["deliveries"]] == [e["id"] for e in endpoints]
+    for delivery in answer.json()["deliveries"]:
+        assert (await delivery_outcome(client, delivery["id"])).result == "success"
+    assert [len(receiver.requests(url)) for url in urls] == [2, 2]  # first connection + one delivery each
+
+
 async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
     url = receiver.url()
     await create_endpoint(api, url)
