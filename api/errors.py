@@ -166,7 +166,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EventConflict)
     async def _conflict(_: Request, exc: EventConflict) -> JSONResponse:
         problem = {"field": "id", "message": "was already accepted with a different body"}
-        return _answer(status.HTTP_409_CONFLICT, f"id: {exc}", [problem])
+        return _answer(status.HTTP_409_CONFLICT, f"id: {problem['message']}", [problem])
 
     @app.exception_handler(BadPageToken)
     async def _bad_token(_: Request, exc: BadPageToken) -> JSONResponse:

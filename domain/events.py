@@ -7,7 +7,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from domain.validation import AbsoluteHttpUrl
 
@@ -30,6 +30,21 @@ class EventType(StrEnum):
 
 
 OPERATIONAL_EVENTS = frozenset({EventType.ENDPOINT_DISABLED, EventType.DELIVERY_FAILED})
+
+
+def notice_id_prefix(event: EventType) -> str:
+    """How the ids of the service's own notices of `event` begin (domain.notices.notice_id)."""
+    return f"{event.value.lower()}-"
+
+
+_RESERVED_PREFIXES = tuple(sorted(notice_id_prefix(e) for e in OPERATIONAL_EVENTS))
+
+
+def _not_a_notice_id(value: str | None) -> str | None:
+    # A posted event with a notice's id would take that notice's delivery, or find it taken.
+    if value is not None and value.startswith(_RESERVED_PREFIXES):
+        raise ValueError(f"must not begin with {' or '.join(_RESERVED_PREFIXES)}: the service's notices use those")
+    return value
 
 
 class StrictModel(BaseModel):
@@ -77,7 +92,7 @@ class Tracking(StrictModel):
 
 
 class _EventBase(StrictModel):
-    id: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN)] = None
+    id: Annotated[str | None, Field(pattern=EVENT_ID_PATTERN), AfterValidator(_not_a_notice_id)] = None
     order: Order
 
     def fingerprint(self) -> str:

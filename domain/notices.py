@@ -14,9 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from domain.events import EventType, StrictModel
-
-MAX_EVENT_ID = 128
+from domain.events import EventType, StrictModel, notice_id_prefix
 
 
 class _NoticeBase(StrictModel):
@@ -47,7 +45,7 @@ Notice = Annotated[EndpointDisabledNotice | DeliveryFailedNotice, Field(discrimi
 def notice_id(event: EventType, about: str) -> str:
     """An event id derived from what the notice is about, so raising it again finds it started."""
     digest = hashlib.sha256(about.encode()).hexdigest()[:24]
-    return f"{event.value.lower()}-{digest}"[:MAX_EVENT_ID]
+    return f"{notice_id_prefix(event)}{digest}"
 
 
 def notice_payload(notice: EndpointDisabledNotice | DeliveryFailedNotice) -> dict[str, Any]:

@@ -91,7 +91,9 @@ class EventIngest:
         description = await or_none(handle.describe())
         if description is None:
             return None
-        found: AcceptedEvent = await description.memo_value(ACCEPTED_EVENT_MEMO, type_hint=AcceptedEvent)
+        found: AcceptedEvent | None = await description.memo_value(ACCEPTED_EVENT_MEMO, None, type_hint=AcceptedEvent)
+        if found is None:  # a delivery of something else holds the id (an event id is never re-used)
+            raise EventConflict(event_id)
         return found
 
     async def _again(self, event: OrderEvent, now: AcceptedEvent, earlier: AcceptedEvent) -> list[DeliveryRef]:

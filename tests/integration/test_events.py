@@ -91,6 +91,31 @@ async def test_a_post_that_finds_a_later_delivery_started_still_answers_202(api,
     assert [len(receiver.requests(url)) for url in urls] == [2, 2]  # first connection + one delivery each
 
 
+async def test_an_id_another_kind_of_delivery_holds_is_a_conflict_not_a_500(api, client, settings, receiver):
+    await create_endpoint(api, receiver.url())
+    event = tracking_event()
+    accepted = TypeAdapter(OrderEvent).validate_python(event)
+    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
+    assert snapshot is not None
+    # Delivery 0 of this id, started without an event's acceptance (as a notice's delivery is).
+    first, *_ = event_deliveries(DEFAULT_ACCOUNT, accepted, snapshot.subscriptions(accepted.event))
+    await start_delivery(client, settings.task_queue, first)
+
+    answer = await api.post("/v1/events", json=event)
+
+    assert answer.status_code == 409, answer.text
+    assert [p["field"] for p in answer.json()["errors"]] == ["id"]
+    assert event["id"] not in answer.text
+
+
+async def test_an_event_cannot_take_a_notice_id(api):
+    answer = await api.post("/v1/events", json=tracking_event() | {"id": "delivery_failed-0123456789abcdef01234567"})
+
+    assert answer.status_code == 422
+    assert [p["field"] for p in answer.json()["errors"]] == ["id"]
+    assert "delivery_failed-0123" not in answer.text
+
+
 async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
     url = receiver.url()
     await create_endpoint(api, url)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from domain.events import OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.events import EventType, OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.notices import notice_id
 from domain.problems import field_errors
 from tests.contract import CONTRACT_EVENT
 
@@ -110,6 +111,18 @@ def test_an_id_that_is_not_a_safe_key_is_rejected(event_id: str) -> None:
 @pytest.mark.parametrize("event_id", ["1", "evt-2021-06-02-000123", "shop.ord_1:retry-2", "a" * 128])
 def test_a_safe_id_is_accepted(event_id: str) -> None:
     assert EVENTS.validate_python(CONTRACT_EVENT | {"id": event_id}).id == event_id
+
+
+@pytest.mark.parametrize("kind", [EventType.DELIVERY_FAILED, EventType.ENDPOINT_DISABLED])
+def test_an_id_shaped_like_a_notice_id_is_rejected(kind: EventType) -> None:
+    """The service's notices are events with ids of their own; a posted event cannot take one."""
+    taken = notice_id(kind, "delivery/default/evt-1/0")
+    with pytest.raises(ValidationError) as refused:
+        EVENTS.validate_python(CONTRACT_EVENT | {"id": taken})
+
+    [problem] = field_errors(refused.value.errors())
+    assert problem["field"] == "id" and "notices" in problem["message"] and taken not in problem["message"]
+    assert EVENTS.validate_python(CONTRACT_EVENT | {"id": taken.upper()}).id == taken.upper()  # ids are case-sensitive
 
 
 NUMBERS = [
