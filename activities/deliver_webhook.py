@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.flow_control import FlowSchedules, HeldBack, NeedsSchedule, is_ordered, log_held, wait_for_turn
 from activities.http_errors import describe
 from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
+from activities.progress_heartbeats import ProgressHeartbeats
 from domain.activity_contract import (
     ATTEMPT_INTERRUPTED,
     DELIVER_WEBHOOK,
@@ -23,7 +24,6 @@ from domain.activity_contract import (
     ENDPOINT_DELETED,
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
-    HEARTBEAT_EVERY_SECONDS,
     INVALID_ENDPOINT_URL,
     LOST_RUNS_ALLOWED,
     RUNS_LOST,
@@ -87,52 +87,6 @@ def _stop(message: str, kind: str, last: AttemptRecord | None = None) -> Applica
     return ApplicationError(message, *details, type=kind, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
 
 
-class _Heartbeats:
-    """Heartbeats the delivery's progress for as long as the attempt runs.
-
-    They prove the worker alive through every wait (the registry read, a slow
-    POST), so a live attempt is never timed out and repeated, and a dead one
-    is noticed within the heartbeat timeout. An attempt that ends sooner than
-    the first beat sends none: its result or failure says it all.
-    """
-
-    def __init__(self, progress: AttemptProgress) -> None:
-        self._progress = progress
-        self._task: asyncio.Task[None] | None = None
-        # A local activity (a delivery's first attempt) has no heartbeats: the workflow task
-        # it runs in is its proof of life, and its failure carries its progress.
-        self._live = not activity.info().is_local
-
-    def record(self, progress: AttemptProgress) -> None:
-        """A POST was made, or the run is held back. Either is sent at once (the next
-        run reads the counts from it), but a success: it ends the run with its record."""
-        self._progress = progress
-        if progress.last is None or not progress.last.succeeded:
-            self.send()
-
-    @property
-    def progress(self) -> AttemptProgress:
-        return self._progress
-
-    def send(self) -> None:
-        if self._live:
-            activity.heartbeat(self._progress.model_dump(mode="json"))
-
-    async def __aenter__(self) -> _Heartbeats:
-        if self._live:
-            self._task = asyncio.create_task(self._beat())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task:
-            self._task.cancel()
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-            self.send()
-
-
 class DeliveryActivities:
     """Holds what every attempt shares: the worker's HTTP clients, its views of Temporal, and the
     key that opens endpoint credentials (sealed in the registry) at send time."""
@@ -175,14 +129,12 @@ class DeliveryActivities:
         details = activity.info().heartbeat_details
         progress = AttemptProgress.from_details(details) if details else attempt.resume or AttemptProgress()
         if progress.last is not None and (progress.last.succeeded or _is_last(progress.last, attempt, None)):
-            await self._release(attempt, progress.ordered)
-            await self._notify_failure(attempt, progress.last)
-            return self._conclude(progress.last, attempt, retry_after=None, final_type=None)
+            return await self._ended_before(attempt, progress, progress.last)
         if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
             await self._release(attempt, progress.ordered)
             lost = progress.lost_runs(run)
             raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
-        heartbeats = _Heartbeats(progress)
+        heartbeats = ProgressHeartbeats(progress)
         try:
             async with heartbeats:
                 registry = self._endpoints(attempt.account)
@@ -247,8 +199,25 @@ class DeliveryActivities:
             ) from exc
         return self._conclude(record, attempt, retry_after, final_type, heartbeats.progress)
 
+    async def _ended_before(
+        self, attempt: AttemptInput, progress: AttemptProgress, last: AttemptRecord
+    ) -> AttemptRecord:
+        """The delivery's last POST ended it in an earlier run, which was lost or interrupted before
+        it finished: what that run had left to do, done again (each report to the registry counts
+        once however often it comes), then the same end."""
+        registry = self._endpoints(attempt.account)
+        endpoint = await registry.for_delivery(attempt.endpoint_id)
+        if endpoint is not None:
+            heartbeats = ProgressHeartbeats(progress)
+            if _is_gone(last):
+                await registry.gone(endpoint.id, attempt.delivery_id, last.started_at)
+            await self._ended(registry, endpoint, attempt, last, heartbeats)
+        await self._release(attempt, progress.ordered)
+        await self._notify_failure(attempt, last)
+        return self._conclude(last, attempt, retry_after=None, final_type=None)
+
     async def _throttle(
-        self, registry: EndpointSource, endpoint: Endpoint, until: datetime, heartbeats: _Heartbeats
+        self, registry: EndpointSource, endpoint: Endpoint, until: datetime, heartbeats: ProgressHeartbeats
     ) -> None:
         """Pause every delivery to the endpoint until then; an equal or longer pause is set already."""
         if endpoint.throttled_until is None or endpoint.throttled_until < until:
@@ -261,7 +230,7 @@ class DeliveryActivities:
         endpoint: Endpoint,
         attempt: AttemptInput,
         record: AttemptRecord,
-        heartbeats: _Heartbeats,
+        heartbeats: ProgressHeartbeats,
     ) -> None:
         """Health counts deliveries, not attempts: report ends, and successes only when they end a run."""
         if self._health.failures == 0 or (record.succeeded and not endpoint.health.failed_deliveries):

@@ -1,5 +1,6 @@
 """A retries' run that Temporal, the registry or a flow schedule interrupts is known, not lost;
-one whose endpoint credentials this worker cannot open says so.
+the run after it finishes what it left undone; one whose endpoint credentials this worker
+cannot open says so.
 
 Run in the SDK's activity environment, as Temporal would run it again and again: each run
 starts from the heartbeat the previous one left (a retry of an activity sees only that).
@@ -21,9 +22,16 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliver_webhook import DeliveryActivities
 from activities.http_exchange import WebhookPoster
-from domain.activity_contract import ATTEMPT_INTERRUPTED, LOST_RUNS_ALLOWED, AttemptInput, AttemptProgress
+from domain.activity_contract import (
+    ATTEMPT_INTERRUPTED,
+    DELIVERY_FAILED,
+    LOST_RUNS_ALLOWED,
+    AttemptInput,
+    AttemptProgress,
+)
 from domain.endpoints import BasicAuth, DeliveryOutcome, Endpoint, HealthPolicy
 from domain.events import EventType
+from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
 from infra.secrets import SecretBox
 
@@ -60,6 +68,21 @@ def _unused(_: str) -> Any:
     raise AssertionError("not reached")
 
 
+class ReportsTaken(OneEndpoint):
+    """An endpoint whose registry takes the reports an attempt's end makes."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.gone_for: list[str] = []
+        self.outcomes: list[DeliveryOutcome] = []
+
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+        self.gone_for.append(delivery_id)
+
+    async def record_outcome(self, outcome: DeliveryOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
 def _activities(pooled: httpx.AsyncClient, fresh: httpx.AsyncClient, registry: RegistryDown) -> DeliveryActivities:
     return DeliveryActivities(
         poster=WebhookPoster(pooled, fresh),
@@ -68,7 +91,7 @@ def _activities(pooled: httpx.AsyncClient, fresh: httpx.AsyncClient, registry: R
         notices=_unused,
         backoff=Backoff(1.0, 2.0, 60.0),
         http_timeout=5.0,
-        health=HealthPolicy(failures=0, seconds=0),
+        health=HealthPolicy(failures=50, seconds=0),
         secrets=SecretBox(os.urandom(32)),
     )
 
@@ -106,18 +129,45 @@ async def test_interrupted_runs_never_count_as_lost() -> None:
         )
 
 
-async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without_a_post() -> None:
-    # Sealed with a key this worker does not hold (rotated without WEBHOOKS_SECRETS_OLD_KEYS).
-    sealed = SecretBox(os.urandom(32)).seal("hunter2-password", "default", "auth.password")
+def _endpoint(**fields: Any) -> Endpoint:
     now = datetime.now(UTC)
-    endpoint = Endpoint(
+    return Endpoint(
         id="ep_1",
         created_at=now,
         updated_at=now,
         url="https://receiver.example/hook",
         events=[EventType.ORDER_SHIPPED],
-        auth=BasicAuth(username="shop", password=sealed),
+        **fields,
     )
+
+
+async def test_a_run_after_an_interrupted_410_still_disables_the_endpoint_and_counts_the_failure() -> None:
+    # The first attempt got a 410, then the registry did not answer its report: the run was
+    # interrupted with the POST recorded. The retries' run must make the reports, not just end.
+    gone = AttemptRecord(
+        number=1,
+        started_at=datetime.now(UTC),
+        duration_ms=3,
+        request=HttpRequestRecord(method="POST", url="https://receiver.example/hook", headers={}, body="{}"),
+        response=HttpResponseRecord(status_code=410, status_text="Gone", headers={}, body=""),
+        error="HTTP 410 Gone",
+    )
+    registry = ReportsTaken(_endpoint())
+    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
+        activities = _activities(pooled, fresh, registry)
+        resumed = RETRIES.model_copy(update={"resume": AttemptProgress(attempts=1, last=gone, held=1)})
+        with pytest.raises(ApplicationError) as ended:
+            await ActivityEnvironment().run(activities.deliver_webhook, resumed)
+
+    assert ended.value.type == DELIVERY_FAILED and ended.value.non_retryable  # no POST: the delivery is over
+    assert registry.gone_for == [RETRIES.delivery_id]
+    assert [(o.delivery_id, o.succeeded) for o in registry.outcomes] == [(RETRIES.delivery_id, False)]
+
+
+async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without_a_post() -> None:
+    # Sealed with a key this worker does not hold (rotated without WEBHOOKS_SECRETS_OLD_KEYS).
+    sealed = SecretBox(os.urandom(32)).seal("hunter2-password", "default", "auth.password")
+    endpoint = _endpoint(auth=BasicAuth(username="shop", password=sealed))
     async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
         activities = _activities(pooled, fresh, OneEndpoint(endpoint))
         with pytest.raises(ApplicationError) as ended:
