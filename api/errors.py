@@ -7,7 +7,9 @@ it really gives, so a client (and the fuzzing gate in tests/) can rely on them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -20,6 +22,7 @@ from temporalio.service import RPCError
 from api.deps import get_destination_check, get_settings
 from domain.problems import field_errors
 from infra.network_guard import ForbiddenDestination
+from services.deliveries import EndpointThrottled
 from services.delivery_log import DeliveryNotFound
 from services.endpoints import EndpointNotFound, EndpointRejected
 from services.ingest import EventConflict
@@ -158,6 +161,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DeliveryNotFound)
     async def _no_delivery(_: Request, exc: DeliveryNotFound) -> JSONResponse:
         return _answer(status.HTTP_404_NOT_FOUND, "no delivery with this id in your account", [])
+
+    @app.exception_handler(EndpointThrottled)
+    async def _throttled(_: Request, exc: EndpointThrottled) -> JSONResponse:
+        wait = max(1, math.ceil((exc.until - datetime.now(UTC)).total_seconds()))
+        return _answer(status.HTTP_409_CONFLICT, str(exc), [], headers={"Retry-After": str(wait)})
 
     @app.exception_handler(DeliveryStillPending)
     async def _pending(_: Request, exc: DeliveryStillPending) -> JSONResponse:

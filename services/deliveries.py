@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -42,6 +43,14 @@ async def ended_record(handle: WorkflowHandle[DeliveryWorkflow, DeliveryRecord])
         raise
 
 
+class EndpointThrottled(Exception):
+    """The receiver asked for a pause (CONTRACT §9): a test, which waits for its outcome, would wait that long."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"the receiver asked for a pause until {until.isoformat()}: no test is sent before then")
+        self.until = until
+
+
 async def send_test(
     client: Client,
     task_queue: str,
@@ -52,9 +61,12 @@ async def send_test(
 ) -> DeliveryRecord:
     """Send the sample of `event` (an order event) once, never retried, and wait for what came back.
 
-    Raises EndpointNotFound.
+    Raises EndpointNotFound, and EndpointThrottled rather than keep the caller waiting out a
+    receiver's pause (a throttle set after this check still holds the test until it ends).
     """
     endpoint = await registry.get(endpoint_id)
+    if endpoint.throttled_until is not None and endpoint.throttled_until > datetime.now(UTC):
+        raise EndpointThrottled(endpoint.throttled_until)
     test_id = f"test-{uuid.uuid4().hex[:16]}"
     delivery = DeliveryInput(
         delivery_id=test_delivery_id(test_id, endpoint_id),

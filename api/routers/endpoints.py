@@ -77,7 +77,7 @@ class TestRequest(BaseModel):
     event: Literal["ORDER_SHIPPED", "ORDER_ERROR", "TRACKING_UPDATE"] = "TRACKING_UPDATE"
 
 
-@router.post("/{endpoint_id}/test", responses=documented(401, 404, 413, 422, 503))
+@router.post("/{endpoint_id}/test", responses=documented(401, 404, 409, 413, 422, 503))
 async def test_endpoint(
     endpoint_id: str,
     registry: RegistryDep,
@@ -87,7 +87,8 @@ async def test_endpoint(
     body: TestRequest | None = None,
 ) -> DeliveryRecord:
     """Send a sample of `event` (the seed's TRACKING_UPDATE by default) once, wait, and show what
-    was sent and received. It is never retried, and goes even to a disabled endpoint."""
+    was sent and received. It is never retried, and goes even to a disabled endpoint; while
+    the receiver has asked for a pause (429, 502, 503, 504), it is a 409 with Retry-After."""
     event = EventType((body or TestRequest()).event)
     return await send_test(client, settings.task_queue, account, registry, endpoint_id, event)
 

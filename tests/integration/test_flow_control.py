@@ -108,6 +108,24 @@ async def test_a_429_with_retry_after_pauses_every_delivery_to_the_endpoint(clie
     assert min(later) - too_many.at >= 2.9, "a POST went to the endpoint while it asked for a pause"
 
 
+async def test_a_test_while_the_receiver_asks_for_a_pause_is_refused_at_once(client, settings, receiver):
+    url = receiver.url(OK, error(429, **{"retry-after": "30"}), OK)
+    async with stack(client, settings) as api:
+        endpoint = await ready_endpoint(api, client, url)
+        await post_events(api, 1)
+        await receiver.wait_for(url, 2)
+        until = await throttled(api, endpoint["id"])
+        asked = time.monotonic()
+        answer = await api.post(f"/v1/endpoints/{endpoint['id']}/test")
+        answered_in = time.monotonic() - asked
+
+    assert answer.status_code == 409, answer.text
+    assert answered_in < 5, "the test waited out the receiver's pause"
+    assert 1 <= int(answer.headers["retry-after"]) <= 30
+    assert until.isoformat() in answer.json()["detail"]
+    assert len(receiver.requests(url)) == 2  # the first connection and the 429: no test POST
+
+
 async def test_a_502_or_504_without_retry_after_pauses_the_endpoint_until_the_next_retry(client, settings, receiver):
     for status in (502, 504):
         url = receiver.url(OK, error(status), OK)

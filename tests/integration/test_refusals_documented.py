@@ -22,6 +22,7 @@ from api.limits import MAX_BODY_BYTES
 from domain.ids import event_delivery_id, first_connection_id
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import error
+from tests.waiting import eventually
 
 TOKEN = "refusals-token-5d2"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -64,6 +65,7 @@ def _refusals(ids: dict[str, Any]) -> list[Refusal]:
         one("patch", "/v1/endpoints/{endpoint_id}", 422, ep, json={"retry": {"enabled": True, "max_retries": 11}}),
         one("delete", "/v1/endpoints/{endpoint_id}", 404, missing_ep),
         one("post", "/v1/endpoints/{endpoint_id}/test", 404, f"{missing_ep}/test"),
+        one("post", "/v1/endpoints/{endpoint_id}/test", 409, f"/v1/endpoints/{ids['throttled']}/test"),
         one("post", "/v1/endpoints/{endpoint_id}/test", 413, f"{ep}/test", **big),
         one("post", "/v1/endpoints/{endpoint_id}/test", 422, f"{ep}/test", json={"event": "ORDER_LOST"}),
         one("post", "/v1/endpoints/{endpoint_id}/secret", 404, f"{missing_ep}/secret"),
@@ -115,14 +117,23 @@ async def test_every_route_gives_each_refusal_it_documents_in_the_documented_sha
         assert "`ErrorBody`" in document["info"]["description"]
         endpoint = await create_endpoint(api, receiver.url(), events=["ORDER_SHIPPED"])
         await delivery_outcome(client, first_connection_id(endpoint["id"]))
-        # A delivery that stays pending for a while: its receiver answers 503 and it has retries left.
-        failing = receiver.url(error(503, **{"retry-after": "5"}))
-        await create_endpoint(api, failing, events=["TRACKING_UPDATE"], retry={"enabled": True, "max_retries": 5})
+        # A delivery that stays pending for a while: its receiver answers 503 and it has retries
+        # left. The endpoint is throttled meanwhile (the 503 asks for a minute's pause).
+        failing = receiver.url(error(503, **{"retry-after": "60"}))
+        paused = await create_endpoint(
+            api, failing, events=["TRACKING_UPDATE"], retry={"enabled": True, "max_retries": 5}
+        )
         event = tracking_event()
         [pending] = (await post_event(api, event))["deliveries"]
         assert pending["id"] == event_delivery_id("default", event["id"], 0)
+        await eventually(
+            lambda: api.get(f"/v1/endpoints/{paused['id']}"),
+            lambda shown: shown.json()["throttled_until"] is not None,
+            what="the 503's pause",
+        )
         ids = {
             "endpoint": endpoint["id"],
+            "throttled": paused["id"],
             "delivered": first_connection_id(endpoint["id"]),
             "pending": pending["id"],
             "conflicting_event": event | {"order": event["order"] | {"carrier": "DHL"}},
