@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from domain.events import EventType
-from domain.flow import Ordering, RateLimit
+from domain.flow import Ordering, RateLimit, RateLimitRequest
 from domain.secrets import Sealed, SealedOr
 from domain.signing import Scheme, SigningSecret
 from domain.validation import (
@@ -166,12 +166,14 @@ class EndpointRequest(EndpointSpec):
     """
 
     url: EndpointUrl
+    rate_limit: RateLimitRequest | None = None
 
 
 class EndpointPatchRequest(EndpointPatch):
     """`PATCH /v1/endpoints/{id}` as the API accepts it today (see EndpointRequest)."""
 
     url: EndpointUrl | None = None
+    rate_limit: RateLimitRequest | None = None
 
 
 class EndpointHealth(BaseModel):

@@ -17,6 +17,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_PER_SECOND = 1000.0
+# The slowest rate the API accepts: one POST a day. Slower ones put a schedule's instants past
+# what a datetime holds; one stored before this bound is scheduled at this rate.
+MIN_PER_SECOND = 1 / 86400
 # A slot this close is waited for inside the activity; a later one is asked for again
 # nearer the time, so a rate edited meanwhile applies (and no worker sleeps for long).
 SHORT_WAIT = timedelta(seconds=2)
@@ -59,12 +62,22 @@ class RateLimit(BaseModel):
     @property
     def interval(self) -> timedelta:
         """The spacing of POSTs at the full rate."""
-        return timedelta(seconds=1 / self.per_second)
+        return timedelta(seconds=1 / self._scheduled_rate)
 
     @property
     def window(self) -> timedelta:
         """The span `burst` POSTs must fit in: one second, or longer for a fractional rate."""
-        return timedelta(seconds=self.burst / self.per_second)
+        return timedelta(seconds=self.burst / self._scheduled_rate)
+
+    @property
+    def _scheduled_rate(self) -> float:
+        return max(self.per_second, MIN_PER_SECOND)
+
+
+class RateLimitRequest(RateLimit):
+    """A rate limit as the API accepts it today (see EndpointRequest): at least one POST a day."""
+
+    per_second: Annotated[float, Field(ge=MIN_PER_SECOND, le=MAX_PER_SECOND, allow_inf_nan=False)]
 
 
 class SlotRequest(BaseModel):

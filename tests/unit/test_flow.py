@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from domain.flow import SHORT_WAIT, FlowState, RateLimit, SlotRequest
+from domain.endpoints import EndpointPatchRequest
+from domain.flow import MIN_PER_SECOND, SHORT_WAIT, FlowState, RateLimit, SlotRequest
+from domain.problems import field_errors
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -27,6 +29,26 @@ def ask(flow: FlowState, delivery: str, at: datetime, per_second: float | None =
 def test_a_rate_outside_0_to_1000_is_refused(per_second: float) -> None:
     with pytest.raises(ValidationError):
         RateLimit(per_second=per_second)
+
+
+@pytest.mark.parametrize("per_second", [1e-300, 1e-12, MIN_PER_SECOND / 2])
+def test_the_api_refuses_a_rate_slower_than_one_post_a_day(per_second: float) -> None:
+    with pytest.raises(ValidationError) as refused:
+        EndpointPatchRequest.model_validate({"rate_limit": {"per_second": per_second}})
+
+    assert [p["field"] for p in field_errors(refused.value.errors())] == ["rate_limit.per_second"]
+    assert EndpointPatchRequest.model_validate({"rate_limit": {"per_second": MIN_PER_SECOND}}).rate_limit
+
+
+@pytest.mark.parametrize("per_second", [1e-300, 1e-12])
+def test_a_slower_rate_stored_before_that_bound_is_scheduled_at_one_a_day(per_second: float) -> None:
+    """Such a rate overflowed the schedule's arithmetic, failing its workflow's every task."""
+    flow = state()
+    first = ask(flow, "d0", T0, per_second=per_second)
+    second = ask(flow, "d1", T0, per_second=per_second)
+
+    assert first.go_at == T0
+    assert second.ask_again_at is not None and second.ask_again_at <= T0 + timedelta(days=1)
 
 
 def test_the_first_ceil_x_go_at_once_then_one_every_1_over_x_seconds() -> None:
