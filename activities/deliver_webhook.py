@@ -309,7 +309,10 @@ class DeliveryActivities:
         final_type: str | None = None
         try:
             _require_valid_url(endpoint.url)
-            answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers, timer)
+            # httpx's timeout bounds each wait (connect, each read), not the exchange: a receiver
+            # sending a byte a second would hold the attempt as long as it liked.
+            async with asyncio.timeout(self._http_timeout):
+                answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers, timer)
             response = HttpResponseRecord(
                 status_code=answer.status_code,
                 status_text=status_text(answer.status_code),
@@ -325,6 +328,9 @@ class DeliveryActivities:
                 retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout))
+        except TimeoutError:
+            began = "no complete response" if timer.answered else "no response"
+            error = unreachable(f"{began} within {self._http_timeout:g}s")
         except ForbiddenDestination as exc:
             error, final_type = f"Endpoint not allowed: {exc}", FORBIDDEN_DESTINATION
         except InvalidUrl as exc:

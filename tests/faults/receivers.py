@@ -103,7 +103,9 @@ class RawReceiver:
     - `/silent`: reads the request and never answers (until the client hangs up, 60 s at most);
     - `/hangup-headers`: a status line and half a header, then closes;
     - `/hangup-body`: complete headers announcing 100 bytes, 9 of them, then closes;
-    - `/huge`: 200 OK JSON with a chunked body of `huge_bytes`, streamed as fast as the client reads.
+    - `/huge`: 200 OK JSON with a chunked body of `huge_bytes`, streamed as fast as the client reads;
+    - `/trickle`: complete headers announcing 100 bytes, then one every 0.5 s (each read is quick,
+      the whole answer takes 50 s).
     """
 
     def __init__(self, huge_bytes: int = 200 * 1024 * 1024) -> None:
@@ -162,6 +164,12 @@ class RawReceiver:
                 await writer.drain()
             elif path == "/huge":
                 await self._stream_huge(writer, exchange)
+            elif path == "/trickle":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+                for _ in range(100):
+                    writer.write(b" ")
+                    await writer.drain()
+                    await asyncio.sleep(0.5)
             else:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()

@@ -1,5 +1,5 @@
 """Receivers that misbehave: one that never answers, ones that hang up mid-response, one
-whose body never ends. Each attempt ends in bounded time with a clear error, the
+whose body never ends, one that sends it a byte at a time. Each attempt ends in bounded time with a clear error, the
 worker's memory stays bounded, and a healthy endpoint's deliveries are not held up."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ EXPECTED_ERRORS = {
     "/hangup-headers": "Endpoint unreachable: connection closed",
     "/hangup-body": "Endpoint unreachable: connection closed",
     "/huge": "HTTP response body is larger than 1048576 bytes",
+    "/trickle": "Endpoint unreachable: no complete response within 2s",
 }
 MEMORY_GROWTH_LIMIT_KIB = 100 * 1024
 
