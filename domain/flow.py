@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_PER_SECOND = 1000.0
 # The slowest rate the API accepts: one POST a day. Slower ones put a schedule's instants past
@@ -74,10 +74,18 @@ class RateLimit(BaseModel):
         return max(self.per_second, MIN_PER_SECOND)
 
 
+def _at_least_one_a_day(per_second: float) -> float:
+    if per_second < MIN_PER_SECOND:
+        raise ValueError("must be at least one POST a day (1/86400)")
+    return per_second
+
+
 class RateLimitRequest(RateLimit):
     """A rate limit as the API accepts it today (see EndpointRequest): at least one POST a day."""
 
-    per_second: Annotated[float, Field(ge=MIN_PER_SECOND, le=MAX_PER_SECOND, allow_inf_nan=False)]
+    per_second: Annotated[
+        float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False), AfterValidator(_at_least_one_a_day)
+    ]
 
 
 class SlotRequest(BaseModel):

@@ -36,7 +36,8 @@ def test_the_api_refuses_a_rate_slower_than_one_post_a_day(per_second: float) ->
     with pytest.raises(ValidationError) as refused:
         EndpointPatchRequest.model_validate({"rate_limit": {"per_second": per_second}})
 
-    assert [p["field"] for p in field_errors(refused.value.errors())] == ["rate_limit.per_second"]
+    [problem] = field_errors(refused.value.errors())
+    assert problem == {"field": "rate_limit.per_second", "message": "must be at least one POST a day (1/86400)"}
     assert EndpointPatchRequest.model_validate({"rate_limit": {"per_second": MIN_PER_SECOND}}).rate_limit
 
 
