@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -77,6 +77,10 @@ class DeliveryInput(BaseModel):
         date_end: datetime | None,
     ) -> DeliveryRecord:
         """The delivery's log record, with what its last POST sent and received."""
+        if date_end is not None and last is not None:
+            # The workflow's clock reads when its ending task began: for a first attempt run inside
+            # that task, before the POST. The delivery ends no earlier than its last exchange.
+            date_end = max(date_end, last.started_at + timedelta(milliseconds=last.duration_ms))
         order_id, transaction_id, carrier = order_fields(self.event)
         return DeliveryRecord(
             id=self.delivery_id,
