@@ -86,7 +86,7 @@ class NeedsSchedule(Exception):
         next_retry_delay, so no timer), from this progress (no hold counted: none was asked)."""
         return ApplicationError(
             "Handed to the delivery activity: the endpoint's schedule decides when it POSTs",
-            progress.model_dump(mode="json"),
+            progress.model_copy(update={"handed_over": True}).model_dump(mode="json"),
             type=HELD_BACK,
             category=ApplicationErrorCategory.BENIGN,
         )

@@ -93,10 +93,13 @@ class AttemptProgress(BaseModel):
     last: AttemptRecord | None = None
     held: int = 0  # runs that ended without a POST, known: held back by flow control, or interrupted
     ordered: bool = False  # the delivery holds its order's place in a FIFO queue until it ends
+    # The first attempt's run handed the delivery to the retries' activity to ask its endpoint's
+    # schedule (a local run does not ask): a known run, but no hold the schedule should count.
+    handed_over: bool = False
 
     def lost_runs(self, run: int) -> int:
-        """Runs before `run` (1-based) that ended neither with a recorded POST nor held back."""
-        return run - 1 - self.attempts - self.held
+        """Runs before `run` (1-based) that ended neither with a recorded POST, held back, nor handed over."""
+        return run - 1 - self.attempts - self.held - int(self.handed_over)
 
     @classmethod
     def from_details(cls, details: Sequence[Any]) -> AttemptProgress:

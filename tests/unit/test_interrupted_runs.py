@@ -31,6 +31,7 @@ from domain.activity_contract import (
 )
 from domain.endpoints import BasicAuth, DeliveryOutcome, Endpoint, HealthPolicy
 from domain.events import EventType
+from domain.flow import RateLimit
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
 from infra.secrets import SecretBox
@@ -177,3 +178,19 @@ async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without
     assert "auth.password is sealed with unknown key" in str(ended.value)
     assert "hunter2" not in str(ended.value)
     assert AttemptProgress.model_validate(ended.value.details[0]).attempts == 1  # no POST was made
+
+
+async def test_a_first_attempt_handed_to_the_schedule_is_a_known_run_not_a_lost_one() -> None:
+    # A rate-limited endpoint: the local first attempt may not ask the schedule, so it hands over.
+    registry = OneEndpoint(_endpoint(rate_limit=RateLimit(per_second=2)))
+    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
+        activities = _activities(pooled, fresh, registry)
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, is_local=True)
+        first = RETRIES.model_copy(update={"resume": None, "prior_runs": 0})
+        with pytest.raises(ApplicationError) as handed:
+            await env.run(activities.deliver_webhook, first)
+
+    progress = AttemptProgress.model_validate(handed.value.details[0])
+    # What the workflow gives the retries' activity, whose first run is the delivery's second.
+    assert progress.attempts == 0 and progress.lost_runs(2) == 0
