@@ -37,6 +37,9 @@ class DeliveryInput(BaseModel):
     event: DeliveredEvent
     max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
     rerun_of: str | None = None
+    # What the first delivery of this event to this endpoint was, for a re-run (and re-runs of
+    # re-runs): a re-sent sample (a test, a first connection) is still a sample.
+    rerun_of_kind: DeliveryKind | None = None
     # The `webhook-id` header: the delivery's own id, except that a re-run keeps the
     # original's, so a receiver that did process the first one can tell it is the same message.
     message_id: str = ""  # filled in by _message_id

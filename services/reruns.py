@@ -60,6 +60,7 @@ async def rerun_delivery(
             "endpoint_url": endpoint.url,
             "max_attempts": endpoint.retry.max_attempts,
             "rerun_of": delivery_id,
+            "rerun_of_kind": original.rerun_of_kind or original.kind,
             "message_id": original.message_id,
         }
     )

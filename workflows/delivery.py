@@ -63,7 +63,8 @@ DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 # DeliveryInput.waits_for_turn (the later ones take the shape from their input).
 TURN_SIGNALLED = "turn-signalled"
 
-# Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples).
+# Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples),
+# nor their re-runs (DeliveryInput.rerun_of_kind); re-runs from before that field was, do.
 RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind.RECOVERY})
 
 
@@ -89,7 +90,8 @@ class DeliveryWorkflow:
             skip_if_disabled=delivery.kind == DeliveryKind.EVENT,
             registry_version=delivery.registry_version,
             order_id=order_fields(delivery.event)[0] if delivery.kind == DeliveryKind.EVENT else None,
-            notify_failure=delivery.kind in RAISES_NOTICES and delivery.event.event not in OPERATIONAL_EVENTS,
+            notify_failure=(delivery.rerun_of_kind or delivery.kind) in RAISES_NOTICES
+            and delivery.event.event not in OPERATIONAL_EVENTS,
         )
         attempt: AttemptRecord | None
         error: str | None = None

@@ -66,6 +66,30 @@ async def test_a_failed_delivery_is_announced_to_the_other_subscribers_with_its_
     assert broken_notice in logged
 
 
+async def test_a_re_run_of_a_sample_raises_no_notice_and_a_re_run_of_an_event_does(client, settings, receiver):
+    failing = receiver.url(error(500))
+    watcher = receiver.url(OK)
+    async with stack(client, settings) as api:
+        source = await ready_endpoint(api, client, failing, retry={"enabled": False, "max_retries": 0})
+        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        tested = (await api.post(f"/v1/endpoints/{source['id']}/test")).json()
+        assert tested["result"] == "failed"
+        [failed_id] = await post_events(api, 1)
+        assert (await delivery_outcome(client, failed_id)).result == "failed"
+        reruns = []
+        for original in (tested["id"], failed_id):
+            answer = await api.post(f"/v1/deliveries/{original}/retry")
+            assert answer.status_code == 202, answer.text
+            reruns.append(answer.json()["id"])
+            assert (await delivery_outcome(client, reruns[-1])).result == "failed"
+        # Each notice is started before the delivery it announces ends: all of them exist by now.
+        notices = await eventually(
+            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) >= 2, what="the notices"
+        )
+
+    assert sorted(n["DeliveryID"] for n in notices) == sorted([failed_id, reruns[1]])
+
+
 async def test_an_endpoint_disabled_by_a_410_or_the_health_rule_is_announced(client, settings, receiver):
     gone = receiver.url(OK, error(410))
     failing = receiver.url(OK, error(500))
