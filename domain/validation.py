@@ -130,7 +130,12 @@ def check_within_log(since: datetime, now: datetime, retention: timedelta | None
     before the namespace's retention (None: the server did not say)."""
     if since > now:
         raise ValueError("must not be in the future")
-    if retention is not None and since < now - retention:
+    check_within_retention(since, now, retention)
+
+
+def check_within_retention(moment: datetime, now: datetime, retention: timedelta | None) -> None:
+    """Raises ValueError when `moment` is older than anything the log keeps."""
+    if retention is not None and moment < now - retention:
         days = retention / timedelta(days=1)
         raise ValueError(f"must be within the log's retention: at most {days:g} days ago")
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
 from api.errors import documented
 from domain.events import EventType
 from domain.records import DeliveryResult
-from domain.validation import PrintableText, UtcInstant
+from domain.validation import PrintableText, UtcInstant, check_within_retention
+from infra.temporal import NamespaceRetention
 from services.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
 from services.reruns import rerun_delivery
 
@@ -25,6 +28,8 @@ class RerunStarted(BaseModel):
 
 @router.get("", responses=documented(401, 422, 503))
 async def list_deliveries(
+    request: Request,
+    client: ClientDep,
     log: DeliveryLogDep,
     endpoint_id: Annotated[PrintableText | None, Query(max_length=128)] = None,
     event: EventType | None = None,
@@ -38,6 +43,19 @@ async def list_deliveries(
     page_token: str | None = None,
 ) -> DeliveryPage:
     """Newest first. Pass `next_page_token` back as `page_token`, with the same filters, for the next page."""
+    # Before the retention the log holds nothing: a 422 (CONTRACT §5), not an empty page.
+    bounds = {name: moment for name, moment in (("since", since), ("until", until)) if moment is not None}
+    if bounds:
+        retention: NamespaceRetention = request.app.state.log_retention
+        kept, now = await retention.of(client), datetime.now(UTC)
+        problems = []
+        for name, moment in bounds.items():
+            try:
+                check_within_retention(moment, now, kept)
+            except ValueError as err:
+                problems.append({"type": "value_error", "loc": ("query", name), "msg": str(err)})
+        if problems:
+            raise RequestValidationError(problems)
     log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until, status_code)
     return await log.page(log_filter, limit, page_token)
 

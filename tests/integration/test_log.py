@@ -26,6 +26,10 @@ async def _settled(client, accepted: dict[str, Any]) -> list[str]:
     return ids
 
 
+def _hours_ago(hours: float) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+
+
 async def test_every_filter_alone_and_combined(api, client, receiver):
     good = await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE", "ORDER_SHIPPED"])
     bad = await create_endpoint(
@@ -50,7 +54,8 @@ async def test_every_filter_alone_and_combined(api, client, receiver):
             {bad_tracking, first_connection_id(bad["id"])},
         ),
         ({"endpoint_id": bad["id"], "result": "success"}, set()),
-        ({"order_id": order, "until": "2000-01-01T00:00:00Z"}, set()),
+        ({"order_id": order, "until": _hours_ago(1)}, set()),
+        ({"order_id": order, "since": _hours_ago(1)}, {good_tracking, bad_tracking, good_shipped}),
     ]
     for params, expected in expectations:
 
@@ -327,6 +332,20 @@ async def test_filters_no_query_can_hold_are_422_naming_them_at_once(api):
         assert response.status_code == 422, (params, response.text)
         assert [p["field"] for p in response.json()["errors"]] == [field]
         assert time.monotonic() - started < 2, params
+
+
+async def test_bounds_before_the_log_retention_are_422_naming_them(api):
+    for params, fields in [
+        ({"since": "2000-01-01T00:00:00Z"}, ["since"]),
+        ({"until": "2000-01-01T00:00:00Z"}, ["until"]),
+        ({"since": "1999-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z"}, ["since", "until"]),
+    ]:
+        response = await api.get("/v1/deliveries", params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert [p["field"] for p in response.json()["errors"]] == fields
+        assert all("retention" in p["message"] for p in response.json()["errors"])
+    recent = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    assert (await api.get("/v1/deliveries", params={"since": recent})).status_code == 200
 
 
 async def test_an_order_id_with_quotes_cannot_change_the_query(api, client, receiver):
