@@ -136,6 +136,8 @@ async def stop_signing(endpoint_id: str, registry: RegistryDep) -> EndpointView:
 
 
 class RecoverySince(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # as every body: a misspelt field is refused, not ignored
+
     since: UtcInstant
 
 

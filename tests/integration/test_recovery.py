@@ -41,6 +41,9 @@ async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api
         [problem] = response.json()["errors"]
         assert problem["field"] == "since" and reason in problem["message"], (since, problem)
         assert time.monotonic() - started < 2, since
+    misspelt = {"since": now.isoformat(), "snice": now.isoformat()}
+    response = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json=misspelt)
+    assert response.status_code == 422 and [p["field"] for p in response.json()["errors"]] == ["body"]
 
     within = await api.post(
         f"/v1/endpoints/{endpoint['id']}/recover", json={"since": (now - timedelta(hours=23)).isoformat()}
