@@ -62,9 +62,10 @@ class Settings(BaseSettings):
     # deliveries waiting out a retry stay cached until newer ones push them out, at
     # ~0.25 MiB each (bench backlog, 2,000 in backoff: +29 MiB at 100, +13 MiB at 50).
     worker_cached_workflows: Annotated[int, Field(ge=2)] = 50
-    # Delivery attempts (POSTs) a worker runs at once. The rest wait in Temporal's task
-    # queue, where priority and the accounts' fairness decide which goes next; a task a
-    # worker has taken is served in its turn there.
+    # Retries' attempts (POSTs) a worker runs at once, and as many first attempts (local
+    # activities) beside them. The rest wait in Temporal's task queue, where priority and
+    # the accounts' fairness decide which goes next; a task a worker has taken is served
+    # in its turn there.
     worker_max_activities: Annotated[int, Field(ge=1)] = 100
     log_format: Literal["json", "text"] = "json"
     # An endpoint is disabled after this many failed deliveries in a row (0 = never)

@@ -1,4 +1,5 @@
-"""The worker's one HTTP client for POSTs to endpoints."""
+"""The worker's HTTP clients for POSTs to endpoints: one pooled, and one without keep-alive for
+the rare resend after a stale pooled connection (activities/http_exchange.py)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ async def update_endpoint(
     check: DestinationCheckDep,
     flow: EndpointFlowDep,
 ) -> EndpointView:
-    """Change any subset of the fields; `null` removes `auth` or `custom_header`."""
+    """Change any subset of the fields; `null` removes `auth`, `custom_header` or `rate_limit`."""
     if patch.url is not None:
         await check(patch.url)
     updated = await registry.update(endpoint_id, patch)
