@@ -7,8 +7,6 @@ which is what makes those steps idempotent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 DELIVERY_PREFIX = "delivery/"
 FIRST_CONNECTION = "first-connection"
 RECOVERED_SUFFIX = "/recovered"
@@ -50,25 +48,6 @@ def registry_workflow_id(account: str) -> str:
 
 def is_delivery_id(workflow_id: str) -> bool:
     return workflow_id.startswith(DELIVERY_PREFIX)
-
-
-@dataclass(frozen=True)
-class EventDeliveryId:
-    """The parts of an event's delivery id (`delivery/{account}/{event_id}/{n}`)."""
-
-    account: str
-    event_id: str
-    index: int
-
-
-def parse_event_delivery_id(workflow_id: str) -> EventDeliveryId | None:
-    """The parts of an event's own delivery id; None for any other id (tests, re-runs, first connections)."""
-    if not is_delivery_id(workflow_id):
-        return None
-    parts = workflow_id.removeprefix(DELIVERY_PREFIX).split("/")
-    if len(parts) != 3 or not parts[2].isdigit() or parts[0] == FIRST_CONNECTION:
-        return None
-    return EventDeliveryId(account=parts[0], event_id=parts[1], index=int(parts[2]))
 
 
 def flow_workflow_id(account: str, endpoint_id: str) -> str:
