@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -47,5 +49,6 @@ def test_an_empty_default_token_is_no_token():
 
 @pytest.mark.parametrize("field", ["codec_port", "worker_health_port"])
 def test_ports_are_in_range(field):
+    out_of_range: dict[str, Any] = {field: 70000}
     with pytest.raises(ValidationError, match=field):
-        Settings(_env_file=None, **{field: 70000})
+        Settings(_env_file=None, **out_of_range)
