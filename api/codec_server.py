@@ -14,8 +14,6 @@ Who may call it:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from api import errors
 from api.routers import codec
 from infra.logs import configure_json_logging
+from infra.tokens import same_token
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,6 @@ def ui_origins(ui_url: str) -> list[str]:
     return sorted(origins)
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def operator_only(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
@@ -60,7 +55,7 @@ def operator_only(
     if expected is None:
         return
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(_digest(given), _digest(expected.get_secret_value())):
+    if not same_token(given, expected.get_secret_value()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing or wrong operator token", headers={"WWW-Authenticate": "Bearer"}
         )

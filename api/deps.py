@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -13,6 +11,7 @@ from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
 from infra.network_guard import check_url
+from infra.tokens import same_token
 from services.delivery_log import DeliveryLog
 from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
@@ -36,11 +35,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-def _digest(token: str) -> bytes:
-    # Equal-length inputs for compare_digest, whatever the token lengths.
-    return hashlib.sha256(token.encode()).digest()
-
-
 def authenticated_account(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
@@ -48,10 +42,10 @@ def authenticated_account(
     tokens = settings.account_tokens()
     if not tokens:
         return DEFAULT_ACCOUNT
-    given = _digest(credentials.credentials if credentials else "")
+    given = credentials.credentials if credentials else ""
     account = None
     for name, token in tokens:  # every token is compared: the time taken names none
-        if hmac.compare_digest(given, _digest(token.get_secret_value())):
+        if same_token(given, token.get_secret_value()):
             account = name
     if account is None:
         raise HTTPException(
