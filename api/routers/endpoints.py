@@ -9,17 +9,25 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import AccountDep, ClientDep, DestinationCheckDep, EndpointFlowDep, RegistryDep, SettingsDep
+from api.deps import (
+    AccountDep,
+    ClientDep,
+    DeliveryLogDep,
+    DestinationCheckDep,
+    EndpointFlowDep,
+    RegistryDep,
+    SettingsDep,
+)
 from api.errors import documented
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.events import EventType
 from domain.flow import Ordering
-from domain.records import DeliveryRecord
 from domain.signing import Scheme, new_signing_secret
 from domain.validation import UtcInstant, check_within_log
 from infra.temporal import NamespaceRetention
 from services.deliveries import send_test
+from services.delivery_log import DeliveryDetail
 from services.reruns import recover_endpoint as run_recovery
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
@@ -84,13 +92,15 @@ async def test_endpoint(
     client: ClientDep,
     settings: SettingsDep,
     account: AccountDep,
+    log: DeliveryLogDep,
     body: TestRequest | None = None,
-) -> DeliveryRecord:
+) -> DeliveryDetail:
     """Send a sample of `event` (the seed's TRACKING_UPDATE by default) once, wait, and show what
     was sent and received. It is never retried, and goes even to a disabled endpoint; while
     the receiver has asked for a pause (429, 502, 503, 504), it is a 409 with Retry-After."""
     event = EventType((body or TestRequest()).event)
-    return await send_test(client, settings.task_queue, account, registry, endpoint_id, event)
+    record = await send_test(client, settings.task_queue, account, registry, endpoint_id, event)
+    return DeliveryDetail(**dict(record), web_ui_url=log.web_ui_link(record.id))
 
 
 class SigningRequest(BaseModel):

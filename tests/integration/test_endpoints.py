@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
@@ -248,6 +249,7 @@ async def test_test_sends_the_seed_sample_once_and_shows_both_sides(api, receive
     assert len(tests) == 1  # a test is never retried
     assert tests[0].body == wire_body(sample_tracking_update("any")).encode()
     assert record["kind"] == "test" and record["event"] == "TRACKING_UPDATE"
+    assert record["web_ui_url"].endswith(quote(record["id"], safe=""))  # the record, as the log shows it
     assert record["result"] == "failed"
     assert record["error"] == "HTTP response code is 500 (Internal Server Error), it must be 200"
     assert record["request"]["body"] == tests[0].body.decode()
