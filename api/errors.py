@@ -143,6 +143,8 @@ def install(app: FastAPI) -> None:
             # FastAPI's answer to a body it could not read as JSON (bytes that are not UTF-8):
             # invalid input like any other, on the field at fault.
             return _invalid([{"field": "body", "message": "is not valid JSON (in UTF-8)"}])
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, RecursionError):
+            return _invalid([{"field": "body", "message": "is nested too deeply to read"}])
         return _answer(exc.status_code, str(exc.detail), [], exc.headers)
 
     @app.exception_handler(EndpointRejected)
