@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from pydantic import SecretStr, TypeAdapter
+from temporalio.client import Client
 
 from api.app import create_app
-from domain.delivery import DEFAULT_ACCOUNT, event_deliveries
+from domain.delivery import DEFAULT_ACCOUNT, DeliveryInput, event_deliveries
 from domain.events import OrderEvent
 from domain.ids import first_connection_id
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry
 from services.ingest import ACCEPTED_EVENT_MEMO
+from settings import Settings
 from tests.conftest import free_port
 from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import BackgroundServer
 from tests.waiting import eventually
+
+
+async def planned(client: Client, settings: Settings, event: dict[str, Any]) -> tuple[OrderEvent, list[DeliveryInput]]:
+    """The event as ingest reads it, and the deliveries it would start for it now."""
+    accepted = TypeAdapter(OrderEvent).validate_python(event)
+    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
+    assert snapshot is not None
+    return accepted, event_deliveries(DEFAULT_ACCOUNT, accepted, snapshot.subscriptions(accepted.event))
 
 
 async def test_posting_the_same_event_id_again_never_delivers_twice(api, client, receiver):
@@ -52,11 +64,7 @@ async def test_a_repost_starts_the_deliveries_an_interrupted_first_post_left(api
     endpoints = [await create_endpoint(api, url) for url in urls]
     event = tracking_event()
     # What an API killed between its starts leaves: delivery 0, with the acceptance, and nothing else.
-    accepted = TypeAdapter(OrderEvent).validate_python(event)
-    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
-    assert snapshot is not None
-    subscriptions = snapshot.subscriptions(accepted.event)
-    first, second = event_deliveries(DEFAULT_ACCOUNT, accepted, subscriptions)
+    accepted, (first, second) = await planned(client, settings, event)
     memo = {ACCEPTED_EVENT_MEMO: {"fingerprint": accepted.fingerprint(), "endpoint_ids": [e["id"] for e in endpoints]}}
     await start_delivery(client, settings.task_queue, first, memo=memo)
 
@@ -75,10 +83,7 @@ async def test_a_post_that_finds_a_later_delivery_started_still_answers_202(api,
     endpoints = [await create_endpoint(api, url) for url in urls]
     event = tracking_event()
     # What a concurrent post of the same id can leave while this one starts delivery 0: delivery 1 started.
-    accepted = TypeAdapter(OrderEvent).validate_python(event)
-    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
-    assert snapshot is not None
-    first, second = event_deliveries(DEFAULT_ACCOUNT, accepted, snapshot.subscriptions(accepted.event))
+    _, (first, second) = await planned(client, settings, event)
     await start_delivery(client, settings.task_queue, second)
 
     answer = await api.post("/v1/events", json=event)
@@ -94,11 +99,8 @@ async def test_a_post_that_finds_a_later_delivery_started_still_answers_202(api,
 async def test_an_id_another_kind_of_delivery_holds_is_a_conflict_not_a_500(api, client, settings, receiver):
     await create_endpoint(api, receiver.url())
     event = tracking_event()
-    accepted = TypeAdapter(OrderEvent).validate_python(event)
-    snapshot = await EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT).snapshot()
-    assert snapshot is not None
     # Delivery 0 of this id, started without an event's acceptance (as a notice's delivery is).
-    first, *_ = event_deliveries(DEFAULT_ACCOUNT, accepted, snapshot.subscriptions(accepted.event))
+    _, (first,) = await planned(client, settings, event)
     await start_delivery(client, settings.task_queue, first)
 
     answer = await api.post("/v1/events", json=event)
