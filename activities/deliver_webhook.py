@@ -309,10 +309,15 @@ class DeliveryActivities:
         final_type: str | None = None
         try:
             _require_valid_url(endpoint.url)
+            body = attempt.body.encode()
+            # The log shows every header that went out, those httpx adds too (the seed's Test
+            # displays "all the information transmitted"), credentials masked.
+            sent = self._poster.headers_sent(endpoint.url, body, headers)
+            request = request.model_copy(update={"headers": masked_headers(endpoint, sent)})
             # httpx's timeout bounds each wait (connect, each read), not the exchange: a receiver
             # sending a byte a second would hold the attempt as long as it liked.
             async with asyncio.timeout(self._http_timeout):
-                answer = await self._poster.post(endpoint.url, attempt.body.encode(), headers, timer)
+                answer = await self._poster.post(endpoint.url, body, headers, timer)
             response = HttpResponseRecord(
                 status_code=answer.status_code,
                 status_text=status_text(answer.status_code),

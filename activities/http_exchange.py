@@ -78,6 +78,12 @@ class WebhookPoster:
         self._pooled = pooled
         self._fresh = fresh  # keeps no connection: each request opens its own
 
+    def headers_sent(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """Every header of the POST as it goes on the wire: `headers` and those httpx adds
+        (Host, Accept, Accept-Encoding, Connection, Content-Length), in their order and case."""
+        request = self._pooled.build_request("POST", url, content=body, headers=headers)
+        return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
+
     async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
         """The receiver's answer; raises httpx.HTTPError when none came. `timer` times its phases."""
         try:

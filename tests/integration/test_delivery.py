@@ -107,6 +107,9 @@ async def test_basic_auth_custom_header_and_webhook_id_are_sent(api, client, rec
     assert record.request.headers["Authorization"] == "********"
     assert record.request.headers["X-Shop-Token"] == "********"
     assert "s3cret" not in record.model_dump_json() and "abc123" not in record.model_dump_json()
+    # Every header that went out is in the log, those the HTTP client adds too.
+    assert {name.lower() for name in record.request.headers} == set(request.headers)
+    assert record.request.headers["Content-Length"] == request.headers["content-length"]
 
 
 @pytest.mark.parametrize(
