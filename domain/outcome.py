@@ -19,10 +19,15 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 def _parses_as_json(body: bytes) -> bool:
     try:
-        json.loads(body)
+        # NaN and Infinity are Python's extension, not JSON (RFC 8259): a body with them is not.
+        json.loads(body, parse_constant=_not_json)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
         return False
     return True
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def classify(status_code: int, content_type: str | None, body: bytes) -> str | None:

@@ -109,6 +109,8 @@ def test_a_2xx_in_json_or_a_204_is_a_success(status: int, content_type: str | No
         (200, "text/html", b"<html>"),
         (200, "text/plain", b'{"ok":true}'),
         (200, "application/json", b"{not json"),
+        (200, "application/json", b'{"a": NaN}'),
+        (200, "application/json", b"[Infinity, -Infinity]"),
         (200, "application/json", b""),
         (200, "application/json", b"\xff\xfe"),
         (200, None, b'{"ok":true}'),
