@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import idna
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 MAX_URL_LENGTH = 2048
 # RFC 1035: a DNS name is at most 253 characters (without the root's dot), each label 1 to 63.
@@ -125,6 +125,21 @@ def utc_instant(value: datetime) -> datetime:
         raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
 
 
+def not_a_number(value: object) -> object:
+    """pydantic reads a number, or a string of one, as Unix time; the API takes ISO 8601 only."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _looks_numeric(value)):
+        raise ValueError("must be a date and time in ISO 8601, not a number")
+    return value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_within_log(since: datetime, now: datetime, retention: timedelta | None) -> None:
     """Raises ValueError unless `since` lies in what the log holds: not in the future, and not
     before the namespace's retention (None: the server did not say)."""
@@ -145,4 +160,4 @@ EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 PrintableText = Annotated[str, AfterValidator(check_printable)]
-UtcInstant = Annotated[datetime, AfterValidator(utc_instant)]
+UtcInstant = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(utc_instant)]

@@ -309,6 +309,7 @@ async def test_unknown_ids_and_malformed_filters(api):
     for params, field in [
         ({"result": "maybe"}, "result"),
         ({"since": "yesterday"}, "since"),
+        ({"until": "1796037000"}, "until"),  # Unix time is not ISO 8601
         ({"retried": "perhaps"}, "retried"),
         ({"limit": 0}, "limit"),
         ({"page_token": "garbage"}, "page_token"),

@@ -34,6 +34,7 @@ async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api
         ((now + timedelta(hours=1)).isoformat(), "future"),
         ((now - timedelta(days=2)).isoformat(), "retention: at most 1 days ago"),  # the dev server keeps 1 day
         ("yesterday", "must be a date and time in ISO 8601"),
+        (int(now.timestamp()), "must be a date and time in ISO 8601, not a number"),
     ]:
         started = time.monotonic()
         response = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})

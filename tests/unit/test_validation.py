@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
-from domain.validation import check_printable, utc_instant
+from domain.validation import UtcInstant, check_printable, utc_instant
 
 
 def test_an_instant_is_read_in_utc_and_one_without_a_zone_is_taken_as_utc() -> None:
@@ -37,3 +38,15 @@ def test_control_characters_and_lone_surrogates_are_refused(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "24957298", 'x" OR 1=1', "Müller & Söhne", "配送"])
 def test_printable_text_passes(text: str) -> None:
     assert check_printable(text) == text
+
+
+@pytest.mark.parametrize("value", [1796037000, 1796037000.5, "1796037000", "1.7e9", "-1"])
+def test_an_instant_given_as_a_number_is_refused(value: object) -> None:
+    """pydantic would read it as Unix time; the API's instants are ISO 8601 (CONTRACT §5)."""
+    with pytest.raises(ValidationError, match="must be a date and time in ISO 8601, not a number"):
+        TypeAdapter(UtcInstant).validate_python(value)
+
+
+def test_an_iso_instant_is_read_in_utc() -> None:
+    read = TypeAdapter(UtcInstant).validate_python("2026-11-30T12:00:00+01:00")
+    assert read.isoformat() == "2026-11-30T11:00:00+00:00"
