@@ -133,6 +133,10 @@ def invalid_field(field: str, message: str) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("loc") == ("body",) and isinstance(e.get("input"), bytes) for e in exc.errors()):
+            # FastAPI reads a body as JSON only when its content type says so; otherwise the
+            # model gets the raw bytes, and "must be an object" would blame a good body.
+            return _invalid([{"field": "body", "message": "must be JSON, sent as Content-Type: application/json"}])
         problems = field_errors(exc.errors())
         return _invalid(problems + await _destination_problems(request, exc.body, problems))
 

@@ -18,6 +18,7 @@ async def test_401_404_409_and_unreadable_bodies_answer_the_error_shape(api, set
     missing = await api.get("/v1/endpoints/ep_missing")
     conflict = await api.post("/v1/events", json=event | {"order": event["order"] | {"carrier": "DHL"}})
     not_utf8 = await api.post("/v1/endpoints", content=b'{"url": "\xff"}', headers={"content-type": "application/json"})
+    as_text = await api.post("/v1/events", content=b'{"order": {}}', headers={"content-type": "text/plain"})
     deep = b'{"event": "TRACKING_UPDATE", "order": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
     too_deep = await api.post("/v1/events", content=deep, headers={"content-type": "application/json"})
     async with api_with(settings.model_copy(update={"api_tokens": {"shop": SecretStr("t")}})) as guarded:
@@ -27,6 +28,9 @@ async def test_401_404_409_and_unreadable_bodies_answer_the_error_shape(api, set
     assert conflict.status_code == 409 and [p["field"] for p in conflict.json()["errors"]] == ["id"]
     assert not_utf8.status_code == 422 and not_utf8.json()["errors"] == [
         {"field": "body", "message": "is not valid JSON (in UTF-8)"}
+    ]
+    assert as_text.status_code == 422 and as_text.json()["errors"] == [
+        {"field": "body", "message": "must be JSON, sent as Content-Type: application/json"}
     ]
     assert too_deep.status_code == 422 and too_deep.json()["errors"] == [
         {"field": "body", "message": "is nested too deeply to read"}
