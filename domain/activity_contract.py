@@ -73,7 +73,7 @@ class AttemptInput(BaseModel):
     registry_version: int | None = None  # see DeliveryInput
     # Set for an event's own delivery: the order it queues behind on a FIFO endpoint.
     order_id: str | None = None
-    # Whether ending failed raises DELIVERY_FAILED: not for tests or first connections, nor for a notice.
+    # Whether ending failed raises DELIVERY_FAILED: not for tests (nor their re-runs), nor for a notice.
     notify_failure: bool = False
     # A delivery's retries run as a second activity (behind first attempts): what the first
     # one had done, and how many runs it took.

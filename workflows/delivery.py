@@ -63,9 +63,12 @@ DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
 # DeliveryInput.waits_for_turn (the later ones take the shape from their input).
 TURN_SIGNALLED = "turn-signalled"
 
-# Deliveries whose failure raises DELIVERY_FAILED: not tests nor first connections (samples),
-# nor their re-runs (DeliveryInput.rerun_of_kind); re-runs from before that field was, do.
-RAISES_NOTICES = frozenset({DeliveryKind.EVENT, DeliveryKind.RERUN, DeliveryKind.RECOVERY})
+# Deliveries whose failure raises DELIVERY_FAILED: all but tests (CONTRACT §11) and their
+# re-runs (DeliveryInput.rerun_of_kind; re-runs from before that field was, do). A first
+# connection that fails tells the account's other endpoints its new one does not answer.
+RAISES_NOTICES = frozenset(
+    {DeliveryKind.EVENT, DeliveryKind.FIRST_CONNECTION, DeliveryKind.RERUN, DeliveryKind.RECOVERY}
+)
 
 
 @workflow.defn

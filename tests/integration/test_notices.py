@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.integration.helpers import delivery_outcome
+from domain.ids import first_connection_id
+from tests.integration.helpers import create_endpoint, delivery_outcome
 from tests.integration.test_flow_control import post_events, ready_endpoint, stack
 from tests.receiver import OK, Receiver, error
 from tests.waiting import eventually
@@ -88,6 +89,21 @@ async def test_a_re_run_of_a_sample_raises_no_notice_and_a_re_run_of_an_event_do
         )
 
     assert sorted(n["DeliveryID"] for n in notices) == sorted([failed_id, reruns[1]])
+
+
+async def test_a_new_endpoint_whose_first_connection_fails_is_announced(client, settings, receiver):
+    watcher = receiver.url(OK)
+    failing = receiver.url(error(500))
+    async with stack(client, settings) as api:
+        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        endpoint = await create_endpoint(api, failing, retry={"enabled": False, "max_retries": 0})
+        assert (await delivery_outcome(client, first_connection_id(endpoint["id"]))).result == "failed"
+        [notice] = await eventually(
+            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
+        )
+
+    assert notice["DeliveryID"] == first_connection_id(endpoint["id"]) and notice["EndpointID"] == endpoint["id"]
+    assert notice["Payload"]["Event"] == "ORDER_SHIPPED"  # the sample order the first connection sent
 
 
 async def test_an_endpoint_disabled_by_a_410_or_the_health_rule_is_announced(client, settings, receiver):
