@@ -38,7 +38,7 @@ class DeliveryInput(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=MAX_RETRIES + 1)]
     rerun_of: str | None = None
     # What the first delivery of this event to this endpoint was, for a re-run (and re-runs of
-    # re-runs): a re-sent sample (a test, a first connection) is still a sample.
+    # re-runs): a test's re-run raises no notice, as the test did not.
     rerun_of_kind: DeliveryKind | None = None
     # The `webhook-id` header: the delivery's own id, except that a re-run keeps the
     # original's, so a receiver that did process the first one can tell it is the same message.

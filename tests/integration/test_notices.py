@@ -67,7 +67,7 @@ async def test_a_failed_delivery_is_announced_to_the_other_subscribers_with_its_
     assert broken_notice in logged
 
 
-async def test_a_re_run_of_a_sample_raises_no_notice_and_a_re_run_of_an_event_does(client, settings, receiver):
+async def test_a_re_run_of_a_test_raises_no_notice_and_a_re_run_of_an_event_does(client, settings, receiver):
     failing = receiver.url(error(500))
     watcher = receiver.url(OK)
     async with stack(client, settings) as api:
