@@ -116,6 +116,9 @@ class FlowState(BaseModel):
     endpoint_id: str
     # Questions one run answers before it continues as new (sooner if Temporal suggests it).
     questions_per_run: int = 2000
+    # With no question and nothing waiting for this long, the schedule has nothing to remember
+    # (every rate's window is a day at most) and its workflow ends; the next question starts one.
+    idle_close: timedelta = timedelta(days=2)
     recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
     waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
     orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing
@@ -208,6 +211,10 @@ class FlowState(BaseModel):
         stale = [d for d, w in self.waiting.items() if now - w.due > FORGET_AFTER]
         for delivery_id in stale:
             del self.waiting[delivery_id]
+
+    def holds_nothing(self) -> bool:
+        """No delivery waits for a slot or in an order's queue."""
+        return not self.waiting and not self.orders
 
     def summary(self) -> FlowSummary:
         return FlowSummary(

@@ -24,6 +24,9 @@ with workflow.unsafe.imports_passed_through():
 SIGNALS_TURN = "signals-turn"
 # And of ordering_off, a signal the API may send while workers of the previous release run.
 TELLS_UNORDERED = "tells-unordered"
+# And of the run: it ends when idle (FlowState.idle_close), not only by continuing as new, so an
+# endpoint deleted, or whose limit and ordering were removed, leaves no workflow open.
+ENDS_WHEN_IDLE = "ends-when-idle"
 TURNS_AT_ONCE = 50
 
 
@@ -54,13 +57,22 @@ class EndpointFlowWorkflow:
     async def run(self, state: FlowState) -> None:
         # Updates that arrive while the run closes are retried by the server on the next
         # run, so no question is lost; a run is kept short so replays stay cheap.
-        await workflow.wait_condition(
-            lambda: (
-                (workflow.info().is_continue_as_new_suggested() or self._questions >= self._state.questions_per_run)
-                and workflow.all_handlers_finished()
-            )
-        )
+        idle_close = self._state.idle_close if workflow.patched(ENDS_WHEN_IDLE) else None
+        while True:
+            asked = self._questions
+            try:
+                await workflow.wait_condition(self._time_to_continue, timeout=idle_close, timeout_summary="idle?")
+                break
+            except TimeoutError:
+                # A question that comes as the run ends fails, and its delivery asks again,
+                # which starts the next run (update-with-start).
+                if self._questions == asked and self._state.holds_nothing() and workflow.all_handlers_finished():
+                    return
         workflow.continue_as_new(self._state)
+
+    def _time_to_continue(self) -> bool:
+        suggested = workflow.info().is_continue_as_new_suggested()
+        return (suggested or self._questions >= self._state.questions_per_run) and workflow.all_handlers_finished()
 
     @workflow.update
     def ask(self, question: SlotQuestion) -> SlotAnswer:

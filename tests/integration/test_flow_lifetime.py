@@ -1,0 +1,66 @@
+"""An endpoint's schedule workflow ends once it holds nothing and is asked nothing for its idle
+period, so deleted or unlimited endpoints leave no workflow open; the next question starts
+another run, and a schedule with an order queued stays."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
+from settings import Settings
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, SlotQuestion
+
+IDLE = timedelta(seconds=1)
+
+
+async def _ask(client: Client, settings: Settings, flow_id: str, state: FlowState, delivery_id: str) -> SlotAnswer:
+    start = WithStartWorkflowOperation(
+        EndpointFlowWorkflow.run,
+        state,
+        id=flow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=RateLimit(per_second=5)))
+    answer: SlotAnswer = await client.execute_update_with_start_workflow(
+        EndpointFlowWorkflow.ask, question, start_workflow_operation=start
+    )
+    return answer
+
+
+async def test_an_idle_schedule_ends_and_the_next_question_starts_it_again(client, settings, worker):
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    state = FlowState(account="tests", endpoint_id="ep_idle", idle_close=IDLE)
+    first = await _ask(client, settings, flow_id, state, "d1")
+    handle = client.get_workflow_handle(flow_id)
+
+    await asyncio.wait_for(handle.result(), timeout=30)  # ends on its own: nothing waits in it
+
+    ended = await handle.describe()
+    assert ended.status == WorkflowExecutionStatus.COMPLETED
+    again = await _ask(client, settings, flow_id, state, "d2")
+    assert first.go_at is not None and again.go_at is not None
+    assert (await client.get_workflow_handle(flow_id).describe()).run_id != ended.run_id
+
+
+async def test_a_schedule_with_an_order_queued_stays_open(client, settings, worker):
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        EndpointFlowWorkflow.run,
+        FlowState(account="tests", endpoint_id="ep_queued", idle_close=IDLE),
+        id=flow_id,
+        task_queue=settings.task_queue,
+        start_signal="enqueue",
+        start_signal_args=[OrderEnqueue(order_id="o1", delivery_ids=["d-head"])],
+    )
+
+    # Three idle periods: an empty schedule would have ended after the first.
+    await asyncio.sleep(3 * IDLE.total_seconds())
+
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate("test over")
