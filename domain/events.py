@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from domain.validation import AbsoluteHttpUrl
+from domain.validation import AbsoluteHttpUrl, check_printable
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -69,6 +69,23 @@ class Order(StrictModel):
     from_address: Address = Address()
     to_address: Address = Address()
     is_return: bool = False
+
+
+# The order's fields the delivery log indexes (search attributes) and filters on.
+INDEXED_ORDER_FIELDS = ("order_id", "transaction_id", "carrier")
+
+
+def unindexable_order_fields(order: Order) -> dict[str, str]:
+    """Indexed fields a log filter could not match, with why: the API refuses such an event
+    (a control character, NUL above all, breaks visibility stores). Checked at the API only,
+    so a delivery accepted before this rule still reads."""
+    problems = {}
+    for name in INDEXED_ORDER_FIELDS:
+        try:
+            check_printable(getattr(order, name))
+        except ValueError as err:
+            problems[name] = str(err)
+    return problems
 
 
 class Shipment(StrictModel):

@@ -118,6 +118,20 @@ async def test_an_event_cannot_take_a_notice_id(api):
     assert "delivery_failed-0123" not in answer.text
 
 
+async def test_order_fields_the_log_filters_on_refuse_control_characters(api, receiver):
+    """They are indexed for the log's filters, which refuse them; a NUL breaks visibility stores."""
+    await create_endpoint(api, receiver.url())
+    event = tracking_event()
+    order = event["order"] | {"order_id": "24957298\x00", "carrier": "FedEx\x1b[0m"}
+
+    answer = await api.post("/v1/events", json=event | {"order": order})
+
+    assert answer.status_code == 422, answer.text
+    assert [p["field"] for p in answer.json()["errors"]] == ["order.order_id", "order.carrier"]
+    # Nothing was accepted under the id: the event as it should be is new, not a conflict.
+    assert (await api.post("/v1/events", json=event)).status_code == 202
+
+
 async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
     url = receiver.url()
     await create_endpoint(api, url)
