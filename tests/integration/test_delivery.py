@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -60,6 +61,18 @@ async def test_tracking_update_body_is_the_contract_byte_for_byte(api, client, r
     assert request.headers["content-type"] == "application/json"
     assert record.result == "success"
     assert record.request is not None and record.request.body == EXPECTED_TRACKING_BODY
+
+
+async def test_date_and_date_end_bound_every_attempt(api, client, receiver):
+    """The seed's Date / Date End: a first attempt runs inside the workflow task whose clock
+    reads when the task began, before the POST; the record ends after it all the same."""
+    record, _ = await _deliver(api, client, receiver, tracking_event())
+    detail = (await api.get(f"/v1/deliveries/{record.id}")).json()
+
+    [attempt] = detail["attempts"]
+    started = datetime.fromisoformat(attempt["started_at"])
+    assert datetime.fromisoformat(detail["date"]) <= started
+    assert datetime.fromisoformat(detail["date_end"]) >= started + timedelta(milliseconds=attempt["duration_ms"])
 
 
 async def test_order_shipped_and_order_error_carry_their_fields_and_the_order_keys(api, client, receiver):
