@@ -63,6 +63,13 @@ _MEANINGS = {
 }
 
 
+def invalid_input(problems: Mapping[tuple[str, ...], str]) -> RequestValidationError:
+    """Input a route checked itself, raised to go through the same handler as pydantic's own
+    refusals (one 422 naming each field; invalid_field answers one for a route that reads its
+    body itself): each problem by where pydantic would put it, e.g. ("query", "until"), and why."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": why} for loc, why in problems.items()])
+
+
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that refuses with these status codes."""
     return {code: {"model": ErrorBody, "description": _MEANINGS[code]} for code in codes}

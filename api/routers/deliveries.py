@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
-from api.errors import documented
+from api.errors import documented, invalid_input
 from domain.events import EventType
 from domain.records import DeliveryResult
 from domain.validation import PrintableText, UtcInstant, check_within_retention
@@ -48,14 +47,14 @@ async def list_deliveries(
     if bounds:
         retention: NamespaceRetention = request.app.state.log_retention
         kept, now = await retention.of(client), datetime.now(UTC)
-        problems = []
+        problems: dict[tuple[str, ...], str] = {}
         for name, moment in bounds.items():
             try:
                 check_within_retention(moment, now, kept)
             except ValueError as err:
-                problems.append({"type": "value_error", "loc": ("query", name), "msg": str(err)})
+                problems[("query", name)] = str(err)
         if problems:
-            raise RequestValidationError(problems)
+            raise invalid_input(problems)
     log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until, status_code)
     return await log.page(log_filter, limit, page_token)
 

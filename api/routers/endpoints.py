@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import (
@@ -18,7 +17,7 @@ from api.deps import (
     RegistryDep,
     SettingsDep,
 )
-from api.errors import documented
+from api.errors import documented, invalid_input
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.events import EventType
@@ -169,7 +168,7 @@ async def recover_endpoint(
     try:
         check_within_log(body.since, datetime.now(UTC), await retention.of(client))
     except ValueError as err:
-        raise RequestValidationError([{"type": "value_error", "loc": ("body", "since"), "msg": str(err)}]) from None
+        raise invalid_input({("body", "since"): str(err)}) from None
     await registry.get(endpoint_id)
     recovery = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
     return await run_recovery(client, settings.task_queue, recovery)

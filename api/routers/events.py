@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from api.deps import IngestDep
-from api.errors import documented
+from api.errors import documented, invalid_input
 from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef
 from domain.events import OrderEvent, unindexable_order_fields
@@ -31,9 +30,7 @@ async def post_event(event: Annotated[OrderEvent, Body()], ingest: IngestDep) ->
     answers the same deliveries; the same id with another body is a 409.
     """
     if problems := unindexable_order_fields(event.order):
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "order", name), "msg": why} for name, why in problems.items()]
-        )
+        raise invalid_input({("body", "order", name): why for name, why in problems.items()})
     event = event.model_copy(update={"id": event.id or f"evt_{uuid.uuid4().hex}"})
     assert event.id is not None
     deliveries = await ingest.accept(event)  # EventConflict: a 409 (api.errors)
