@@ -1,6 +1,7 @@
 """A registry that does not answer interrupts a delivery's retries without spending them, and the
 runs it interrupted are kept, as known, in the heartbeat Temporal hands the next run (a run
-that left no trace would count as lost with its worker, and five of those stop a delivery)."""
+that left no trace would count as lost with its worker, and five of those stop a delivery).
+What a run could not tell the registry after its last POST, the next run tells it."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ from workflows.delivery import DeliveryWorkflow
 class RegistryDown:
     """The account's real registry, except that the retries' runs cannot read it while `down`."""
 
-    def __init__(self, registry: EndpointRegistry) -> None:
-        self.down = True
+    def __init__(self, registry: EndpointRegistry, down: bool = True) -> None:
+        self.down = down
+        self.gone_refused = 0  # reports of a 410 to refuse, as a registry that does not answer
         self._registry = registry
 
     async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None:
@@ -52,6 +54,9 @@ class RegistryDown:
         await self._registry.throttle(endpoint_id, until)
 
     async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+        if self.gone_refused:
+            self.gone_refused -= 1
+            raise ConnectionError("the registry did not answer")
         await self._registry.gone(endpoint_id, delivery_id, at)
 
 
@@ -115,3 +120,22 @@ async def test_runs_interrupted_by_a_registry_outage_are_known_to_the_next_run(a
     }
     assert (record.result, record.retry) == ("success", 1)  # no retry spent on the outage
     assert len(receiver.requests(url)) == 3
+
+
+async def test_a_410_whose_report_failed_still_disables_the_endpoint(api, client, settings, receiver):
+    url = receiver.url(OK, error(410))
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    _, [delivery] = await planned(client, settings, tracking_event())
+    registry = RegistryDown(EndpointRegistry(client, settings.task_queue, "default", SnapshotCache()), down=False)
+    registry.gone_refused = 1  # the first attempt's report of its 410
+    queue = f"outage-{uuid.uuid4().hex[:8]}"
+
+    async with worker_with(client, settings, registry, queue):
+        await start_delivery(client, queue, delivery)
+        record = await delivery_outcome(client, delivery.delivery_id)
+
+    assert (record.result, record.retry) == ("failed", 0)  # a 410 is never retried
+    assert len(receiver.requests(url)) == 2  # the first connection and the 410: the report made no POST
+    shown = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
+    assert shown["disabled"] and delivery.delivery_id in shown["disabled_reason"]
