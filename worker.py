@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypedDict
 
-import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -96,18 +95,13 @@ async def delivery_worker(
     async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
 
-    def http(keep_alive: bool) -> httpx.AsyncClient:
-        private = settings.allow_private_networks
-        poster = http_client(
-            settings.http_timeout, allow_private_networks=private, resolve=resolve, keep_alive=keep_alive
-        )
-        if tracing:
-            tracing.instrument_http(poster)
-        return poster
+    http = http_client(settings.http_timeout, allow_private_networks=settings.allow_private_networks, resolve=resolve)
+    if tracing:
+        tracing.instrument_http(http)
 
-    async with http(keep_alive=True) as pooled, http(keep_alive=False) as fresh:
+    async with http:
         delivery = DeliveryActivities(
-            poster=WebhookPoster(pooled, fresh),
+            poster=WebhookPoster(http),
             endpoints=registries,
             schedules=schedules,
             notices=notices,

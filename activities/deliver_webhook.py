@@ -332,7 +332,7 @@ class DeliveryActivities:
             if error and answer.status_code in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
         except httpx.HTTPError as exc:
-            error = unreachable(describe(exc, self._http_timeout))
+            error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected))
         except TimeoutError:
             began = "no complete response" if timer.answered else "no response"
             error = unreachable(f"{began} within {self._http_timeout:g}s")

@@ -9,8 +9,9 @@ import ssl
 import httpx
 
 
-def describe(exc: httpx.HTTPError, timeout: float) -> str:
-    """The cause of a failed exchange: a timeout, a refused connection, a TLS or DNS failure."""
+def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) -> str:
+    """The cause of a failed exchange: a timeout, a refused connection, a TLS or DNS failure.
+    `kept_alive`: the request went out on a connection an earlier POST had opened."""
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connection not established within {timeout:g}s"
     if isinstance(exc, httpx.TimeoutException):
@@ -27,7 +28,10 @@ def describe(exc: httpx.HTTPError, timeout: float) -> str:
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
         detail = f" ({exc})" if str(exc) else ""
-        return f"connection closed by the receiver before any response{detail}"
+        # Such a POST is not sent again (the receiver may have read it); naming the kept-alive
+        # connection tells its owner where to look: an idle timeout shorter than the worker's.
+        reused = ", on a connection kept alive from an earlier POST" if kept_alive else ""
+        return f"connection closed by the receiver before any response{detail}{reused}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -1,11 +1,9 @@
-"""One POST of a webhook over the worker's pooled connections, safe from the keep-alive race.
+"""One POST of a webhook over the worker's pooled connections.
 
-A receiver may close an idle keep-alive connection just as the next request is
-sent on it (uvicorn closes them after 5 s, httpx keeps them 5 s). That request
-then fails before any byte of a response, though the receiver may or may not
-have read it. Such a POST is sent again once, on a new connection, within the
-same attempt and with the same `webhook-id`, so a receiver that did read the
-first one can tell it is the same message.
+A request that fails on a kept-alive connection is not sent again within its
+attempt: the receiver may have read it, and every POST a receiver sees is an
+attempt in the log (CONTRACT §4). The pool avoids the race instead
+(infra/http.py: idle connections are dropped before receivers drop them).
 """
 
 from __future__ import annotations
@@ -21,9 +19,6 @@ from domain.records import AttemptTimings
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
 MAX_RESPONSE_BYTES = 1024 * 1024
-
-# What a request sent on a connection the other side closed fails with.
-_CLOSED_UNDER_US = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 @dataclass
@@ -52,10 +47,6 @@ class PhaseTimer:
     def answered(self) -> bool:
         return "http11.receive_response_headers.complete" in self._at
 
-    def restart(self) -> None:
-        """The request is sent again: its phases are timed anew."""
-        self._at.clear()
-
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         self._at[event] = time.monotonic()
 
@@ -74,9 +65,8 @@ class PhaseTimer:
 
 
 class WebhookPoster:
-    def __init__(self, pooled: httpx.AsyncClient, fresh: httpx.AsyncClient) -> None:
+    def __init__(self, pooled: httpx.AsyncClient) -> None:
         self._pooled = pooled
-        self._fresh = fresh  # keeps no connection: each request opens its own
 
     def headers_sent(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
         """Every header of the POST as it goes on the wire: `headers` and those httpx adds
@@ -86,25 +76,13 @@ class WebhookPoster:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
         """The receiver's answer; raises httpx.HTTPError when none came. `timer` times its phases."""
-        try:
-            return await _send(self._pooled, url, body, headers, timer)
-        except _CLOSED_UNDER_US:
-            if timer.connected or timer.answered:
-                raise
-        # The pooled connection was stale: once more, on a connection of its own.
-        timer.restart()
-        return await _send(self._fresh, url, body, headers, timer)
-
-
-async def _send(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], trace: PhaseTimer
-) -> Exchange:
-    async with client.stream("POST", url, content=body, headers=headers, extensions={"trace": trace}) as resp:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                return Exchange(resp.status_code, resp.headers, b"".join(chunks)[:MAX_RESPONSE_BYTES], False)
-        return Exchange(resp.status_code, resp.headers, b"".join(chunks), True)
+        stream = self._pooled.stream("POST", url, content=body, headers=headers, extensions={"trace": timer})
+        async with stream as resp:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    return Exchange(resp.status_code, resp.headers, b"".join(chunks)[:MAX_RESPONSE_BYTES], False)
+            return Exchange(resp.status_code, resp.headers, b"".join(chunks), True)

@@ -1,5 +1,4 @@
-"""The worker's HTTP clients for POSTs to endpoints: one pooled, and one without keep-alive for
-the rare resend after a stale pooled connection (activities/http_exchange.py)."""
+"""The worker's HTTP client for POSTs to endpoints."""
 
 from __future__ import annotations
 
@@ -8,14 +7,20 @@ import httpx
 
 from infra.network_guard import GuardedNetworkBackend, Resolver, system_resolver
 
+# How long an idle connection is kept for the next POST. A receiver that closes an idle
+# connection just as a request is sent on it may have read that request, so it cannot
+# safely be sent again: the pool lets go first. Below the shortest idle timeouts of common
+# servers (gunicorn 2 s; uvicorn, Node.js and Apache 5 s; nginx 75 s), with room for the
+# answer's way back; an endpoint with a POST at least this often keeps its connection.
+KEEPALIVE_EXPIRY_SECONDS = 1.5
+
 
 def http_client(
-    timeout: float, *, allow_private_networks: bool, resolve: Resolver = system_resolver, keep_alive: bool = True
+    timeout: float, *, allow_private_networks: bool, resolve: Resolver = system_resolver
 ) -> httpx.AsyncClient:
-    """The worker's HTTP client: pooled connections (none kept without `keep_alive`), no
-    redirects followed, and unless private networks are allowed, connections only to
-    public addresses."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50 if keep_alive else 0)
+    """The worker's HTTP client: pooled connections, no redirects followed, and unless private
+    networks are allowed, connections only to public addresses."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
     transport = httpx.AsyncHTTPTransport(limits=limits)
     if not allow_private_networks:
         # httpx takes no network backend, so its connection pool is built here with ours.

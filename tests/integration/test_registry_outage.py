@@ -65,12 +65,9 @@ async def worker_with(client: Client, settings: Settings, registry: RegistryDown
     """A delivery worker on its own task queue, as worker.py builds one, reading `registry`."""
     secrets = settings.secret_box()
     snapshots = SnapshotCache()
-    async with (
-        http_client(settings.http_timeout, allow_private_networks=True) as pooled,
-        http_client(settings.http_timeout, allow_private_networks=True, keep_alive=False) as fresh,
-    ):
+    async with http_client(settings.http_timeout, allow_private_networks=True) as pooled:
         activities = DeliveryActivities(
-            poster=WebhookPoster(pooled, fresh),
+            poster=WebhookPoster(pooled),
             endpoints=lambda _account: registry,
             schedules=lambda account: EndpointFlow(client, queue, account),
             notices=lambda account: Notices(

@@ -84,9 +84,9 @@ class ReportsTaken(OneEndpoint):
         self.outcomes.append(outcome)
 
 
-def _activities(pooled: httpx.AsyncClient, fresh: httpx.AsyncClient, registry: RegistryDown) -> DeliveryActivities:
+def _activities(pooled: httpx.AsyncClient, registry: RegistryDown) -> DeliveryActivities:
     return DeliveryActivities(
-        poster=WebhookPoster(pooled, fresh),
+        poster=WebhookPoster(pooled),
         endpoints=lambda _account: registry,
         schedules=lambda _account: NoFlowControl(),  # type: ignore[arg-type,return-value]
         notices=_unused,
@@ -111,8 +111,8 @@ RETRIES = AttemptInput(
 
 
 async def test_interrupted_runs_never_count_as_lost() -> None:
-    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
-        activities = _activities(pooled, fresh, RegistryDown())
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, RegistryDown())
         attempt = RETRIES
         heartbeats: list[Any] = []
         env = ActivityEnvironment()
@@ -154,8 +154,8 @@ async def test_a_run_after_an_interrupted_410_still_disables_the_endpoint_and_co
         error="HTTP 410 Gone",
     )
     registry = ReportsTaken(_endpoint())
-    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
-        activities = _activities(pooled, fresh, registry)
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, registry)
         resumed = RETRIES.model_copy(update={"resume": AttemptProgress(attempts=1, last=gone, held=1)})
         with pytest.raises(ApplicationError) as ended:
             await ActivityEnvironment().run(activities.deliver_webhook, resumed)
@@ -169,8 +169,8 @@ async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without
     # Sealed with a key this worker does not hold (rotated without WEBHOOKS_SECRETS_OLD_KEYS).
     sealed = SecretBox(os.urandom(32)).seal("hunter2-password", "default", "auth.password")
     endpoint = _endpoint(auth=BasicAuth(username="shop", password=sealed))
-    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
-        activities = _activities(pooled, fresh, OneEndpoint(endpoint))
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, OneEndpoint(endpoint))
         with pytest.raises(ApplicationError) as ended:
             await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
 
@@ -183,8 +183,8 @@ async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without
 async def test_a_first_attempt_handed_to_the_schedule_is_a_known_run_not_a_lost_one() -> None:
     # A rate-limited endpoint: the local first attempt may not ask the schedule, so it hands over.
     registry = OneEndpoint(_endpoint(rate_limit=RateLimit(per_second=2)))
-    async with httpx.AsyncClient() as pooled, httpx.AsyncClient() as fresh:
-        activities = _activities(pooled, fresh, registry)
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, registry)
         env = ActivityEnvironment()
         env.info = dataclasses.replace(env.info, is_local=True)
         first = RETRIES.model_copy(update={"resume": None, "prior_runs": 0})
