@@ -19,6 +19,7 @@ from bench.procs import Stack, Usage, UsageMeter
 from bench.stats import exactly_once, summary_ms
 from domain.events import TrackingUpdateEvent
 from domain.wire import USER_AGENT, wire_body
+from infra.http import KEEPALIVE_EXPIRY_SECONDS
 from tests.integration.helpers import tracking_event
 
 POLL = 0.2
@@ -263,7 +264,8 @@ async def http_floor(bench: Bench, count: int) -> dict[str, Any]:
     gate = asyncio.Semaphore(bench.concurrency)
     sent_at: dict[str, float] = {}
     failures: list[str] = []
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)  # the worker's own limits
+    # The worker's own limits (infra/http.py).
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
 
     async with httpx.AsyncClient(limits=limits, timeout=10, follow_redirects=False) as http:
 
