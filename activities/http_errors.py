@@ -25,6 +25,10 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
         if isinstance(root, OSError) and root.errno:
             return f"could not connect ({os.strerror(root.errno)})"
         return f"could not connect ({exc or root})"
+    if isinstance(exc, httpx.RemoteProtocolError) and _SWITCHED in str(exc):
+        return "the receiver answered 101 Switching Protocols, an upgrade the POST did not ask for"
+    if isinstance(exc, httpx.RemoteProtocolError) and not any(word in str(exc) for word in _CLOSED):
+        return f"the receiver's answer is not valid HTTP/1.1 ({_clipped(str(exc))})"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
         detail = f" ({exc})" if str(exc) else ""
@@ -33,6 +37,18 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
         reused = ", on a connection kept alive from an earlier POST" if kept_alive else ""
         return f"connection closed by the receiver before any response{detail}{reused}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# How h11 words the end of a connection (anything else it raises is a malformed answer), and
+# a 101 answer, which it refuses as an upgrade nobody proposed.
+_CLOSED = ("disconnected", "closed")
+_SWITCHED = "_SWITCH_UPGRADE"
+# A malformed status line or header is quoted in h11's message: enough of it to recognise.
+_QUOTED_CHARS = 200
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _QUOTED_CHARS else text[:_QUOTED_CHARS] + "…"
 
 
 def _root_cause(exc: BaseException) -> BaseException:

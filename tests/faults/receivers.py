@@ -105,7 +105,9 @@ class RawReceiver:
     - `/hangup-body`: complete headers announcing 100 bytes, 9 of them, then closes;
     - `/huge`: 200 OK JSON with a chunked body of `huge_bytes`, streamed as fast as the client reads;
     - `/trickle`: complete headers announcing 100 bytes, then one every 0.5 s (each read is quick,
-      the whole answer takes 50 s).
+      the whole answer takes 50 s);
+    - `/switching`: 101 Switching Protocols, an upgrade the POST did not ask for;
+    - `/garbled`: a status line that is not HTTP.
     """
 
     def __init__(self, huge_bytes: int = 200 * 1024 * 1024) -> None:
@@ -170,6 +172,13 @@ class RawReceiver:
                     writer.write(b" ")
                     await writer.drain()
                     await asyncio.sleep(0.5)
+            elif path == "/switching":
+                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                await writer.drain()
+                await asyncio.wait_for(reader.read(), 60)
+            elif path == "/garbled":
+                writer.write(b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
             else:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()

@@ -1,5 +1,6 @@
 """Receivers that misbehave: one that never answers, ones that hang up mid-response, one
-whose body never ends, one that sends it a byte at a time. Each attempt ends in bounded time with a clear error, the
+whose body never ends, one that sends it a byte at a time, one that switches protocols and one
+that does not speak HTTP. Each attempt ends in bounded time with a clear error, the
 worker's memory stays bounded, and a healthy endpoint's deliveries are not held up."""
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ EXPECTED_ERRORS = {
     "/hangup-body": "Endpoint unreachable: connection closed",
     "/huge": "HTTP response body is larger than 1048576 bytes",
     "/trickle": "Endpoint unreachable: no complete response within 2s",
+    "/switching": "Endpoint unreachable: the receiver answered 101 Switching Protocols",
+    "/garbled": "Endpoint unreachable: the receiver's answer is not valid HTTP/1.1 (illegal status line",
 }
 MEMORY_GROWTH_LIMIT_KIB = 100 * 1024
 
