@@ -41,6 +41,8 @@ MAX_ENDPOINTS_PER_ACCOUNT = 100
 
 # Patches of EndpointRegistryWorkflow's commands since v0.2.0 (see README, "Releasing").
 ENDPOINT_DISABLED_NOTICE = "endpoint-disabled-notice"
+# A report that changes no endpoint leaves the version, so readers keep their snapshots.
+UNCHANGED_REPORTS_KEEP_VERSION = "unchanged-reports-keep-version"
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -275,7 +277,11 @@ class EndpointRegistryWorkflow:
             since = health.failing_since.isoformat() if health.failing_since else "?"
             reason = f"{len(health.failed_deliveries)} deliveries failed in a row since {since}"
             health = health.model_copy(update={"disabled_reason": reason})
-        self._endpoints[outcome.endpoint_id] = endpoint.model_copy(update={"health": health, "disabled": disabled})
+        updated = endpoint.model_copy(update={"health": health, "disabled": disabled})
+        # A failure reported again (a run resumed after its last POST), or a success after a reset.
+        if updated == endpoint and workflow.patched(UNCHANGED_REPORTS_KEEP_VERSION):
+            return
+        self._endpoints[outcome.endpoint_id] = updated
         self._changed()
         if newly_disabled:
             await self._disabled(self._endpoints[outcome.endpoint_id], "health", outcome.delivery_id)

@@ -1,13 +1,19 @@
-"""Reads of one account's registry share one in-flight query: no thundering herd after a change."""
+"""Reads of one account's registry share one in-flight query: no thundering herd after a change,
+and no new query after a report that changed nothing."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
-from services.endpoints import EndpointRegistry
-from tests.integration.helpers import delivery_outcome
+from domain.delivery import DEFAULT_ACCOUNT
+from domain.endpoints import DeliveryOutcome, HealthPolicy
+from domain.ids import first_connection_id
+from services.endpoints import EndpointRegistry, SnapshotCache
+from tests.integration.helpers import create_endpoint, delivery_outcome
 from tests.integration.test_flow_control import post_events, ready_endpoint, stack
 from tests.receiver import OK, error
+from tests.waiting import eventually
 
 PENDING = 50
 
@@ -40,3 +46,35 @@ async def test_fifty_retries_after_a_registry_change_cost_one_query(client, sett
     # delivery makes them (on a busy machine a retry may come before the last first POST).
     assert {r.result for r in records} == {"success"} and sum(r.retry for r in records) == PENDING
     assert queries - before <= 3, f"{queries - before} registry queries for {PENDING} retries"
+
+
+async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api, client, settings, receiver):
+    """Every change bumps the registry's version, and every reader then queries it anew: a
+    report that changes nothing must not."""
+    endpoint = await create_endpoint(api, receiver.url(OK))
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    registry = EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT, SnapshotCache(), settings.secret_box())
+
+    async def version() -> int:
+        snapshot = await registry.snapshot()
+        assert snapshot is not None
+        return snapshot.version
+
+    before = await version()
+    now = datetime.now(UTC)
+    policy = HealthPolicy(failures=50, seconds=0)
+
+    def report(delivery: str, succeeded: bool) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            endpoint_id=endpoint["id"], delivery_id=delivery, succeeded=succeeded, at=now, policy=policy
+        )
+
+    await registry.record_outcome(report("delivery/default/a/0", succeeded=True))  # no streak to reset
+    await registry.record_outcome(report("delivery/default/b/0", succeeded=False))  # a change
+    await registry.record_outcome(report("delivery/default/b/0", succeeded=False))  # the same again
+    # A change last: signals are handled in order, so once it shows, the reports were handled.
+    until = now + timedelta(hours=1)
+    await registry.throttle(endpoint["id"], until)
+    await eventually(lambda: registry.get(endpoint["id"]), lambda view: view.throttled_until == until, what="the pause")
+
+    assert await version() == before + 2
