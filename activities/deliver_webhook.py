@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -24,6 +25,7 @@ from domain.activity_contract import (
     ENDPOINT_DELETED,
     ENDPOINT_DISABLED,
     FORBIDDEN_DESTINATION,
+    INVALID_ENDPOINT_HEADER,
     INVALID_ENDPOINT_URL,
     LOST_RUNS_ALLOWED,
     RUNS_LOST,
@@ -32,7 +34,7 @@ from domain.activity_contract import (
 )
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.notices import DeliveryFailedNotice, failed_delivery_notice
-from domain.outcome import classify, unreachable
+from domain.outcome import INVALID_HEADER_ERROR, classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
 from domain.status import status_text
@@ -135,6 +137,7 @@ class DeliveryActivities:
             lost = progress.lost_runs(run)
             raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
         heartbeats = ProgressHeartbeats(progress)
+        retry_wait: float | None = None  # once this run's POST failed without ending the delivery
         try:
             async with heartbeats:
                 registry = self._endpoints(attempt.account)
@@ -167,12 +170,13 @@ class DeliveryActivities:
                     progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
                 )
                 delay = self._backoff.delay(record.number, retry_after)
+                ends = record.succeeded or _is_last(record, attempt, final_type)
+                retry_wait = None if ends else delay
                 if record.response is not None and record.response.status_code in THROTTLE_STATUSES:
                     await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
                 if _is_gone(record):
                     heartbeats.send()  # the POST is recorded before a wait on the registry
                     await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
-                ends = record.succeeded or _is_last(record, attempt, final_type)
                 if ends:
                     await self._ended(registry, endpoint, attempt, record, heartbeats)
                     if ordered:
@@ -195,6 +199,9 @@ class DeliveryActivities:
                 f"Attempt interrupted: {exc if unopenable else type(exc).__name__}",
                 interrupted.model_dump(mode="json"),
                 type=ATTEMPT_INTERRUPTED,
+                # After a failed POST, the next one keeps its backoff and the receiver's Retry-After
+                # (a pause that could not be recorded is waited out all the same).
+                next_retry_delay=timedelta(seconds=retry_wait) if retry_wait is not None else None,
                 category=ApplicationErrorCategory.UNSPECIFIED if unopenable else ApplicationErrorCategory.BENIGN,
             ) from exc
         return self._conclude(record, attempt, retry_after, final_type, heartbeats.progress)
@@ -321,7 +328,7 @@ class DeliveryActivities:
             response = HttpResponseRecord(
                 status_code=answer.status_code,
                 status_text=status_text(answer.status_code),
-                headers=_flat_headers(answer.headers),
+                headers=answer.flat_headers(),
                 body=answer.body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
                 body_truncated=len(answer.body) > STORED_BODY_BYTES or not answer.complete,
             )
@@ -331,6 +338,11 @@ class DeliveryActivities:
                 error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
             if error and answer.status_code in THROTTLE_STATUSES:
                 retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
+        except httpx.LocalProtocolError:
+            # h11 refused to send the request (never echo its message: it quotes the header).
+            # Only the custom header's value can cause it: a value stored before the API refused
+            # a leading or trailing space or tab. No retry can mend it.
+            error, final_type = INVALID_HEADER_ERROR, INVALID_ENDPOINT_HEADER
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected))
         except TimeoutError:
@@ -343,6 +355,14 @@ class DeliveryActivities:
         except (UnicodeError, httpx.InvalidURL):
             # What httpx's URL parser or a resolver refuses beyond our rules, should they ever be stricter.
             error, final_type = "Endpoint URL is invalid: its host is not a valid DNS name", INVALID_ENDPOINT_URL
+        except Exception as exc:
+            # A fault of this worker's: the POST may have gone out, so it counts, and the delivery
+            # ends within its retries. Its message is not kept: it might quote what was sent.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            activity.logger.error(
+                "POST %s: %s at %s:%d", attempt.delivery_id, type(exc).__name__, where.filename, where.lineno
+            )
+            error = f"The attempt failed in the worker ({type(exc).__name__}); the endpoint may have received it"
         elapsed_ms = round((time.monotonic() - clock) * 1000)
         record = AttemptRecord(
             number=number,
@@ -382,10 +402,3 @@ def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms:
     meter.create_counter("webhook_attempts", "POSTs made to endpoints").add(1, {"outcome": outcome})
     latency = meter.create_histogram_float("webhook_http_latency", "Time one POST took", "s")
     latency.record(elapsed_ms / 1000, {"outcome": outcome})
-
-
-def _flat_headers(headers: httpx.Headers) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for name, value in headers.multi_items():
-        flat[name] = f"{flat[name]}, {value}" if name in flat else value
-    return flat

@@ -30,6 +30,13 @@ class Exchange:
     body: bytes
     complete: bool  # the body was read to its end
 
+    def flat_headers(self) -> dict[str, str]:
+        """One value a name: a repeated header's values joined as HTTP allows."""
+        flat: dict[str, str] = {}
+        for name, value in self.headers.multi_items():
+            flat[name] = f"{flat[name]}, {value}" if name in flat else value
+        return flat
+
 
 class PhaseTimer:
     """httpcore's trace of a request: whether it opened a connection, whether an answer

@@ -24,6 +24,8 @@ ENDPOINT_DELETED = "EndpointDeleted"
 FORBIDDEN_DESTINATION = "ForbiddenDestination"
 # The endpoint's stored URL has a host no resolver takes (registered before the host rule).
 INVALID_ENDPOINT_URL = "InvalidEndpointUrl"
+# The endpoint's stored custom header value is not valid HTTP (registered before the rule).
+INVALID_ENDPOINT_HEADER = "InvalidEndpointHeader"
 ENDPOINT_DISABLED = "EndpointDisabled"
 # A failed POST; retried until the delivery's attempts are spent.
 DELIVERY_FAILED = "DeliveryFailed"

@@ -157,6 +157,18 @@ class EndpointPatch(_Model):
         return EndpointSpec.model_validate(merged)
 
 
+def _no_edge_whitespace(value: str) -> str:
+    if value != value.strip(" \t"):
+        raise ValueError("must not begin or end with a space or tab (HTTP does not allow it)")
+    return value
+
+
+class CustomHeaderRequest(CustomHeader):
+    """A custom header as the API accepts it today (see EndpointRequest): a value HTTP can carry."""
+
+    value: Annotated[str | Sealed, SealedOr(Annotated[HeaderSecret, AfterValidator(_no_edge_whitespace)])]
+
+
 class EndpointRequest(EndpointSpec):
     """`POST /v1/endpoints` as the API accepts it today: a spec whose URL's host a resolver takes.
 
@@ -167,6 +179,7 @@ class EndpointRequest(EndpointSpec):
 
     url: EndpointUrl
     rate_limit: RateLimitRequest | None = None
+    custom_header: CustomHeaderRequest | None = None
 
 
 class EndpointPatchRequest(EndpointPatch):
@@ -174,6 +187,7 @@ class EndpointPatchRequest(EndpointPatch):
 
     url: EndpointUrl | None = None
     rate_limit: RateLimitRequest | None = None
+    custom_header: CustomHeaderRequest | None = None
 
 
 class EndpointHealth(BaseModel):

@@ -7,6 +7,10 @@ import json
 from domain.status import reason_phrase
 
 NOT_JSON = "HTTP response must be in JSON format. Please Retry"
+# A custom header value stored before the API refused one that HTTP does not allow.
+INVALID_HEADER_ERROR = (
+    "Endpoint's custom header is not valid HTTP: its value begins or ends with a space or tab. Set it again"
+)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -22,6 +26,8 @@ def _parses_as_json(body: bytes) -> bool:
         # NaN and Infinity are Python's extension, not JSON (RFC 8259): a body with them is not.
         json.loads(body, parse_constant=_not_json)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
+        return False
+    except RecursionError:  # nested deeper than Python's stack: a few KiB of `[` will do
         return False
     return True
 

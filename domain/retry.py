@@ -43,8 +43,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # the asctime form carries no zone; HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
+        return max((when - now).total_seconds(), 0.0)
+    except (TypeError, ValueError, OverflowError):  # a year, hour or zone beyond datetime's range
         return None
-    if when.tzinfo is None:  # the asctime form carries no zone; HTTP dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max((when - now).total_seconds(), 0.0)
