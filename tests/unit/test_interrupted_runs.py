@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,6 +35,8 @@ from domain.flow import RateLimit
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
 from infra.secrets import SecretBox
+from tests.conftest import free_port
+from tests.receiver import BackgroundServer, Receiver, error
 
 
 class RegistryDown:
@@ -132,14 +134,8 @@ async def test_interrupted_runs_never_count_as_lost() -> None:
 
 def _endpoint(**fields: Any) -> Endpoint:
     now = datetime.now(UTC)
-    return Endpoint(
-        id="ep_1",
-        created_at=now,
-        updated_at=now,
-        url="https://receiver.example/hook",
-        events=[EventType.ORDER_SHIPPED],
-        **fields,
-    )
+    defaults: dict[str, Any] = {"url": "https://receiver.example/hook", "events": [EventType.ORDER_SHIPPED]}
+    return Endpoint(id="ep_1", created_at=now, updated_at=now, **(defaults | fields))
 
 
 async def test_a_run_after_an_interrupted_410_still_disables_the_endpoint_and_counts_the_failure() -> None:
@@ -194,3 +190,29 @@ async def test_a_first_attempt_handed_to_the_schedule_is_a_known_run_not_a_lost_
     progress = AttemptProgress.model_validate(handed.value.details[0])
     # What the workflow gives the retries' activity, whose first run is the delivery's second.
     assert progress.attempts == 0 and progress.lost_runs(2) == 0
+
+
+class ThrottleNotTaken(OneEndpoint):
+    """The registry reads, but does not take the pause a 503 asks for."""
+
+    async def throttle(self, endpoint_id: str, until: datetime) -> None:
+        raise ConnectionError("registry did not answer")
+
+
+async def test_a_run_interrupted_after_a_failed_post_keeps_the_receivers_retry_after() -> None:
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as pooled:
+        receiver.base_url = server.url
+        url = receiver.url(error(503, **{"retry-after": "30"}))
+        activities = _activities(pooled, ThrottleNotTaken(_endpoint(url=url)))
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, is_local=True)  # the delivery's first attempt
+        first = RETRIES.model_copy(update={"resume": None, "prior_runs": 0})
+        with pytest.raises(ApplicationError) as interrupted:
+            await env.run(activities.deliver_webhook, first)
+
+    assert interrupted.value.type == ATTEMPT_INTERRUPTED
+    assert AttemptProgress.model_validate(interrupted.value.details[0]).attempts == 1  # the POST is counted
+    assert len(receiver.requests(url)) == 1
+    # The next POST waits for what the receiver asked, though the pause was not recorded.
+    assert interrupted.value.next_retry_delay == timedelta(seconds=30)
