@@ -27,7 +27,12 @@ from services.delivery_log import DeliveryNotFound
 from services.endpoints import EndpointNotFound, EndpointRejected
 from services.ingest import EventConflict
 from services.log_window import BadPageToken
-from services.reruns import RECOVERY_ANSWER_SECONDS, DeliveryStillPending, RecoveryUnfinished
+from services.reruns import (
+    RECOVERY_ANSWER_SECONDS,
+    DeliveryStillPending,
+    EndpointDisabledForReruns,
+    RecoveryUnfinished,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +187,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DeliveryStillPending)
     async def _pending(_: Request, exc: DeliveryStillPending) -> JSONResponse:
+        return _answer(status.HTTP_409_CONFLICT, str(exc), [])
+
+    @app.exception_handler(EndpointDisabledForReruns)
+    async def _disabled(_: Request, exc: EndpointDisabledForReruns) -> JSONResponse:
         return _answer(status.HTTP_409_CONFLICT, str(exc), [])
 
     @app.exception_handler(EventConflict)

@@ -28,6 +28,11 @@ class DeliveryKind(StrEnum):
     RECOVERY = "recovery"  # a re-run started by bulk recovery
 
 
+# What goes to an endpoint even while it is disabled: checks of the connection, which the
+# merchant asks for (a test) or which creating it sends (the seed: "always sends").
+REACH_DISABLED_ENDPOINTS = frozenset({DeliveryKind.TEST, DeliveryKind.FIRST_CONNECTION})
+
+
 class HttpRequestRecord(BaseModel):
     method: str
     url: str

@@ -12,7 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.delivery import DeliveryInput
 from domain.ids import recovered_id, recovery_workflow_id, rerun_id
-from domain.records import DeliveryKind, DeliveryResult
+from domain.records import REACH_DISABLED_ENDPOINTS, DeliveryKind, DeliveryResult
 from services.deliveries import start_delivery
 from services.delivery_log import DeliveryLog, LogFilter
 from services.endpoints import EndpointRegistry
@@ -27,6 +27,13 @@ RECOVERY_ANSWER_SECONDS = 30.0
 class DeliveryStillPending(Exception):
     def __init__(self, delivery_id: str) -> None:
         super().__init__(f"delivery {delivery_id} is still pending; re-run it once it has finished")
+
+
+class EndpointDisabledForReruns(Exception):
+    """Re-runs of an endpoint's deliveries wait until it is enabled again: they would be skipped."""
+
+    def __init__(self) -> None:
+        super().__init__('the endpoint is disabled: enable it (PATCH {"disabled": false}) to re-run its deliveries')
 
 
 class RecoveryUnfinished(Exception):
@@ -46,13 +53,16 @@ async def rerun_delivery(
     """Start a finished delivery again as a new one, with its endpoint's current configuration.
 
     Raises DeliveryNotFound, DeliveryStillPending, EndpointNotFound (the endpoint
-    is gone) and, for a `new_id` already taken, WorkflowAlreadyStartedError.
+    is gone), EndpointDisabledForReruns and, for a `new_id` already taken,
+    WorkflowAlreadyStartedError.
     """
     execution = await log.describe(delivery_id)
     if execution.status == WorkflowExecutionStatus.RUNNING:
         raise DeliveryStillPending(delivery_id)
     original = await log.delivery_input(delivery_id, execution.run_id)
     endpoint = await registry.get(original.endpoint_id)
+    if endpoint.disabled and (original.rerun_of_kind or original.kind) not in REACH_DISABLED_ENDPOINTS:
+        raise EndpointDisabledForReruns
     rerun = original.model_copy(
         update={
             "delivery_id": new_id or rerun_id(delivery_id, uuid.uuid4().hex[:8]),
@@ -62,6 +72,9 @@ async def rerun_delivery(
             "rerun_of": delivery_id,
             "rerun_of_kind": original.rerun_of_kind or original.kind,
             "message_id": original.message_id,
+            # The original's was the registry as its event found it: the re-run reads it anew,
+            # or a snapshot from before an edit (say, enabling the endpoint) could serve it.
+            "registry_version": None,
         }
     )
     await start_delivery(client, task_queue, rerun)
@@ -128,5 +141,7 @@ async def recover_failed(
             started += 1
         except WorkflowAlreadyStartedError:
             pass
+        except EndpointDisabledForReruns:
+            break  # disabled meanwhile: what is left waits for the next recovery, ids unchanged
         progress(found)
     return RecoveryResult(found=found, started=started)

@@ -71,6 +71,8 @@ async def get_delivery(delivery_id: str, log: DeliveryLogDep) -> DeliveryDetail:
 async def retry_delivery(
     delivery_id: str, log: DeliveryLogDep, registry: RegistryDep, client: ClientDep, settings: SettingsDep
 ) -> RerunStarted:
-    """Re-run a finished delivery as a new one, with the endpoint's current configuration."""
+    """Re-run a finished delivery as a new one, with the endpoint's current configuration.
+
+    A 409 while it is pending, or while its endpoint is disabled (but for tests and first connections)."""
     rerun = await rerun_delivery(client, settings.task_queue, log, registry, delivery_id)
     return RerunStarted(id=rerun.delivery_id, rerun_of=delivery_id)

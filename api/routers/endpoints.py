@@ -27,6 +27,7 @@ from domain.validation import UtcInstant, check_within_log
 from infra.temporal import NamespaceRetention
 from services.deliveries import send_test
 from services.delivery_log import DeliveryDetail
+from services.reruns import EndpointDisabledForReruns
 from services.reruns import recover_endpoint as run_recovery
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
@@ -150,7 +151,7 @@ class RecoverySince(BaseModel):
     since: UtcInstant
 
 
-@router.post("/{endpoint_id}/recover", responses=documented(401, 404, 413, 422, 503))
+@router.post("/{endpoint_id}/recover", responses=documented(401, 404, 409, 413, 422, 503))
 async def recover_endpoint(
     endpoint_id: str,
     body: RecoverySince,
@@ -163,12 +164,14 @@ async def recover_endpoint(
     """Re-run every failed delivery of the endpoint since `since`, each at most once, and say how many.
 
     `since` must lie within the log: not in the future, not before the namespace's retention.
+    A disabled endpoint is a 409: enable it first, or its re-runs would only be skipped.
     """
     retention: NamespaceRetention = request.app.state.log_retention
     try:
         check_within_log(body.since, datetime.now(UTC), await retention.of(client))
     except ValueError as err:
         raise invalid_input({("body", "since"): str(err)}) from None
-    await registry.get(endpoint_id)
+    if (await registry.get(endpoint_id)).disabled:
+        raise EndpointDisabledForReruns
     recovery = RecoveryRequest(account=account, endpoint_id=endpoint_id, since=body.since)
     return await run_recovery(client, settings.task_queue, recovery)

@@ -121,16 +121,18 @@ function row(endpoint) {
         { type: "button", class: "button small", "aria-label": `Test ${name}`, onclick: () => testEndpoint(endpoint) },
         "Test",
       ),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button small",
-          "aria-label": `Recover failed deliveries of ${name}`,
-          onclick: () => recoverSince(endpoint),
-        },
-        "Recover failed since…",
-      ),
+      // A disabled endpoint's re-runs would be skipped (the API refuses them): re-enable first.
+      !endpoint.disabled &&
+        h(
+          "button",
+          {
+            type: "button",
+            class: "button small",
+            "aria-label": `Recover failed deliveries of ${name}`,
+            onclick: () => recoverSince(endpoint),
+          },
+          "Recover failed since…",
+        ),
       h(
         "a",
         { class: "button small", href: link("/logs", { endpoint_id: endpoint.id }), "aria-label": `Logs of ${name}` },

@@ -13,9 +13,9 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.activity_contract import INVALID_RECOVERY_REQUEST, RecoveryRequest
-from domain.ids import recovery_workflow_id
+from domain.ids import first_connection_id, recovered_id, recovery_workflow_id
 from services.reruns import RecoveryUnfinished, recover_endpoint
-from tests.integration.helpers import create_endpoint
+from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.waiting import eventually
 from workflows.recovery import RecoveryWorkflow
 
@@ -89,3 +89,33 @@ async def test_the_api_waits_for_a_recovery_within_a_bound(client):
     assert time.monotonic() - started < 3
     [still_running] = await eventually(lambda: _recoveries_of(client, request.endpoint_id), bool)
     await client.get_workflow_handle(still_running).terminate("test over")
+
+
+async def test_a_disabled_endpoints_deliveries_are_re_run_only_once_it_is_enabled(api, client, receiver):
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    assert (await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"disabled": True})).status_code == 200
+    since = datetime.now(UTC).isoformat()
+    accepted = await post_event(api, tracking_event())
+    skipped = accepted["deliveries"][0]["id"]
+    assert (await delivery_outcome(client, skipped)).result == "skipped"
+
+    # Both would end skipped, and a recovery re-runs a delivery only once: refused until enabled.
+    rerun = await api.post(f"/v1/deliveries/{skipped}/retry")
+    recovery = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+    for refused in (rerun, recovery):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"].startswith("the endpoint is disabled: enable it")
+    # A test still reaches it (the merchant checks the connection), and so does its re-run.
+    tested = await api.post(f"/v1/endpoints/{endpoint['id']}/test")
+    assert tested.status_code == 200, tested.text
+    retested = await api.post(f"/v1/deliveries/{tested.json()['id']}/retry")
+    assert retested.status_code == 202, retested.text
+    assert (await delivery_outcome(client, retested.json()["id"])).result == "success"
+    assert [r.headers["webhook-id"] for r in receiver.requests(url)][1:] == [tested.json()["id"]] * 2
+
+    assert (await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"disabled": False})).status_code == 200
+    recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+    assert recovered.json() == {"found": 1, "started": 1}
+    assert (await delivery_outcome(client, recovered_id(skipped))).result == "success"

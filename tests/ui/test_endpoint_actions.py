@@ -132,6 +132,8 @@ async def test_a_disabled_endpoint_shows_its_reason_in_local_time_and_is_re_enab
     await expect(shown).to_contain_text(local.strftime("%I:%M:%S").lstrip("0"))
     await expect(health).not_to_contain_text("+00:00")
     await page.screenshot(path=artifacts / "endpoints-disabled.png", full_page=True)
+    # Only re-enabling recovers: a disabled endpoint's re-runs would be skipped.
+    await expect(row.get_by_role("button", name=f"Recover failed deliveries of {url}")).to_have_count(0)
 
     await row.get_by_role("button", name=f"Re-enable & recover {url}").click()
     dialog = page.get_by_role("dialog", name="Re-enable & recover")
