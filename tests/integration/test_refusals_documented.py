@@ -75,6 +75,13 @@ def _refusals(ids: dict[str, Any]) -> list[Refusal]:
         one("post", "/v1/endpoints/{endpoint_id}/recover", 404, f"{missing_ep}/recover", json={"since": since}),
         one("post", "/v1/endpoints/{endpoint_id}/recover", 413, f"{ep}/recover", **big),
         one("post", "/v1/endpoints/{endpoint_id}/recover", 422, f"{ep}/recover", json={"since": "yesterday"}),
+        one(
+            "post",
+            "/v1/endpoints/{endpoint_id}/recover",
+            409,
+            f"/v1/endpoints/{ids['disabled']}/recover",
+            json={"since": since},
+        ),
         one("post", "/v1/events", 409, "/v1/events", json=ids["conflicting_event"]),
         one("post", "/v1/events", 413, "/v1/events", **big),
         one("post", "/v1/events", 422, "/v1/events", json={"event": "ORDER_LOST"}),
@@ -131,8 +138,10 @@ async def test_every_route_gives_each_refusal_it_documents_in_the_documented_sha
             lambda shown: shown.json()["throttled_until"] is not None,
             what="the 503's pause",
         )
+        disabled = await create_endpoint(api, receiver.url(), events=["ORDER_ERROR"], disabled=True)
         ids = {
             "endpoint": endpoint["id"],
+            "disabled": disabled["id"],
             "throttled": paused["id"],
             "delivered": first_connection_id(endpoint["id"]),
             "pending": pending["id"],
