@@ -325,10 +325,12 @@ class DeliveryActivities:
             # sending a byte a second would hold the attempt as long as it liked.
             async with asyncio.timeout(self._http_timeout):
                 answer = await self._poster.post(endpoint.url, body, headers, timer)
+            kept_headers, headers_clipped = answer.stored_headers()
             response = HttpResponseRecord(
                 status_code=answer.status_code,
                 status_text=status_text(answer.status_code),
-                headers=answer.flat_headers(),
+                headers=kept_headers,
+                headers_truncated=headers_clipped,
                 body=answer.body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
                 body_truncated=len(answer.body) > STORED_BODY_BYTES or not answer.complete,
             )

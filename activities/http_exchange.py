@@ -19,6 +19,11 @@ from domain.records import AttemptTimings
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
 MAX_RESPONSE_BYTES = 1024 * 1024
+# What the log keeps of a response's headers, as of its body (16 KiB): a delivery's record
+# carries every attempt, and a receiver's 100 KB of headers on each of 11 attempts outgrew
+# what Temporal keeps of a failure, which lost the delivery's whole log.
+STORED_HEADER_CHARS = 16 * 1024
+STORED_HEADER_VALUE_CHARS = 1024
 
 
 @dataclass
@@ -30,12 +35,22 @@ class Exchange:
     body: bytes
     complete: bool  # the body was read to its end
 
-    def flat_headers(self) -> dict[str, str]:
-        """One value a name: a repeated header's values joined as HTTP allows."""
+    def stored_headers(self) -> tuple[dict[str, str], bool]:
+        """The headers the log keeps, one value a name (a repeated header's values joined as
+        HTTP allows), and whether any was clipped or left out."""
         flat: dict[str, str] = {}
         for name, value in self.headers.multi_items():
             flat[name] = f"{flat[name]}, {value}" if name in flat else value
-        return flat
+        kept: dict[str, str] = {}
+        size, clipped = 0, False
+        for name, value in flat.items():
+            if len(value) > STORED_HEADER_VALUE_CHARS:
+                value, clipped = value[:STORED_HEADER_VALUE_CHARS] + "…", True
+            size += len(name) + len(value)
+            if size > STORED_HEADER_CHARS:
+                return kept, True
+            kept[name] = value
+        return kept, clipped
 
 
 class PhaseTimer:

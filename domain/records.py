@@ -43,7 +43,8 @@ class HttpRequestRecord(BaseModel):
 class HttpResponseRecord(BaseModel):
     status_code: int
     status_text: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # each value up to 1 KiB, all up to 16 KiB
+    headers_truncated: bool = False
     body: str
     body_truncated: bool = False
 

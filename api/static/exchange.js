@@ -53,6 +53,7 @@ export function exchange(record, level = 2) {
             h("p", { class: "status-line" }, h("code", {}, response.status_text)),
             h(sub, {}, "Headers"),
             headerList(response.headers),
+            response.headers_truncated && h("p", { class: "muted" }, "Headers cut: each value to 1 KiB, all to 16 KiB."),
             h(sub, {}, "Body"),
             body("Response body", response.body, response.body_truncated),
           ]

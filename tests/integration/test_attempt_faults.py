@@ -84,3 +84,19 @@ async def test_a_stored_custom_header_http_refuses_ends_the_delivery_without_a_p
     assert "TOPSECRET" not in caplog.text
     listed = await api.get("/v1/deliveries", params={"endpoint_id": record.endpoint_id})
     assert "TOPSECRET" not in listed.text
+
+
+async def test_a_receivers_huge_headers_on_every_retry_leave_every_attempt_in_the_log(api, client, receiver):
+    """100 KB of headers on each of 11 attempts outgrew what Temporal keeps of a failure: the
+    delivery's whole log was lost. The log keeps a bounded part of each answer's headers."""
+    url = receiver.url(OK, error(500, **{"x-huge": "h" * 100_000}))
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 10})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    accepted = await post_event(api, tracking_event())
+    record = await delivery_outcome(client, accepted["deliveries"][0]["id"])
+
+    assert (record.result, record.retry, len(record.attempts)) == ("failed", 10, 11)
+    assert record.error == "HTTP response code is 500 (Internal Server Error), it must be 200"
+    for attempt in record.attempts:
+        assert attempt.response is not None and attempt.response.headers_truncated
+        assert attempt.response.headers["x-huge"] == "h" * 1024 + "…"
