@@ -54,9 +54,9 @@ class EndpointSource(Protocol):
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None: ...
 
-    async def throttle(self, endpoint_id: str, until: datetime) -> None: ...
+    async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None: ...
 
-    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None: ...
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None: ...
 
 
 # The endpoints of an account, by account name.
@@ -176,7 +176,7 @@ class DeliveryActivities:
                     await self._throttle(registry, endpoint, record.started_at + timedelta(seconds=delay), heartbeats)
                 if _is_gone(record):
                     heartbeats.send()  # the POST is recorded before a wait on the registry
-                    await registry.gone(endpoint.id, attempt.delivery_id, record.started_at)
+                    await registry.gone(endpoint.id, attempt.delivery_id, record.started_at, record.request.url)
                 if ends:
                     await self._ended(registry, endpoint, attempt, record, heartbeats)
                     if ordered:
@@ -217,7 +217,7 @@ class DeliveryActivities:
         if endpoint is not None:
             heartbeats = ProgressHeartbeats(progress)
             if _is_gone(last):
-                await registry.gone(endpoint.id, attempt.delivery_id, last.started_at)
+                await registry.gone(endpoint.id, attempt.delivery_id, last.started_at, last.request.url)
             await self._ended(registry, endpoint, attempt, last, heartbeats)
         await self._release(attempt, progress.ordered)
         await self._notify_failure(attempt, last)
@@ -229,7 +229,7 @@ class DeliveryActivities:
         """Pause every delivery to the endpoint until then; an equal or longer pause is set already."""
         if endpoint.throttled_until is None or endpoint.throttled_until < until:
             heartbeats.send()  # the POST is recorded before a wait on the registry
-            await registry.throttle(endpoint.id, until)
+            await registry.throttle(endpoint.id, until, endpoint.url)
 
     async def _ended(
         self,
@@ -248,6 +248,7 @@ class DeliveryActivities:
             succeeded=record.succeeded,
             at=record.started_at,
             policy=self._health,
+            url=record.request.url,
         )
         heartbeats.send()  # the POST is recorded before a wait on the registry
         await registry.record_outcome(outcome)

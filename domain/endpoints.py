@@ -231,6 +231,7 @@ class DeliveryOutcome(BaseModel):
     succeeded: bool
     at: datetime
     policy: HealthPolicy
+    url: str | None = None  # where the POST went (None: sent before reports named it)
 
 
 class Endpoint(EndpointSpec):

@@ -32,14 +32,10 @@ from domain.signing import SEALED_AS, NewSecret
 from infra.secrets import SecretBox
 from infra.temporal import is_not_found, or_none
 from services.flow import CONTROL_PRIORITY
-from workflows.endpoint_registry import (
-    INVALID,
-    NOT_FOUND,
-    NOTHING_TO_SEAL,
-    VERSION_MEMO,
+from workflows.endpoint_registry import INVALID, NOT_FOUND, NOTHING_TO_SEAL, VERSION_MEMO, EndpointRegistryWorkflow
+from workflows.registry_messages import (
     EndpointEdit,
     EndpointGone,
-    EndpointRegistryWorkflow,
     EndpointThrottle,
     PlainSecretsSealed,
     PlainSecretsSealing,
@@ -283,12 +279,14 @@ class EndpointRegistry:
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
 
-    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
-        gone = EndpointGone(endpoint_id=endpoint_id, delivery_id=delivery_id, at=at)
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
+        """The receiver at `url` answered 410 Gone (ignored if the endpoint has moved since)."""
+        gone = EndpointGone(endpoint_id=endpoint_id, delivery_id=delivery_id, at=at, url=url)
         await self._handle().signal(EndpointRegistryWorkflow.gone, gone)
 
-    async def throttle(self, endpoint_id: str, until: datetime) -> None:
-        throttle = EndpointThrottle(endpoint_id=endpoint_id, until=until)
+    async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None:
+        """The receiver at `url` asked for a pause (ignored if the endpoint has moved since)."""
+        throttle = EndpointThrottle(endpoint_id=endpoint_id, until=until, url=url)
         await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
 
     async def delete(self, endpoint_id: str) -> None:

@@ -7,10 +7,9 @@ the API always sees the latest accepted state.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Annotated
+from datetime import timedelta
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -22,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         DeliveryOutcome,
         Endpoint,
         EndpointHealth,
-        EndpointPatch,
         EndpointSpec,
         EndpointView,
         RegistrySnapshot,
@@ -33,9 +31,18 @@ with workflow.unsafe.imports_passed_through():
     from domain.problems import field_errors
     from domain.records import DeliveryKind
     from domain.samples import sample_order_shipped
-    from domain.secrets import Sealed, SealedOr
+    from domain.secrets import Sealed
     from domain.signing import Scheme, SigningSecret, is_public_key
     from workflows.delivery import start_delivery_child
+    from workflows.registry_messages import (
+        EndpointEdit,
+        EndpointGone,
+        EndpointThrottle,
+        PlainSecretsSealing,
+        RegistryState,
+        SecretRotation,
+        sealed_where_plain,
+    )
 
 MAX_ENDPOINTS_PER_ACCOUNT = 100
 
@@ -43,6 +50,9 @@ MAX_ENDPOINTS_PER_ACCOUNT = 100
 ENDPOINT_DISABLED_NOTICE = "endpoint-disabled-notice"
 # A report that changes no endpoint leaves the version, so readers keep their snapshots.
 UNCHANGED_REPORTS_KEEP_VERSION = "unchanged-reports-keep-version"
+# A report from the URL an endpoint had before an edit is not about its receiver now, and a
+# new URL starts a fresh failure count.
+OLD_URLS_REPORTS_IGNORED = "old-urls-reports-ignored"
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -52,76 +62,6 @@ NOTHING_TO_SEAL = "NothingToSeal"
 # The memo key of the registry's version, which counts its changes: readers that
 # kept a snapshot learn from one describe whether it is still current.
 VERSION_MEMO = "version"
-
-
-class RegistryState(BaseModel):
-    account: str
-    endpoints: dict[str, Endpoint] = {}
-    version: int = 0
-
-
-class EndpointEdit(BaseModel):
-    endpoint_id: str
-    patch: EndpointPatch
-
-
-class EndpointThrottle(BaseModel):
-    """A receiver asked for a pause: no POST to the endpoint before `until`."""
-
-    endpoint_id: str
-    until: datetime
-
-
-class EndpointGone(BaseModel):
-    """The receiver answered `410 Gone` to a delivery: it wants no more webhooks."""
-
-    endpoint_id: str
-    delivery_id: str
-    at: datetime
-
-
-class SecretRotation(BaseModel):
-    """A new signing secret or key pair (made by the caller: workflows have no secure randomness),
-    the secret or private key sealed by it."""
-
-    endpoint_id: str
-    secret: Annotated[str | Sealed, SealedOr(str)]  # plain in histories written before sealing
-    grace_seconds: float  # how long the replaced secret keeps signing
-    scheme: Scheme = Scheme.HMAC  # histories written before v1a rotate HMAC secrets only
-    public_key: str | None = None  # v1a: whpk_…
-
-
-class PlainSecretsSealed(BaseModel):
-    """One endpoint's secrets that a registry written before sealing holds in clear, sealed by a
-    client holding WEBHOOKS_SECRETS_KEY; signing secrets by their `created_at`."""
-
-    password: Sealed | None = None
-    header_value: Sealed | None = None
-    signing_secrets: dict[str, Sealed] = {}
-
-
-class PlainSecretsSealing(BaseModel):
-    endpoints: dict[str, PlainSecretsSealed]
-
-
-def sealed_where_plain(endpoint: Endpoint, sealed: PlainSecretsSealed) -> Endpoint | None:
-    """The endpoint with the secrets it still holds in clear replaced by their sealed form; None
-    when none is left. A secret still in clear is the one the sealer read: since sealing, every
-    change brings sealed secrets only."""
-    changes: dict[str, object] = {}
-    if endpoint.auth and sealed.password and not isinstance(endpoint.auth.password, Sealed):
-        changes["auth"] = endpoint.auth.model_copy(update={"password": sealed.password})
-    if endpoint.custom_header and sealed.header_value and not isinstance(endpoint.custom_header.value, Sealed):
-        changes["custom_header"] = endpoint.custom_header.model_copy(update={"value": sealed.header_value})
-    signing = [
-        s.model_copy(update={"secret": sealed.signing_secrets[s.created_at.isoformat()]})
-        if not isinstance(s.secret, Sealed) and s.created_at.isoformat() in sealed.signing_secrets
-        else s
-        for s in endpoint.signing_secrets
-    ]
-    if signing != endpoint.signing_secrets:
-        changes["signing_secrets"] = signing
-    return endpoint.model_copy(update=changes) if changes else None
 
 
 def _invalid(err: ValidationError) -> ApplicationError:
@@ -243,14 +183,26 @@ class EndpointRegistryWorkflow:
             created_at=current.created_at,
             updated_at=workflow.now(),
             signing_secrets=current.signing_secrets,
-            # Re-enabling starts the count afresh; disabling by hand keeps it.
-            health=EndpointHealth() if current.disabled and not spec.disabled else current.health,
+            # Re-enabling starts the count afresh, as a new receiver does; disabling by hand keeps it.
+            health=EndpointHealth() if self._fresh_count(current, spec) else current.health,
             # A pause was asked for by the receiver at the old URL, not by the new one.
             throttled_until=current.throttled_until if spec.url == current.url else None,
         )
         self._endpoints[edit.endpoint_id] = updated
         self._changed()
         return updated.masked()
+
+    @staticmethod
+    def _fresh_count(current: Endpoint, spec: EndpointSpec) -> bool:
+        if current.disabled and not spec.disabled:
+            return True
+        return spec.url != current.url and not spec.disabled and workflow.patched(OLD_URLS_REPORTS_IGNORED)
+
+    @staticmethod
+    def _from_old_url(endpoint: Endpoint, url: str | None) -> bool:
+        """Whether a report came from a URL the endpoint no longer has (a POST in flight when
+        it was edited): its receiver's answer is not the new receiver's."""
+        return url is not None and url != endpoint.url and workflow.patched(OLD_URLS_REPORTS_IGNORED)
 
     @update_endpoint.validator
     def _validate_update(self, edit: EndpointEdit) -> None:
@@ -265,7 +217,7 @@ class EndpointRegistryWorkflow:
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         """A delivery ended: count it in its endpoint's health, and disable the endpoint if it is time."""
         endpoint = self._endpoints.get(outcome.endpoint_id)
-        if endpoint is None:
+        if endpoint is None or self._from_old_url(endpoint, outcome.url):
             return
         health = endpoint.health.after(outcome)
         disabled = endpoint.disabled
@@ -290,7 +242,7 @@ class EndpointRegistryWorkflow:
     async def gone(self, gone: EndpointGone) -> None:
         """Disable the endpoint at once; its next deliveries are skipped until it is re-enabled."""
         endpoint = self._endpoints.get(gone.endpoint_id)
-        if endpoint is None or endpoint.disabled:
+        if endpoint is None or endpoint.disabled or self._from_old_url(endpoint, gone.url):
             return
         reason = f"The receiver answered 410 Gone to {gone.delivery_id} at {gone.at.isoformat()}"
         health = endpoint.health.model_copy(update={"disabled_reason": reason})
@@ -329,6 +281,8 @@ class EndpointRegistryWorkflow:
         """Extend the endpoint's pause; an earlier end than the one set changes nothing."""
         endpoint = self._endpoints.get(throttle.endpoint_id)
         if endpoint is None or (endpoint.throttled_until and endpoint.throttled_until >= throttle.until):
+            return
+        if self._from_old_url(endpoint, throttle.url):
             return
         self._endpoints[throttle.endpoint_id] = endpoint.model_copy(update={"throttled_until": throttle.until})
         self._changed()

@@ -18,7 +18,8 @@ from domain.wire import wire_body
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import Reply, error
 from worker import delivery_worker
-from workflows.endpoint_registry import EndpointRegistryWorkflow, RegistryState
+from workflows.endpoint_registry import EndpointRegistryWorkflow
+from workflows.registry_messages import RegistryState
 
 SECRETS = {
     "auth": {"username": "shop", "password": "s3cret-pw"},

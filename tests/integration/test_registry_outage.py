@@ -50,14 +50,14 @@ class RegistryDown:
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._registry.record_outcome(outcome)
 
-    async def throttle(self, endpoint_id: str, until: datetime) -> None:
-        await self._registry.throttle(endpoint_id, until)
+    async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None:
+        await self._registry.throttle(endpoint_id, until, url)
 
-    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
         if self.gone_refused:
             self.gone_refused -= 1
             raise ConnectionError("the registry did not answer")
-        await self._registry.gone(endpoint_id, delivery_id, at)
+        await self._registry.gone(endpoint_id, delivery_id, at, url)
 
 
 @asynccontextmanager

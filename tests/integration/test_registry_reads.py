@@ -74,7 +74,7 @@ async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api
     await registry.record_outcome(report("delivery/default/b/0", succeeded=False))  # the same again
     # A change last: signals are handled in order, so once it shows, the reports were handled.
     until = now + timedelta(hours=1)
-    await registry.throttle(endpoint["id"], until)
+    await registry.throttle(endpoint["id"], until, endpoint["url"])
     await eventually(lambda: registry.get(endpoint["id"]), lambda view: view.throttled_until == until, what="the pause")
 
     assert await version() == before + 2

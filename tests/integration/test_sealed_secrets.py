@@ -33,7 +33,8 @@ from tests.integration.helpers import (
 )
 from tests.waiting import eventually
 from worker import WORKFLOWS
-from workflows.endpoint_registry import INVALID, EndpointRegistryWorkflow, RegistryState
+from workflows.endpoint_registry import INVALID, EndpointRegistryWorkflow
+from workflows.registry_messages import RegistryState
 
 PASSWORD, HEADER_VALUE = "pw-Query-4471", "hv-Query-8812"
 OPERATOR = {"Authorization": "Bearer token-operator"}

@@ -48,10 +48,10 @@ class RegistryDown:
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         raise AssertionError("no outcome without an attempt")
 
-    async def throttle(self, endpoint_id: str, until: datetime) -> None:
+    async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None:
         raise AssertionError("no throttle without an attempt")
 
-    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
         raise AssertionError("no 410 without an attempt")
 
 
@@ -79,7 +79,7 @@ class ReportsTaken(OneEndpoint):
         self.gone_for: list[str] = []
         self.outcomes: list[DeliveryOutcome] = []
 
-    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime) -> None:
+    async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
         self.gone_for.append(delivery_id)
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
@@ -195,7 +195,7 @@ async def test_a_first_attempt_handed_to_the_schedule_is_a_known_run_not_a_lost_
 class ThrottleNotTaken(OneEndpoint):
     """The registry reads, but does not take the pause a 503 asks for."""
 
-    async def throttle(self, endpoint_id: str, until: datetime) -> None:
+    async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None:
         raise ConnectionError("registry did not answer")
 
 

@@ -11,7 +11,7 @@ from domain.secrets import Sealed
 from infra.codec import new_key, parse_key
 from infra.secrets import SecretBox
 from settings import Settings
-from workflows.endpoint_registry import PlainSecretsSealed, RegistryState, sealed_where_plain
+from workflows.registry_messages import PlainSecretsSealed, RegistryState, sealed_where_plain
 
 KEY = parse_key(new_key())
 

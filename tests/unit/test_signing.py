@@ -28,7 +28,8 @@ from domain.signing import (
 )
 from infra.codec import new_key, parse_key
 from infra.secrets import SecretBox
-from workflows.endpoint_registry import SecretRotation, _require_public_key
+from workflows.endpoint_registry import _require_public_key
+from workflows.registry_messages import SecretRotation
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 BOX = SecretBox(parse_key(new_key()))
