@@ -37,14 +37,10 @@ from domain.notices import DeliveryFailedNotice, failed_delivery_notice
 from domain.outcome import INVALID_HEADER_ERROR, classify, unreachable
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
-from domain.status import status_text
 from domain.validation import check_endpoint_url
-from domain.wire import masked_headers, request_headers
+from domain.wire import echoed_credentials, mask_echoes, masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
 from infra.secrets import SecretBox, UnopenableSecret
-
-# Keep this much of a response body in the delivery log.
-STORED_BODY_BYTES = 16 * 1024
 
 
 class EndpointSource(Protocol):
@@ -326,15 +322,9 @@ class DeliveryActivities:
             # sending a byte a second would hold the attempt as long as it liked.
             async with asyncio.timeout(self._http_timeout):
                 answer = await self._poster.post(endpoint.url, body, headers, timer)
-            kept_headers, headers_clipped = answer.stored_headers()
-            response = HttpResponseRecord(
-                status_code=answer.status_code,
-                status_text=status_text(answer.status_code),
-                headers=kept_headers,
-                headers_truncated=headers_clipped,
-                body=answer.body[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
-                body_truncated=len(answer.body) > STORED_BODY_BYTES or not answer.complete,
-            )
+            # A receiver may echo the request: the log shows no credential it sent back.
+            sent_back = echoed_credentials(endpoint, headers)
+            response = answer.record(mask=lambda text: mask_echoes(text, sent_back))
             if answer.complete:
                 error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
             else:

@@ -9,17 +9,21 @@ attempt in the log (CONTRACT §4). The pool avoids the race instead
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from domain.records import AttemptTimings
+from domain.records import AttemptTimings, HttpResponseRecord
+from domain.status import status_text
 
 # Read at most this much of a response: enough to judge any sane JSON answer,
 # bounded so a receiver cannot exhaust the worker's memory.
 MAX_RESPONSE_BYTES = 1024 * 1024
-# What the log keeps of a response's headers, as of its body (16 KiB): a delivery's record
+# What the log keeps of a response's body,
+STORED_BODY_BYTES = 16 * 1024
+# and of its headers, as much: a delivery's record
 # carries every attempt, and a receiver's 100 KB of headers on each of 11 attempts outgrew
 # what Temporal keeps of a failure, which lost the delivery's whole log.
 STORED_HEADER_CHARS = 16 * 1024
@@ -35,7 +39,21 @@ class Exchange:
     body: bytes
     complete: bool  # the body was read to its end
 
-    def stored_headers(self) -> tuple[dict[str, str], bool]:
+    def record(self, mask: Callable[[str], str]) -> HttpResponseRecord:
+        """The answer as the delivery log keeps it: its headers and the first STORED_BODY_BYTES
+        of its body, each passed through `mask` first."""
+        headers, clipped = self._stored_headers()
+        body = mask(self.body.decode("utf-8", errors="replace"))
+        return HttpResponseRecord(
+            status_code=self.status_code,
+            status_text=status_text(self.status_code),
+            headers={name: mask(value) for name, value in headers.items()},
+            headers_truncated=clipped,
+            body=body.encode()[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
+            body_truncated=len(self.body) > STORED_BODY_BYTES or not self.complete,
+        )
+
+    def _stored_headers(self) -> tuple[dict[str, str], bool]:
         """The headers the log keeps, one value a name (a repeated header's values joined as
         HTTP allows), and whether any was clipped or left out."""
         flat: dict[str, str] = {}

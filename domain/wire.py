@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
@@ -105,3 +106,30 @@ def masked_headers(endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str
     if endpoint.custom_header is not None:
         secret_names.add(endpoint.custom_header.key.lower())
     return {name: (MASK if name.lower() in secret_names else value) for name, value in headers.items()}
+
+
+def echoed_credentials(endpoint: Endpoint, headers: dict[str, str]) -> list[str]:
+    """The credentials `headers` carry, as a receiver echoing its request (httpbin's /anything,
+    many test receivers) would show them in its answer: whole, as their parts, JSON-escaped.
+    Longest first, so a mask covers the whole of one before a part of it."""
+    secret_names = {"authorization"} | ({endpoint.custom_header.key.lower()} if endpoint.custom_header else set())
+    found: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() not in secret_names or not value:
+            continue
+        found.add(value)
+        scheme, _, token = value.partition(" ")
+        if name.lower() == "authorization" and scheme == "Basic" and token:
+            found.add(token)
+            with contextlib.suppress(ValueError):
+                user_and_password = base64.b64decode(token).decode()
+                found.update({user_and_password, user_and_password.partition(":")[2]})
+    found |= {json.dumps(secret)[1:-1] for secret in found}
+    return sorted((secret for secret in found if secret), key=len, reverse=True)
+
+
+def mask_echoes(text: str, credentials: list[str]) -> str:
+    """`text` with every credential the request carried replaced by the log's mask."""
+    for secret in credentials:
+        text = text.replace(secret, MASK)
+    return text

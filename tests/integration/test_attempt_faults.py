@@ -3,6 +3,8 @@ counted against the endpoint's retries, and explained without quoting a secret."
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 
 import pytest
@@ -100,3 +102,31 @@ async def test_a_receivers_huge_headers_on_every_retry_leave_every_attempt_in_th
     for attempt in record.attempts:
         assert attempt.response is not None and attempt.response.headers_truncated
         assert attempt.response.headers["x-huge"] == "h" * 1024 + "…"
+
+
+async def test_credentials_a_receiver_echoes_back_are_masked_in_the_log(api, client, receiver):
+    password, header_value = "EchoPW123", "EchoHDR456"
+    token = base64.b64encode(f"shop:{password}".encode()).decode()
+    echo = Reply(
+        status=500,
+        body=json.dumps({"headers": {"authorization": f"Basic {token}", "x-tok": header_value}}).encode(),
+        headers=(("content-type", "application/json"), ("x-echo", f"got {header_value}")),
+    )
+    url = receiver.url(OK, echo)
+    endpoint = await create_endpoint(
+        api,
+        url,
+        auth={"username": "shop", "password": password},
+        custom_header={"key": "X-Tok", "value": header_value},
+    )
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    accepted = await post_event(api, tracking_event())
+    delivery_id = accepted["deliveries"][0]["id"]
+    record = await delivery_outcome(client, delivery_id)
+
+    assert record.response is not None and record.response.status_code == 500
+    assert json.loads(record.response.body) == {"headers": {"authorization": "********", "x-tok": "********"}}
+    assert record.response.headers["x-echo"] == "got ********"
+    shown = (await api.get(f"/v1/deliveries/{delivery_id}")).text
+    for secret in (password, header_value, token):
+        assert secret not in shown and secret not in record.model_dump_json()

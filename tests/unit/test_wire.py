@@ -23,7 +23,15 @@ from domain.events import (
     TrackingUpdateEvent,
 )
 from domain.samples import SAMPLE_ORDER, sample_tracking_update
-from domain.wire import AnyOrderEvent, masked_headers, request_headers, wire_body, wire_payload
+from domain.wire import (
+    AnyOrderEvent,
+    echoed_credentials,
+    mask_echoes,
+    masked_headers,
+    request_headers,
+    wire_body,
+    wire_payload,
+)
 from infra.codec import new_key, parse_key
 from infra.secrets import SecretBox
 
@@ -288,3 +296,24 @@ def test_masking_ignores_the_case_of_header_names() -> None:
         "X-SHOP-TOKEN": "********",
         "Accept": "*/*",
     }
+
+
+def test_credentials_a_receiver_echoes_are_masked_whole_and_in_parts() -> None:
+    """httpbin's /anything answers with the request it got: the log must not show its secrets."""
+    endpoint = _endpoint(
+        auth={"username": "user", "password": BOX.seal('pa"ss', "shop-a", "auth.password")},
+    )
+    sent = request_headers(endpoint, REVEAL, "msg_42", "{}", NOW)
+    token = base64.b64encode(b'user:pa"ss').decode()
+    echoed = json.dumps({"headers": {"Authorization": f"Basic {token}", "X-Shop-Token": "abc123"}, "pw": 'pa"ss'})
+
+    masked = mask_echoes(echoed, echoed_credentials(endpoint, sent))
+
+    for secret in (token, "abc123", 'pa\\"ss', "pa"):
+        assert secret not in masked, secret
+    assert json.loads(masked) == {
+        "headers": {"Authorization": "********", "X-Shop-Token": "********"},
+        "pw": "********",
+    }
+    plain = _endpoint(auth=None, custom_header=None)
+    assert echoed_credentials(plain, request_headers(plain, REVEAL, "msg_42", "{}", NOW)) == []
