@@ -11,13 +11,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from domain.endpoints import EndpointSpec
-from domain.events import EventType, OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
+from domain.events import OPERATIONAL_EVENTS, EventType, OrderErrorEvent, OrderShippedEvent, TrackingUpdateEvent
 from domain.plain_words import reason
 
 # Model-level rules name their field at the front of the message: "events: …".
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
 # A discriminated union puts the chosen event type in the path; it is not a field.
 _EVENT_TAGS = {e.value for e in EventType}
+_ORDER_TAGS = sorted(_EVENT_TAGS - {e.value for e in OPERATIONAL_EVENTS})
+_TAG = re.compile(r"'([A-Z_]+)'")
 # Shorter inputs are words and numbers a message may hold anyway ("10", "https"); longer ones are not repeated.
 _ECHO_MIN_LENGTH = 8
 # A body of a million bad items is answered with the first ones, not a million lines.
@@ -64,8 +66,11 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         message = reason(err)
         kind = err.get("type")
         if kind in ("union_tag_invalid", "union_tag_not_found"):
-            loc.append(str(err.get("ctx", {}).get("discriminator", "event")).strip("'"))
-            message = "must be one of " + ", ".join(sorted(_EVENT_TAGS))
+            ctx = err.get("ctx", {})
+            loc.append(str(ctx.get("discriminator", "event")).strip("'"))
+            # The union's own tags (an order event's are not the notices'), as pydantic lists them.
+            expected = _TAG.findall(str(ctx.get("expected_tags", ""))) or _ORDER_TAGS
+            message = "must be one of " + ", ".join(sorted(expected))
         elif kind == "extra_forbidden" and loc and loc[-1] not in known_field_names():
             loc = loc[:-1]
             message = "has a field that is not allowed (an unknown name is not repeated: it could be a secret)"

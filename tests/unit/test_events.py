@@ -76,6 +76,15 @@ def test_an_unknown_event_type_is_rejected_naming_event() -> None:
     assert rejected_fields(CONTRACT_EVENT | {"event": "ORDER_LOST"}) == {"event"}
 
 
+@pytest.mark.parametrize("kind", ["DELIVERY_FAILED", "ENDPOINT_DISABLED", "PARCEL_LOST"])
+def test_an_event_type_no_one_may_post_is_refused_listing_only_those_one_may(kind: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(OrderEvent).validate_python(copy.deepcopy(CONTRACT_EVENT) | {"event": kind})
+    assert field_errors(refused.value.errors()) == [
+        {"field": "event", "message": "must be one of ORDER_ERROR, ORDER_SHIPPED, TRACKING_UPDATE"}
+    ]
+
+
 def test_unknown_fields_are_rejected_not_dropped() -> None:
     """A field we would not deliver is a mistake in the sender's integration. A name of ours in
     the wrong place is named; any other key is not repeated (it could be a secret): its object is."""
