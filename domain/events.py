@@ -76,15 +76,21 @@ INDEXED_ORDER_FIELDS = ("order_id", "transaction_id", "carrier")
 
 
 def unindexable_order_fields(order: Order) -> dict[str, str]:
-    """Indexed fields a log filter could not match, with why: the API refuses such an event
-    (a control character, NUL above all, breaks visibility stores). Checked at the API only,
-    so a delivery accepted before this rule still reads."""
+    """Indexed fields a log filter could not match, with why: the API refuses such an event.
+    A control character (NUL above all) breaks visibility stores, and the SQL visibility
+    store's query language finds no value holding a double quote, nor one where a backslash
+    comes before a quote or ends it. Checked at the API only, so a delivery accepted before
+    these rules still reads."""
     problems = {}
     for name in INDEXED_ORDER_FIELDS:
+        value = getattr(order, name)
         try:
-            check_printable(getattr(order, name))
+            check_printable(value)
         except ValueError as err:
             problems[name] = str(err)
+        else:
+            if '"' in value or "\\" in value:
+                problems[name] = 'must not contain " or \\ (the log could not be filtered by it)'
     return problems
 
 

@@ -17,7 +17,7 @@ from services.endpoints import EndpointRegistry
 from services.ingest import ACCEPTED_EVENT_MEMO
 from settings import Settings
 from tests.conftest import free_port
-from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import create_endpoint, delivery_outcome, list_ids, post_event, tracking_event
 from tests.receiver import BackgroundServer
 from tests.waiting import eventually
 
@@ -130,6 +130,27 @@ async def test_order_fields_the_log_filters_on_refuse_control_characters(api, re
     assert [p["field"] for p in answer.json()["errors"]] == ["order.order_id", "order.carrier"]
     # Nothing was accepted under the id: the event as it should be is new, not a conflict.
     assert (await api.post("/v1/events", json=event)).status_code == 202
+
+
+async def test_order_fields_the_log_filters_on_refuse_what_its_store_cannot_find(api, client, receiver):
+    """The SQL visibility store finds no value with a double quote, nor a backslash before a
+    quote or at the end: accepted, such an order could never be found by its filter."""
+    await create_endpoint(api, receiver.url())
+    event = tracking_event()
+    order = event["order"] | {"order_id": 'q3"b', "transaction_id": "48572\\", "carrier": "Fed\\Ex"}
+
+    answer = await api.post("/v1/events", json=event | {"order": order})
+
+    assert answer.status_code == 422, answer.text
+    assert [(p["field"], p["message"]) for p in answer.json()["errors"]] == [
+        (f"order.{name}", 'must not contain " or \\ (the log could not be filtered by it)')
+        for name in ("order_id", "transaction_id", "carrier")
+    ]
+    # What it accepts, it finds: quotes, wildcards and spaces of the filter's language included.
+    findable = "o'k %_* 1"
+    accepted = await post_event(api, tracking_event(order_id=findable))
+    await delivery_outcome(client, accepted["deliveries"][0]["id"])
+    await eventually(lambda: list_ids(api, order_id=findable), lambda ids: ids == [accepted["deliveries"][0]["id"]])
 
 
 async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
