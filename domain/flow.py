@@ -119,6 +119,7 @@ class FlowState(BaseModel):
     # With no question and nothing waiting for this long, the schedule has nothing to remember
     # (every rate's window is a day at most) and its workflow ends; the next question starts one.
     idle_close: timedelta = timedelta(days=2)
+    forget_after: timedelta = FORGET_AFTER
     recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
     waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
     orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing
@@ -181,7 +182,7 @@ class FlowState(BaseModel):
         """A slot when one is free soon; otherwise a time to ask again, estimated from the
         deliveries already waiting. Whoever asks when a slot is near takes it: a waiting
         delivery that was lost with its worker holds no one up."""
-        self._forget_stale(now)
+        self.forget_stale(now)
         earliest = self._next_free(limit, now)
         if earliest - now <= SHORT_WAIT:
             self.waiting.pop(delivery_id, None)
@@ -207,8 +208,10 @@ class FlowState(BaseModel):
             return max(now, recent[-1])
         return max(window_full_until, recent[-1] + limit.interval)
 
-    def _forget_stale(self, now: datetime) -> None:
-        stale = [d for d, w in self.waiting.items() if now - w.due > FORGET_AFTER]
+    def forget_stale(self, now: datetime) -> None:
+        """Forget deliveries that stopped asking for a slot: they ended (deleted, disabled,
+        terminated) or were lost with their worker, and will ask anew."""
+        stale = [d for d, w in self.waiting.items() if now - w.due > self.forget_after]
         for delivery_id in stale:
             del self.waiting[delivery_id]
 

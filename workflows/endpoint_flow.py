@@ -27,6 +27,8 @@ TELLS_UNORDERED = "tells-unordered"
 # And of the run: it ends when idle (FlowState.idle_close), not only by continuing as new, so an
 # endpoint deleted, or whose limit and ordering were removed, leaves no workflow open.
 ENDS_WHEN_IDLE = "ends-when-idle"
+# And this one: when idle, it forgets deliveries that stopped asking before it decides to end.
+FORGETS_WHEN_IDLE = "forgets-when-idle"
 TURNS_AT_ONCE = 50
 
 
@@ -66,9 +68,19 @@ class EndpointFlowWorkflow:
             except TimeoutError:
                 # A question that comes as the run ends fails, and its delivery asks again,
                 # which starts the next run (update-with-start).
-                if self._questions == asked and self._state.holds_nothing() and workflow.all_handlers_finished():
+                if self._questions == asked and self._idle() and workflow.all_handlers_finished():
                     return
         workflow.continue_as_new(self._state)
+
+    def _idle(self) -> bool:
+        if self._state.holds_nothing():
+            return True
+        # Deliveries that waited for a slot and stopped asking (their endpoint was deleted or
+        # disabled) kept the run open for good; versioned, as the run now ends instead.
+        if not workflow.patched(FORGETS_WHEN_IDLE):
+            return False
+        self._state.forget_stale(workflow.now())
+        return self._state.holds_nothing()
 
     def _time_to_continue(self) -> bool:
         suggested = workflow.info().is_continue_as_new_suggested()

@@ -18,7 +18,9 @@ from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, SlotQues
 IDLE = timedelta(seconds=1)
 
 
-async def _ask(client: Client, settings: Settings, flow_id: str, state: FlowState, delivery_id: str) -> SlotAnswer:
+async def _ask(
+    client: Client, settings: Settings, flow_id: str, state: FlowState, delivery_id: str, per_second: float = 5
+) -> SlotAnswer:
     start = WithStartWorkflowOperation(
         EndpointFlowWorkflow.run,
         state,
@@ -26,7 +28,7 @@ async def _ask(client: Client, settings: Settings, flow_id: str, state: FlowStat
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
-    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=RateLimit(per_second=5)))
+    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=RateLimit(per_second=per_second)))
     answer: SlotAnswer = await client.execute_update_with_start_workflow(
         EndpointFlowWorkflow.ask, question, start_workflow_operation=start
     )
@@ -46,6 +48,20 @@ async def test_an_idle_schedule_ends_and_the_next_question_starts_it_again(clien
     again = await _ask(client, settings, flow_id, state, "d2")
     assert first.go_at is not None and again.go_at is not None
     assert (await client.get_workflow_handle(flow_id).describe()).run_id != ended.run_id
+
+
+async def test_a_schedule_ends_when_the_deliveries_waiting_for_a_slot_stopped_asking(client, settings, worker):
+    """Their endpoint was deleted or disabled: they will not ask again, nor be forgotten by
+    someone else's question, since none comes."""
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    state = FlowState(account="tests", endpoint_id="ep_left", idle_close=IDLE, forget_after=timedelta(seconds=0.5))
+    answers = [await _ask(client, settings, flow_id, state, f"d{n}", per_second=0.2) for n in range(3)]
+    assert [answer.go_at is None for answer in answers] == [False, True, True]  # one slot each 5 s
+    handle = client.get_workflow_handle(flow_id)
+
+    await asyncio.wait_for(handle.result(), timeout=30)
+
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 
 async def test_a_schedule_with_an_order_queued_stays_open(client, settings, worker):
