@@ -40,6 +40,9 @@ TURN_CAME = "turn_came"
 # A waiting delivery that has not asked again this long after it was due to is forgotten
 # (it ended, or was lost with its worker and will ask anew).
 FORGET_AFTER = timedelta(seconds=30)
+# Deliveries a schedule remembers as ended: far more than end while one event's word of its
+# order is on its way from ingest (a second at most).
+RECENTLY_RELEASED = 256
 
 
 class Ordering(StrEnum):
@@ -123,6 +126,7 @@ class FlowState(BaseModel):
     recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
     waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
     orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing
+    released: list[str] = []  # the last RECENTLY_RELEASED deliveries that ended, oldest first
 
     # -- FIFO ------------------------------------------------------------------
 
@@ -134,6 +138,7 @@ class FlowState(BaseModel):
     def release(self, order_id: str, delivery_id: str) -> str | None:
         """The delivery ended: the next of its order may go. Returns that next one when the
         released delivery headed the order (its turn came), else None."""
+        self.released = [*self.released, delivery_id][-RECENTLY_RELEASED:]
         queue = self.orders.get(order_id)
         if not queue or delivery_id not in queue:
             return None
@@ -143,6 +148,11 @@ class FlowState(BaseModel):
             del self.orders[order_id]
             return None
         return queue[0] if headed else None
+
+    def ended(self, delivery_id: str) -> bool:
+        """Whether the delivery was released lately: ingest's word of its order, which can come
+        after its first attempt asked, POSTed and ended, must not queue it again."""
+        return delivery_id in self.released
 
     def unorder(self) -> list[str]:
         """The endpoint's ordering was switched off: no delivery waits for another now. Returns

@@ -29,6 +29,8 @@ TELLS_UNORDERED = "tells-unordered"
 ENDS_WHEN_IDLE = "ends-when-idle"
 # And this one: when idle, it forgets deliveries that stopped asking before it decides to end.
 FORGETS_WHEN_IDLE = "forgets-when-idle"
+# And of enqueue: word of a delivery that already ended does not queue it again.
+LATE_WORD_OF_ENDED_IGNORED = "late-word-of-ended-ignored"
 TURNS_AT_ONCE = 50
 
 
@@ -96,6 +98,10 @@ class EndpointFlowWorkflow:
     def enqueue(self, enqueue: OrderEnqueue) -> None:
         """Ingest tells the order of accepted events before it answers 202."""
         for delivery_id in enqueue.delivery_ids:
+            # A delivery may have asked, POSTed and ended before this word of it came: queued
+            # again, it would head its order for good. Versioned: it changes whose turn is told.
+            if self._state.ended(delivery_id) and workflow.patched(LATE_WORD_OF_ENDED_IGNORED):
+                continue
             self._state.enqueue(enqueue.order_id, delivery_id)
 
     @workflow.signal

@@ -13,13 +13,19 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
 from settings import Settings
-from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, SlotQuestion
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
 
 IDLE = timedelta(seconds=1)
 
 
 async def _ask(
-    client: Client, settings: Settings, flow_id: str, state: FlowState, delivery_id: str, per_second: float = 5
+    client: Client,
+    settings: Settings,
+    flow_id: str,
+    state: FlowState,
+    delivery_id: str,
+    per_second: float | None = 5,
+    order_id: str | None = None,
 ) -> SlotAnswer:
     start = WithStartWorkflowOperation(
         EndpointFlowWorkflow.run,
@@ -28,7 +34,8 @@ async def _ask(
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
-    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=RateLimit(per_second=per_second)))
+    limit = RateLimit(per_second=per_second) if per_second is not None else None
+    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=limit, order_id=order_id))
     answer: SlotAnswer = await client.execute_update_with_start_workflow(
         EndpointFlowWorkflow.ask, question, start_workflow_operation=start
     )
@@ -79,4 +86,21 @@ async def test_a_schedule_with_an_order_queued_stays_open(client, settings, work
     await asyncio.sleep(3 * IDLE.total_seconds())
 
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate("test over")
+
+
+async def test_word_of_an_order_that_comes_after_its_delivery_ended_does_not_queue_it_again(client, settings, worker):
+    """Ingest tells the schedule an event's order after starting its delivery; under load the
+    delivery may ask, POST and end first. Queued again then, it would hold its order."""
+    flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
+    state = FlowState(account="tests", endpoint_id="ep_fifo")
+    first = await _ask(client, settings, flow_id, state, "d-a", per_second=None, order_id="o1")
+    assert first.go_at is not None
+    handle = client.get_workflow_handle_for(EndpointFlowWorkflow.run, flow_id)
+    await handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id="o1", delivery_id="d-a"))
+    await handle.signal(EndpointFlowWorkflow.enqueue, OrderEnqueue(order_id="o1", delivery_ids=["d-a", "d-b"]))
+
+    after = await _ask(client, settings, flow_id, state, "d-b", per_second=None, order_id="o1")
+
+    assert (after.go_at is not None, after.behind) == (True, None)
     await handle.terminate("test over")
