@@ -20,6 +20,8 @@ MAX_LABEL_LENGTH = 63
 _LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 # Four dotted numbers are an IPv4 address to httpx, which refuses one that is not valid (`999.1.1.1`, `0177.0.0.1`).
 _DOTTED_QUAD = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+# A label that is a number in the WHATWG URL standard's IPv4 parser: decimal, or 0x hexadecimal.
+_NUMBER = re.compile(r"^(?:[0-9]+|0[xX][0-9A-Fa-f]*)$")
 
 # RFC 9110 token: the characters a header field name may contain.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -58,6 +60,8 @@ def check_endpoint_url(value: str) -> str:
     check_http_url(value)
     parts = urlsplit(value)
     check_host(parts.hostname or "", bracketed="[" in parts.netloc)
+    if parts.port == 0:  # no connection can be made to it
+        raise ValueError("must have a port that is a number from 1 to 65535")
     return value
 
 
@@ -86,13 +90,22 @@ def check_host(host: str, *, bracketed: bool = False) -> None:
         raise ValueError("must have a host that is a valid internationalized domain name") from None
     if len(ascii_name) > MAX_HOST_LENGTH:
         raise ValueError(f"must have a host of at most {MAX_HOST_LENGTH} characters")
-    for label in ascii_name.split("."):
+    labels = ascii_name.split(".")
+    for label in labels:
         if not label:
             raise ValueError("must have a host without empty labels (as in a..b)")
         if len(label) > MAX_LABEL_LENGTH:
             raise ValueError(f"must have a host whose labels are at most {MAX_LABEL_LENGTH} characters")
         if not _LABEL.fullmatch(label):
             raise ValueError("must have a host of letters, digits, hyphens, underscores and dots")
+        if label.startswith("-") or label.endswith("-"):
+            raise ValueError("must have a host whose labels do not begin or end with a hyphen")
+    # A name ending in a number is an IPv4 address to resolvers and browsers (WHATWG URL):
+    # 2130706433, 1.2.3 and 0x7f.1 all reach 127.0.0.1. Only four dotted numbers are taken.
+    if _NUMBER.fullmatch(labels[-1]):
+        raise ValueError(
+            "must have a host that is a valid IPv4 address (four numbers) or a name not ending in a number"
+        )
 
 
 def check_header_name(value: str) -> str:

@@ -108,6 +108,13 @@ INVALID_HOSTS = {
     "brackets around IPvFuture": "https://[v1.x]/hooks",
     "an IPv4 address out of range": "http://999.1.1.1/hooks",
     "an IPv4 address with leading zeros": "http://0177.0.0.1/hooks",
+    # Resolvers and browsers read a name ending in a number as an IPv4 address (127.0.0.1 all).
+    "a shortened IPv4 address": "http://127.1:8080/hooks",
+    "an IPv4 address as one number": "http://2130706433/hooks",
+    "an IPv4 address in hexadecimal": "http://0x7f000001/hooks",
+    "a name whose last label is hexadecimal": "http://0x7f.1/hooks",
+    "a label ending in a hyphen": "http://bad-.example.com/hooks",
+    "a label beginning with a hyphen": "http://-bad.example.com/hooks",
 }
 
 
@@ -131,12 +138,20 @@ def test_a_host_that_is_neither_an_ip_literal_nor_a_dns_name_is_rejected_naming_
         "https://shop.example.com./hooks",  # the root's dot
         "https://b\u00fccher.example/hooks",
         "https://_acme.shop-1.example.com/hooks",
-        "http://127.1:8080/hooks",
         "http://[fe80::1%25eth0]/hooks",
+        "http://a-b.c0m:1/hooks",  # hyphens inside a label, a last label with a digit, port 1
     ],
 )
 def test_hosts_at_the_limits_are_accepted(url: str) -> None:
     assert EndpointRequest.model_validate(MINIMAL | {"url": url}).url == url
+
+
+@pytest.mark.parametrize("model", [EndpointRequest, EndpointPatchRequest])
+def test_port_zero_is_refused_for_an_endpoint(model: type[EndpointSpec | EndpointPatch]) -> None:
+    """No connection can be made to it."""
+    url = "http://127.0.0.1:0/hooks"
+    [problem] = rejected(MINIMAL | {"url": url} if model is EndpointRequest else {"url": url}, model)
+    assert problem == {"field": "url", "message": "must have a port that is a number from 1 to 65535"}
 
 
 def test_a_stored_endpoint_keeps_the_url_rules_it_was_accepted_under() -> None:
