@@ -38,6 +38,9 @@ class Exchange:
     headers: httpx.Headers
     body: bytes
     complete: bool  # the body was read to its end
+    # The body did not decode as its Content-Encoding said: judged as if empty (not JSON; a
+    # 204 ignores it anyway), and shown as cut.
+    undecodable: bool = False
 
     def record(self, mask: Callable[[str], str]) -> HttpResponseRecord:
         """The answer as the delivery log keeps it: its headers and the first STORED_BODY_BYTES
@@ -50,7 +53,7 @@ class Exchange:
             headers={name: mask(value) for name, value in headers.items()},
             headers_truncated=clipped,
             body=body.encode()[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
-            body_truncated=len(self.body) > STORED_BODY_BYTES or not self.complete,
+            body_truncated=len(self.body) > STORED_BODY_BYTES or not self.complete or self.undecodable,
         )
 
     def _stored_headers(self) -> tuple[dict[str, str], bool]:
@@ -120,9 +123,12 @@ class WebhookPoster:
         async with stream as resp:
             chunks: list[bytes] = []
             size = 0
-            async for chunk in resp.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    return Exchange(resp.status_code, resp.headers, b"".join(chunks)[:MAX_RESPONSE_BYTES], False)
+            try:
+                async for chunk in resp.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        return Exchange(resp.status_code, resp.headers, b"".join(chunks)[:MAX_RESPONSE_BYTES], False)
+            except httpx.DecodingError:  # an answer came, its body unreadable: not "no response"
+                return Exchange(resp.status_code, resp.headers, b"", complete=True, undecodable=True)
             return Exchange(resp.status_code, resp.headers, b"".join(chunks), True)

@@ -107,7 +107,8 @@ class RawReceiver:
     - `/trickle`: complete headers announcing 100 bytes, then one every 0.5 s (each read is quick,
       the whole answer takes 50 s);
     - `/switching`: 101 Switching Protocols, an upgrade the POST did not ask for;
-    - `/garbled`: a status line that is not HTTP.
+    - `/garbled`: a status line that is not HTTP;
+    - `/badgzip`: 200 JSON whose body is not the gzip its Content-Encoding says.
     """
 
     def __init__(self, huge_bytes: int = 200 * 1024 * 1024) -> None:
@@ -176,6 +177,12 @@ class RawReceiver:
                 writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
                 await writer.drain()
                 await asyncio.wait_for(reader.read(), 60)
+            elif path == "/badgzip":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: 10\r\n\r\nnot gzip!!"
+                )
+                await writer.drain()
             elif path == "/garbled":
                 writer.write(b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()

@@ -29,6 +29,7 @@ EXPECTED_ERRORS = {
     "/trickle": "Endpoint unreachable: no complete response within 2s",
     "/switching": "Endpoint unreachable: the receiver answered 101 Switching Protocols",
     "/garbled": "Endpoint unreachable: the receiver's answer is not valid HTTP/1.1 (illegal status line",
+    "/badgzip": "HTTP response must be in JSON format. Please Retry",  # an answer came: a 200
 }
 MEMORY_GROWTH_LIMIT_KIB = 100 * 1024
 
@@ -115,6 +116,8 @@ async def test_bad_receivers_fail_cleanly_in_bounded_time_and_memory(tmp_path):
             assert exchange.closed_at is not None, (path, exchange)
             assert exchange.closed_at - exchange.opened_at < HTTP_TIMEOUT + 3, (path, exchange)
 
+    undecodable = records[bad["/badgzip"][0]].response
+    assert undecodable is not None and (undecodable.status_code, undecodable.body_truncated) == (200, True)
     # The huge body was not read to its end: the worker hung up after its 1 MiB cap.
     huge = raw.exchanges_to(raw.url("/huge"))
     assert max(e.body_bytes_sent for e in huge) < raw.huge_bytes // 4, [e.body_bytes_sent for e in huge]
