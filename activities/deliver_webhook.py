@@ -143,6 +143,7 @@ class DeliveryActivities:
                 if endpoint is None:
                     await self._release(attempt, progress.ordered)
                     message = f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped"
+                    await self._notify_failure(attempt, progress.last, stopped=message)
                     raise _stop(message, ENDPOINT_DELETED, progress.last)
                 ordered = is_ordered(endpoint, attempt)
                 if endpoint.disabled and attempt.skip_if_disabled:
@@ -249,20 +250,22 @@ class DeliveryActivities:
         heartbeats.send()  # the POST is recorded before a wait on the registry
         await registry.record_outcome(outcome)
 
-    async def _notify_failure(self, attempt: AttemptInput, last: AttemptRecord) -> None:
-        """A delivery that ended failed raises DELIVERY_FAILED, with the body it sent."""
-        if last.succeeded or not attempt.notify_failure:
+    async def _notify_failure(self, attempt: AttemptInput, last: AttemptRecord | None, stopped: str = "") -> None:
+        """A delivery that ended failed raises DELIVERY_FAILED, with the body it sent: after its
+        last POST, or `stopped` without one more (its endpoint was deleted)."""
+        if not attempt.notify_failure or (not stopped and (last is None or last.succeeded)):
             return
-        assert last.error is not None
+        error = stopped or (last.error if last else None)
+        assert error is not None
         notice = failed_delivery_notice(
             delivery_id=attempt.delivery_id,
             endpoint_id=attempt.endpoint_id,
-            endpoint_url=last.request.url,
+            endpoint_url=last.request.url if last else attempt.endpoint_url or "",
             order_id=str(json.loads(attempt.body).get("OrderID", "")),
-            error=last.error,
-            retries=last.number - 1,
+            error=error,
+            retries=last.number - 1 if last else 0,
             body=attempt.body,
-            date=int(last.started_at.timestamp()),
+            date=int((datetime.now(UTC) if stopped or last is None else last.started_at).timestamp()),
         )
         await self._notices(attempt.account).raise_notice(notice)
 

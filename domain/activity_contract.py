@@ -71,12 +71,15 @@ class AttemptInput(BaseModel):
     body: str
     # POSTs this delivery may make: 1 + the endpoint's retries when enabled.
     max_attempts: Annotated[int, Field(validation_alias=AliasChoices("max_attempts", "max_posts"))]
-    skip_if_disabled: bool = True  # events are; tests and re-runs, asked for by a person, are not
+    skip_if_disabled: bool = True  # events and their re-runs are; tests and first connections are not
     registry_version: int | None = None  # see DeliveryInput
     # Set for an event's own delivery: the order it queues behind on a FIFO endpoint.
     order_id: str | None = None
     # Whether ending failed raises DELIVERY_FAILED: not for tests (nor their re-runs), nor for a notice.
     notify_failure: bool = False
+    # The URL the delivery was started for: DELIVERY_FAILED names it when the endpoint was
+    # deleted before any POST (None in inputs from before the field).
+    endpoint_url: str | None = None
     # A delivery's retries run as a second activity (behind first attempts): what the first
     # one had done, and how many runs it took.
     resume: AttemptProgress | None = None

@@ -96,6 +96,7 @@ class DeliveryWorkflow:
             order_id=order_fields(delivery.event)[0] if delivery.kind == DeliveryKind.EVENT else None,
             notify_failure=(delivery.rerun_of_kind or delivery.kind) in RAISES_NOTICES
             and delivery.event.event not in OPERATIONAL_EVENTS,
+            endpoint_url=delivery.endpoint_url,
         )
         attempt: AttemptRecord | None
         error: str | None = None

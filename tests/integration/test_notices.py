@@ -146,3 +146,33 @@ async def _ids(api: httpx.AsyncClient, **params: str) -> list[str]:
 
 async def _bodies(receiver: Receiver, url: str, event: str) -> list[dict[str, Any]]:
     return bodies(receiver, url, event)
+
+
+async def test_a_delivery_stopped_because_its_endpoint_was_deleted_is_announced(client, settings, receiver):
+    """It ends failed (CONTRACT §1: its pending retries stop), so DELIVERY_FAILED goes out (§11)."""
+    deleted_url = receiver.url(OK, error(503, **{"retry-after": "2"}))
+    watcher = receiver.url(OK)
+    async with stack(client, settings) as api:
+        source = await ready_endpoint(api, client, deleted_url, retry={"enabled": True, "max_retries": 10})
+        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        [stopped_id] = await post_events(api, 1)
+        await receiver.wait_for(deleted_url, 2)  # its first attempt failed; a retry waits 2 s
+        assert (await api.delete(f"/v1/endpoints/{source['id']}")).status_code == 204
+        stopped = await delivery_outcome(client, stopped_id)
+        [notice] = await eventually(
+            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
+        )
+
+    assert (stopped.result, stopped.error) == ("failed", f"Endpoint {source['id']} was deleted: delivery stopped")
+    sent = json.loads(receiver.requests(deleted_url)[-1].body)
+    assert notice == {
+        "Event": "DELIVERY_FAILED",
+        "DeliveryID": stopped_id,
+        "EndpointID": source["id"],
+        "EndpointURL": deleted_url,
+        "OrderID": sent["OrderID"],
+        "Error": stopped.error,
+        "Retries": 0,
+        "date": notice["date"],
+        "Payload": sent,
+    }
