@@ -62,7 +62,7 @@ class BasicAuth(_Model):
 
 
 class RetrySettings(_Model):
-    enabled: bool = False
+    enabled: Annotated[bool, Field(strict=True)] = False
     max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES, strict=True)] = 0
 
     @property
@@ -112,7 +112,7 @@ class EndpointSpec(_Model):
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] = ""
     # A disabled endpoint's events are recorded as skipped; PATCH false to re-enable.
-    disabled: bool = False
+    disabled: Annotated[bool, Field(strict=True)] = False
     rate_limit: RateLimit | None = None
     ordering: Ordering = Ordering.NONE
 
@@ -131,7 +131,7 @@ class EndpointPatch(_Model):
     retry: RetrySettings | None = None
     custom_header: CustomHeader | None = None
     description: Annotated[str, Field(max_length=1024)] | None = None
-    disabled: bool | None = None
+    disabled: Annotated[bool, Field(strict=True)] | None = None
     rate_limit: RateLimit | None = None
     ordering: Ordering | None = None
 

@@ -14,9 +14,10 @@ from domain.validation import AbsoluteHttpUrl, check_printable
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 # Seconds since 1970, up to the last second of year 9999.
-EpochSeconds = Annotated[int, Field(ge=0, le=253402300799)]
+# Strict: "1622152900" is text, not a moment (lax pydantic would take it, and "1" for a flag).
+EpochSeconds = Annotated[int, Field(ge=0, le=253402300799, strict=True)]
 # A carrier's tracking status code (ShippyPro's are small numbers: the seed's is 6).
-TrackingCode = Annotated[int, Field(ge=0, le=9999)]
+TrackingCode = Annotated[int, Field(ge=0, le=9999, strict=True)]
 ShortText = Annotated[str, Field(max_length=256)]
 
 
@@ -68,7 +69,7 @@ class Order(StrictModel):
     external_link: Annotated[str, Field(max_length=2048)] = ""
     from_address: Address = Address()
     to_address: Address = Address()
-    is_return: bool = False
+    is_return: Annotated[bool, Field(strict=True)] = False
 
 
 # The order's fields the delivery log indexes (search attributes) and filters on.
@@ -111,7 +112,7 @@ class Tracking(StrictModel):
     code: TrackingCode
     est_delivery_date: EpochSeconds = 0
     first_status_date: EpochSeconds = 0
-    late: bool = False
+    late: Annotated[bool, Field(strict=True)] = False
 
 
 class _EventBase(StrictModel):

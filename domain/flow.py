@@ -56,7 +56,7 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_second: Annotated[float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False)]
+    per_second: Annotated[float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False, strict=True)]
 
     @property
     def burst(self) -> int:
@@ -87,7 +87,7 @@ class RateLimitRequest(RateLimit):
     """A rate limit as the API accepts it today (see EndpointRequest): at least one POST a day."""
 
     per_second: Annotated[
-        float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False), AfterValidator(_at_least_one_a_day)
+        float, Field(gt=0, le=MAX_PER_SECOND, allow_inf_nan=False, strict=True), AfterValidator(_at_least_one_a_day)
     ]
 
 

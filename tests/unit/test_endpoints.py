@@ -371,3 +371,19 @@ def test_the_masked_view_of_an_endpoint_without_secrets_shows_nulls() -> None:
     endpoint = Endpoint.model_validate(MINIMAL | {"id": "ep_2", "created_at": NOW, "updated_at": NOW})
     view = endpoint.masked()
     assert view.auth is None and view.custom_header is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"retry": {"enabled": "off", "max_retries": 2}},
+        {"retry": {"enabled": 1, "max_retries": 2}},
+        {"disabled": "false"},
+        {"rate_limit": {"per_second": "5"}},
+    ],
+)
+def test_flags_and_rates_are_taken_as_json_types_not_as_text(change: dict[str, Any]) -> None:
+    """`"off"` read as false would turn retries off without a word: refused, naming the field."""
+    [problem] = rejected(MINIMAL | change, EndpointRequest)
+    field = next(iter(change))
+    assert problem["field"].startswith(field)

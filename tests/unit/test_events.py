@@ -218,3 +218,21 @@ def test_the_fingerprint_does_not_depend_on_key_order_or_spelled_out_defaults() 
     explicit = copy.deepcopy(SHIPPED)
     explicit["order"] |= {"marketplace_id": "0", "is_return": False, "from_address": {"company": "", "country": ""}}
     assert _fingerprint(explicit) == _fingerprint(SHIPPED)
+
+
+@pytest.mark.parametrize(
+    ("part", "name", "text"),
+    [
+        ("error", "date", "1622152900"),
+        ("order", "is_return", "true"),
+        ("order", "is_return", 1),
+        ("tracking", "late", "0"),
+        ("tracking", "code", "6"),
+    ],
+)
+def test_numbers_and_flags_are_taken_as_json_types_not_as_text(part: str, name: str, text: Any) -> None:
+    """Lax parsing would read "1622152900" as a date and 1 or "true" as a flag: refused instead,
+    as `retry.max_retries` always was, naming the field."""
+    data = copy.deepcopy(ERROR if part == "error" else CONTRACT_EVENT)
+    data[part] = data[part] | {name: text}
+    assert rejected_fields(data) == {f"{part}.{name}"}
