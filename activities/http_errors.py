@@ -25,6 +25,8 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
         if isinstance(root, OSError) and root.errno:
             return f"could not connect ({os.strerror(root.errno)})"
         return f"could not connect ({exc or root})"
+    if isinstance(exc, httpx.RemoteProtocolError) and _TOO_LONG in str(exc):
+        return "the receiver's response headers are larger than the worker reads (about 100 KiB)"
     if isinstance(exc, httpx.RemoteProtocolError) and _SWITCHED in str(exc):
         return "the receiver answered 101 Switching Protocols, an upgrade the POST did not ask for"
     if isinstance(exc, httpx.RemoteProtocolError) and not any(word in str(exc) for word in _CLOSED):
@@ -43,6 +45,8 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
 # a 101 answer, which it refuses as an upgrade nobody proposed.
 _CLOSED = ("disconnected", "closed")
 _SWITCHED = "_SWITCH_UPGRADE"
+# h11's words for a response head beyond its buffer (httpcore's h11 default, 100 KiB).
+_TOO_LONG = "Receive buffer too long"
 # A malformed status line or header is quoted in h11's message: enough of it to recognise.
 _QUOTED_CHARS = 200
 

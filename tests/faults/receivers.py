@@ -108,7 +108,8 @@ class RawReceiver:
       the whole answer takes 50 s);
     - `/switching`: 101 Switching Protocols, an upgrade the POST did not ask for;
     - `/garbled`: a status line that is not HTTP;
-    - `/badgzip`: 200 JSON whose body is not the gzip its Content-Encoding says.
+    - `/badgzip`: 200 JSON whose body is not the gzip its Content-Encoding says;
+    - `/hugeheaders`: 200 JSON with 200 KB of headers.
     """
 
     def __init__(self, huge_bytes: int = 200 * 1024 * 1024) -> None:
@@ -177,6 +178,10 @@ class RawReceiver:
                 writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
                 await writer.drain()
                 await asyncio.wait_for(reader.read(), 60)
+            elif path == "/hugeheaders":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Huge: " + b"h" * 200_000)
+                writer.write(b"\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
             elif path == "/badgzip":
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"

@@ -30,6 +30,7 @@ EXPECTED_ERRORS = {
     "/switching": "Endpoint unreachable: the receiver answered 101 Switching Protocols",
     "/garbled": "Endpoint unreachable: the receiver's answer is not valid HTTP/1.1 (illegal status line",
     "/badgzip": "HTTP response must be in JSON format. Please Retry",  # an answer came: a 200
+    "/hugeheaders": "Endpoint unreachable: the receiver's response headers are larger than the worker reads",
 }
 MEMORY_GROWTH_LIMIT_KIB = 100 * 1024
 
