@@ -352,9 +352,11 @@ async def test_bounds_before_the_log_retention_are_422_naming_them(api):
 async def test_an_order_id_with_quotes_cannot_change_the_query(api, client, receiver):
     # A delivery the injected clause would match (such quotes are refused in events' order ids).
     await create_endpoint(api, receiver.url(), events=["TRACKING_UPDATE"])
-    await _settled(client, await post_event(api, tracking_event(order_id="x-1")))
+    [delivered] = await _settled(client, await post_event(api, tracking_event(order_id="x-1")))
+    await eventually(lambda: list_ids(api, order_id="x-1"), lambda ids: ids == [delivered])
 
-    response = await api.get("/v1/deliveries", params={"order_id": 'nope" OR WebhookResult != "none'})
+    # Unquoted, this clause would list every delivery of the account.
+    response = await api.get("/v1/deliveries", params={"order_id": 'nope" OR WebhookEndpointId != "none'})
 
     assert response.status_code == 200
     assert response.json()["data"] == []
