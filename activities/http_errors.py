@@ -25,26 +25,28 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
         if isinstance(root, OSError) and root.errno:
             return f"could not connect ({os.strerror(root.errno)})"
         return f"could not connect ({exc or root})"
-    if isinstance(exc, httpx.RemoteProtocolError) and _TOO_LONG in str(exc):
+    message = str(exc)
+    if isinstance(exc, httpx.RemoteProtocolError) and message.startswith(_TOO_LONG):
         return "the receiver's response headers are larger than the worker reads (about 100 KiB)"
-    if isinstance(exc, httpx.RemoteProtocolError) and _SWITCHED in str(exc):
+    if isinstance(exc, httpx.RemoteProtocolError) and message.startswith(_SWITCHED):
         return "the receiver answered 101 Switching Protocols, an upgrade the POST did not ask for"
-    if isinstance(exc, httpx.RemoteProtocolError) and not any(word in str(exc) for word in _CLOSED):
-        return f"the receiver's answer is not valid HTTP/1.1 ({_clipped(str(exc))})"
+    if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
+        return f"the receiver's answer is not valid HTTP/1.1 ({_clipped(message)})"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
-        detail = f" ({exc})" if str(exc) else ""
+        detail = f" ({_clipped(message)})" if message else ""
         # Such a POST is not sent again (the receiver may have read it); naming the kept-alive
         # connection tells its owner where to look: an idle timeout shorter than the worker's.
         reused = ", on a connection kept alive from an earlier POST" if kept_alive else ""
         return f"connection closed by the receiver before any response{detail}{reused}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {_clipped(message)}" if message else type(exc).__name__
 
 
-# How h11 words the end of a connection (anything else it raises is a malformed answer), and
-# a 101 answer, which it refuses as an upgrade nobody proposed.
-_CLOSED = ("disconnected", "closed")
-_SWITCHED = "_SWITCH_UPGRADE"
+# How httpcore and h11 begin their words for the end of a connection (anything else h11 raises
+# is a malformed answer: its words quote the receiver's bytes, so only their start is read),
+# and for a 101 answer, which h11 refuses as an upgrade nobody proposed.
+_CLOSED = ("Server disconnected", "peer closed connection")
+_SWITCHED = "Received server _SWITCH_UPGRADE"
 # h11's words for a response head beyond its buffer (httpcore's h11 default, 100 KiB).
 _TOO_LONG = "Receive buffer too long"
 # A malformed status line or header is quoted in h11's message: enough of it to recognise.

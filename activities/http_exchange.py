@@ -44,27 +44,29 @@ class Exchange:
 
     def record(self, mask: Callable[[str], str]) -> HttpResponseRecord:
         """The answer as the delivery log keeps it: its headers and the first STORED_BODY_BYTES
-        of its body, each passed through `mask` first."""
-        headers, clipped = self._stored_headers()
-        body = mask(self.body.decode("utf-8", errors="replace"))
+        of its body, each passed through `mask` before it is cut (a cut could split a secret)."""
+        headers, clipped = self._stored_headers(mask)
+        body = mask(self.body.decode("utf-8", errors="replace")).encode()
         return HttpResponseRecord(
             status_code=self.status_code,
             status_text=status_text(self.status_code),
-            headers={name: mask(value) for name, value in headers.items()},
+            headers=headers,
             headers_truncated=clipped,
-            body=body.encode()[:STORED_BODY_BYTES].decode("utf-8", errors="replace"),
-            body_truncated=len(self.body) > STORED_BODY_BYTES or not self.complete or self.undecodable,
+            body=body[:STORED_BODY_BYTES].decode("utf-8", errors="ignore"),  # a character cut in two goes
+            body_truncated=len(body) > STORED_BODY_BYTES or not self.complete or self.undecodable,
         )
 
-    def _stored_headers(self) -> tuple[dict[str, str], bool]:
+    def _stored_headers(self, mask: Callable[[str], str]) -> tuple[dict[str, str], bool]:
         """The headers the log keeps, one value a name (a repeated header's values joined as
-        HTTP allows), and whether any was clipped or left out."""
+        HTTP allows), masked, and whether any was clipped or left out. The content type, which
+        judges the answer, is shown as it came."""
         flat: dict[str, str] = {}
         for name, value in self.headers.multi_items():
             flat[name] = f"{flat[name]}, {value}" if name in flat else value
         kept: dict[str, str] = {}
         size, clipped = 0, False
         for name, value in flat.items():
+            value = value if name.lower() == "content-type" else mask(value)
             if len(value) > STORED_HEADER_VALUE_CHARS:
                 value, clipped = value[:STORED_HEADER_VALUE_CHARS] + "…", True
             size += len(name) + len(value)
@@ -85,6 +87,11 @@ class PhaseTimer:
     @property
     def connected(self) -> bool:
         return "connection.connect_tcp.started" in self._at
+
+    @property
+    def sending(self) -> bool:
+        """The request began to go out: from then on the receiver may have it."""
+        return "http11.send_request_headers.started" in self._at
 
     @property
     def answered(self) -> bool:

@@ -108,10 +108,17 @@ def masked_headers(endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str
     return {name: (MASK if name.lower() in secret_names else value) for name, value in headers.items()}
 
 
+# A credential at least this long is masked wherever it appears in an answer; a shorter one
+# only where it stands whole (a header value, a JSON string), or masking it would garble the
+# answer ("1" in every number) and show where it was.
+MASKED_ANYWHERE_CHARS = 8
+
+
 def echoed_credentials(endpoint: Endpoint, headers: dict[str, str]) -> list[str]:
     """The credentials `headers` carry, as a receiver echoing its request (httpbin's /anything,
-    many test receivers) would show them in its answer: whole, as their parts, JSON-escaped.
-    Longest first, so a mask covers the whole of one before a part of it."""
+    many test receivers) would show them in its answer: whole, as their parts (an Authorization
+    value's token, and a Basic token's `user:password` and password), JSON-escaped. Longest
+    first, so a mask covers the whole of one before a part of it."""
     secret_names = {"authorization"} | ({endpoint.custom_header.key.lower()} if endpoint.custom_header else set())
     found: set[str] = set()
     for name, value in headers.items():
@@ -119,17 +126,24 @@ def echoed_credentials(endpoint: Endpoint, headers: dict[str, str]) -> list[str]
             continue
         found.add(value)
         scheme, _, token = value.partition(" ")
-        if name.lower() == "authorization" and scheme == "Basic" and token:
+        if name.lower() == "authorization" and token:  # Basic, Bearer or any scheme
             found.add(token)
-            with contextlib.suppress(ValueError):
-                user_and_password = base64.b64decode(token).decode()
-                found.update({user_and_password, user_and_password.partition(":")[2]})
+            if scheme == "Basic":
+                with contextlib.suppress(ValueError):
+                    user_and_password = base64.b64decode(token).decode()
+                    found.update({user_and_password, user_and_password.partition(":")[2]})
     found |= {json.dumps(secret)[1:-1] for secret in found}
     return sorted((secret for secret in found if secret), key=len, reverse=True)
 
 
 def mask_echoes(text: str, credentials: list[str]) -> str:
-    """`text` with every credential the request carried replaced by the log's mask."""
+    """`text` with every credential the request carried replaced by the log's mask: a long one
+    wherever it is, a short one where it is the whole text or a whole JSON string."""
     for secret in credentials:
-        text = text.replace(secret, MASK)
+        if text == secret:
+            return MASK
+        if len(secret) >= MASKED_ANYWHERE_CHARS:
+            text = text.replace(secret, MASK)
+        else:
+            text = text.replace(f'"{secret}"', f'"{MASK}"')
     return text

@@ -317,3 +317,20 @@ def test_credentials_a_receiver_echoes_are_masked_whole_and_in_parts() -> None:
     }
     plain = _endpoint(auth=None, custom_header=None)
     assert echoed_credentials(plain, request_headers(plain, REVEAL, "msg_42", "{}", NOW)) == []
+
+
+def test_a_bearer_token_in_a_custom_authorization_header_is_masked_alone_too() -> None:
+    endpoint = _endpoint(auth=None, custom_header={"key": "Authorization", "value": "Bearer tok_abcdef123"})
+    sent = request_headers(endpoint, REVEAL, "msg_42", "{}", NOW)
+    echoed = '{"error": "token tok_abcdef123 expired"}'
+    assert mask_echoes(echoed, echoed_credentials(endpoint, sent)) == '{"error": "token ******** expired"}'
+
+
+def test_a_short_credential_is_masked_only_where_it_stands_whole() -> None:
+    """Masking "1" everywhere would garble every number and show where the password was."""
+    endpoint = _endpoint(auth={"username": "u", "password": BOX.seal("1", "shop-a", "auth.password")})
+    credentials = echoed_credentials(endpoint, request_headers(endpoint, REVEAL, "msg_42", "{}", NOW))
+    assert mask_echoes('{"order": 12345, "ok": 1, "password": "1"}', credentials) == (
+        '{"order": 12345, "ok": 1, "password": "********"}'
+    )
+    assert mask_echoes("1", credentials) == "********"

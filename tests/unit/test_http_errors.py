@@ -1,0 +1,24 @@
+"""Why no answer came, in words: told from httpcore's and h11's own words, never the receiver's."""
+
+from __future__ import annotations
+
+import httpx
+
+from activities.http_errors import describe
+
+
+def test_a_malformed_answer_quoting_the_word_closed_is_not_a_closed_connection() -> None:
+    exc = httpx.RemoteProtocolError("illegal header line: bytearray(b'X: closed\\x00')")
+    assert describe(exc, 5).startswith("the receiver's answer is not valid HTTP/1.1 (illegal header line")
+
+
+def test_what_a_receiver_sends_is_quoted_at_most_200_characters() -> None:
+    exc = httpx.RemoteProtocolError("illegal status line: " + "x" * 100_000)
+    assert len(describe(exc, 5)) < 300
+
+
+def test_a_connection_closed_before_an_answer_is_said_so() -> None:
+    for message in ("Server disconnected without sending a response.", ""):
+        described = describe(httpx.RemoteProtocolError(message), 5, kept_alive=True)
+        assert described.startswith("connection closed by the receiver before any response")
+        assert described.endswith("on a connection kept alive from an earlier POST")
