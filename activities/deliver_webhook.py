@@ -336,9 +336,10 @@ class DeliveryActivities:
                 retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
         except httpx.LocalProtocolError:
             # h11 refused to send the request (never echo its message: it quotes the header).
-            # Only the custom header's value can cause it: a value stored before the API refused
-            # a leading or trailing space or tab. No retry can mend it.
-            error, final_type = INVALID_HEADER_ERROR, INVALID_ENDPOINT_HEADER
+            # The custom header's value is what can cause it: a value stored before the API
+            # refused a leading or trailing space or tab. No retry can mend it.
+            error = INVALID_HEADER_ERROR if endpoint.custom_header else "The request is not valid HTTP: not sent"
+            final_type = INVALID_ENDPOINT_HEADER
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected))
         except TimeoutError:
@@ -352,8 +353,10 @@ class DeliveryActivities:
             # What httpx's URL parser or a resolver refuses beyond our rules, should they ever be stricter.
             error, final_type = "Endpoint URL is invalid: its host is not a valid DNS name", INVALID_ENDPOINT_URL
         except Exception as exc:
-            # A fault of this worker's: the POST may have gone out, so it counts, and the delivery
-            # ends within its retries. Its message is not kept: it might quote what was sent.
+            if not timer.sending:
+                raise  # nothing went out: the run is interrupted, and no POST is counted
+            # A fault of this worker's once the POST began: it counts, and the delivery ends
+            # within its retries. Its message is not kept: it might quote what was sent.
             where = traceback.extract_tb(exc.__traceback__)[-1]
             activity.logger.error(
                 "POST %s: %s at %s:%d", attempt.delivery_id, type(exc).__name__, where.filename, where.lineno

@@ -17,6 +17,7 @@ class Reply:
     body: bytes = b'{"received": true}'
     headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
     delay: float = 0.0
+    answer_when: asyncio.Event | None = None  # the answer waits for the test to set it
 
 
 OK = Reply()
@@ -89,6 +90,8 @@ class Receiver:
             self._arrived.notify_all()
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.answer_when is not None:
+            await reply.answer_when.wait()
         raw_headers = [(k.encode(), v.encode()) for k, v in reply.headers]
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": reply.body})

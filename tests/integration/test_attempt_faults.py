@@ -44,6 +44,7 @@ async def test_a_retry_after_beyond_any_date_is_ignored_and_the_retry_counted(ap
 
     assert (record.result, record.retry) == ("success", 1)
     assert [a.response.status_code for a in record.attempts if a.response] == [503, 200]
+    assert record.attempts[0].error == "HTTP response code is 503 (Service Unavailable), it must be 200"
     assert len(receiver.requests(url)) == 3
 
 

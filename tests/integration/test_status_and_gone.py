@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -88,29 +89,31 @@ async def _endpoint(api: httpx.AsyncClient, endpoint_id: str) -> dict[str, Any]:
     return found
 
 
-# Long enough that the URL is edited while the old receiver is still answering, and within
-# the tests' HTTP timeout (2 s).
-ANSWERS_AFTER_SECONDS = 1.5
+# The old receiver holds its answer until the URL is edited: the POST must not time out first.
+HELD_ANSWER_TIMEOUT = 30.0
 
 
 async def _moved_while_answering(
     api: httpx.AsyncClient, client: Client, receiver: Receiver, answer: Reply
 ) -> tuple[str, dict[str, Any]]:
-    """An endpoint whose URL is edited while its old receiver is answering a delivery with
-    `answer`: that delivery's id, and the new receiver's URL."""
-    old, new = receiver.url(OK, dataclasses.replace(answer, delay=ANSWERS_AFTER_SECONDS)), receiver.url(OK)
+    """An endpoint whose URL is edited while its old receiver holds a delivery's POST: that
+    receiver answers `answer` once the edit has returned. The delivery's id, and the endpoint."""
+    edited = asyncio.Event()
+    old, new = receiver.url(OK, dataclasses.replace(answer, answer_when=edited)), receiver.url(OK)
     endpoint = await ready_endpoint(api, client, old, retry={"enabled": True, "max_retries": 1})
     [delivery_id] = await post_events(api, 1)
-    await receiver.wait_for(old, 2)  # the POST is at the old receiver, its answer not yet sent
+    await receiver.wait_for(old, 2)  # the POST is at the old receiver, its answer held
     moved = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"url": new})
     assert moved.status_code == 200, moved.text
+    edited.set()
     return delivery_id, moved.json() | {"new_url": new}
 
 
 async def test_an_old_receivers_410_after_a_url_edit_leaves_the_new_one_enabled(client, settings, receiver):
-    async with stack(client, settings) as api:
+    async with stack(client, settings, http_timeout=HELD_ANSWER_TIMEOUT) as api:
         delivery_id, endpoint = await _moved_while_answering(api, client, receiver, error(410))
-        assert (await delivery_outcome(client, delivery_id)).result == "failed"  # its 410 was the old receiver's
+        ended = await delivery_outcome(client, delivery_id)
+        assert (ended.result, ended.response and ended.response.status_code) == ("failed", 410)  # the old one's
         # An edit after the delivery ended: the registry has handled the report sent before it.
         shown = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "moved"})
         assert (shown.json()["disabled"], shown.json()["disabled_reason"]) == (False, None)
@@ -120,16 +123,17 @@ async def test_an_old_receivers_410_after_a_url_edit_leaves_the_new_one_enabled(
 
 
 async def test_an_old_receivers_pause_after_a_url_edit_does_not_hold_the_new_one(client, settings, receiver):
-    async with stack(client, settings) as api:
+    async with stack(client, settings, http_timeout=HELD_ANSWER_TIMEOUT) as api:
         delivery_id, endpoint = await _moved_while_answering(
             api, client, receiver, error(503, **{"retry-after": "3600"})
         )
         # The first attempt recorded: its pause was reported to the registry before.
-        await eventually(
+        shown = await eventually(
             lambda: api.get(f"/v1/deliveries/{delivery_id}"),
             lambda answer: len(answer.json()["attempts"]) == 1,
             what="the old receiver's 503",
         )
+        assert shown.json()["attempts"][0]["response"]["status_code"] == 503
         shown = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "moved"})
         assert shown.json()["throttled_until"] is None
         [later] = await post_events(api, 1)
