@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.deliver_webhook import DeliveryActivities
-from activities.http_exchange import WebhookPoster
+from activities.http_exchange import Exchange, PhaseTimer, WebhookPoster
 from domain.activity_contract import (
     ATTEMPT_INTERRUPTED,
     DELIVERY_FAILED,
@@ -86,9 +86,11 @@ class ReportsTaken(OneEndpoint):
         self.outcomes.append(outcome)
 
 
-def _activities(pooled: httpx.AsyncClient, registry: RegistryDown) -> DeliveryActivities:
+def _activities(
+    pooled: httpx.AsyncClient, registry: RegistryDown, poster: WebhookPoster | None = None
+) -> DeliveryActivities:
     return DeliveryActivities(
-        poster=WebhookPoster(pooled),
+        poster=poster or WebhookPoster(pooled),
         endpoints=lambda _account: registry,
         schedules=lambda _account: NoFlowControl(),  # type: ignore[arg-type,return-value]
         notices=_unused,
@@ -216,3 +218,37 @@ async def test_a_run_interrupted_after_a_failed_post_keeps_the_receivers_retry_a
     assert len(receiver.requests(url)) == 1
     # The next POST waits for what the receiver asked, though the pause was not recorded.
     assert interrupted.value.next_retry_delay == timedelta(seconds=30)
+
+
+class FaultyPoster(WebhookPoster):
+    """A worker fault: raised before the POST goes out, or after its answer came."""
+
+    def __init__(self, http: httpx.AsyncClient, after_answer: bool) -> None:
+        super().__init__(http)
+        self._after_answer = after_answer
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
+        if self._after_answer:
+            await super().post(url, body, headers, timer)
+        raise RuntimeError("a message quoting pw-Secret-77")
+
+
+@pytest.mark.parametrize("after_answer", [False, True])
+async def test_a_worker_fault_is_an_attempt_only_once_the_post_went_out(after_answer: bool) -> None:
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
+        receiver.base_url = server.url
+        url = receiver.url()
+        activities = _activities(http, OneEndpoint(_endpoint(url=url)), FaultyPoster(http, after_answer))
+        with pytest.raises(ApplicationError) as ended:
+            await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
+
+    assert "pw-Secret-77" not in str(ended.value.details)
+    if after_answer:  # counted: the delivery ends within its retries, whatever the worker's fault
+        assert (ended.value.type, len(receiver.requests(url))) == (DELIVERY_FAILED, 1)
+        assert (
+            ended.value.message == "The attempt failed in the worker (RuntimeError); the endpoint may have received it"
+        )
+    else:  # nothing went out: retried, no POST counted
+        assert (ended.value.type, len(receiver.requests(url))) == (ATTEMPT_INTERRUPTED, 0)
+        assert AttemptProgress.model_validate(ended.value.details[0]).attempts == 1  # as resumed
