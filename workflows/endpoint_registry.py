@@ -7,6 +7,7 @@ the API always sees the latest accepted state.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from pydantic import ValidationError
@@ -48,6 +49,11 @@ MAX_ENDPOINTS_PER_ACCOUNT = 100
 
 # Patches of EndpointRegistryWorkflow's commands since v0.2.0 (see README, "Releasing").
 ENDPOINT_DISABLED_NOTICE = "endpoint-disabled-notice"
+# A create answers in the workflow task that accepts it; its first connection starts beside
+# it. Awaiting the child's start made the answer wait for the next task, and a task that timed
+# out under load then left the worker's order of answers unlike replay's: the registry failed
+# every task after it (an SDK fault), and its account could change nothing.
+CREATES_END_WHERE_ACCEPTED = "creates-end-where-accepted"
 # A report that changes no endpoint leaves the version, so readers keep their snapshots.
 UNCHANGED_REPORTS_KEEP_VERSION = "unchanged-reports-keep-version"
 # A report from the URL an endpoint had before an edit is not about its receiver now, and a
@@ -106,12 +112,17 @@ class EndpointRegistryWorkflow:
         self._account = state.account
         self._endpoints: dict[str, Endpoint] = dict(state.endpoints)
         self._version = state.version
+        self._starting: set[asyncio.Task[None]] = set()  # first connections not yet started
 
     @workflow.run
     async def run(self, state: RegistryState) -> None:
         # Lives as long as the account; continue-as-new keeps its history short.
         await workflow.wait_condition(
-            lambda: workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
+            lambda: (
+                workflow.info().is_continue_as_new_suggested()
+                and workflow.all_handlers_finished()
+                and not self._starting
+            )
         )
         workflow.continue_as_new(
             RegistryState(account=self._account, endpoints=self._endpoints, version=self._version),
@@ -149,7 +160,7 @@ class EndpointRegistryWorkflow:
         self._endpoints[endpoint_id] = endpoint
         self._changed()
         # First connection: a new endpoint always receives an ORDER_SHIPPED sample.
-        await start_delivery_child(
+        first_connection = start_delivery_child(
             DeliveryInput(
                 delivery_id=first_connection_id(endpoint_id),
                 kind=DeliveryKind.FIRST_CONNECTION,
@@ -160,6 +171,12 @@ class EndpointRegistryWorkflow:
                 max_attempts=endpoint.retry.max_attempts,
             )
         )
+        if workflow.patched(CREATES_END_WHERE_ACCEPTED):
+            starting = asyncio.create_task(first_connection)
+            self._starting.add(starting)
+            starting.add_done_callback(self._starting.discard)
+        else:
+            await first_connection
         return endpoint.masked()
 
     @create_endpoint.validator
