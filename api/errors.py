@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import get_destination_check, get_settings
 from domain.problems import field_errors
@@ -210,4 +210,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
         log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            # A limit, not an outage: most often the 10 changes one account's endpoints may have
+            # in flight at once (Temporal's limit on a workflow's concurrent updates).
+            busy = "Temporal is busy (a limit on requests at once was reached): retry in a second"
+            return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, busy, [], headers={"Retry-After": "1"})
         return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is unavailable, try again", [])
