@@ -241,7 +241,9 @@ export async function endpointForm(id) {
       rate_limit: perSecond.value === "" ? null : { per_second: Number(perSecond.value) },
       ordering: ordering.value,
     };
-    if (endpoint) body.disabled = !active.checked;
+    // Only a status the merchant changed is sent: one the service set meanwhile (a 410, the
+    // health rule) is not undone by saving another field.
+    if (endpoint && active.checked === endpoint.disabled) body.disabled = !active.checked;
     const problems = [];
     const changes = {
       auth: maskedChange(

@@ -227,3 +227,27 @@ async def test_the_list_shows_how_each_webhook_is_signed(
     await expect(cell(ed25519_signed)).to_have_text("Ed25519 (v1a)")
     await expect(cell(ed25519_signed).locator("span")).to_have_attribute("title", key["public_key"])
     await page.screenshot(path=artifacts / "endpoints-signing.png", full_page=True)
+
+
+async def test_saving_an_edit_keeps_a_status_the_service_set_meanwhile(
+    page: Page, dashboard: str, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    url = receiver.url()
+    endpoint = (await api.post("/v1/endpoints", json={"url": url, "events": ["ORDER_SHIPPED"]})).json()
+    await page.goto(f"{dashboard}/ui/#/endpoints/{endpoint['id']}")
+    await expect(page.get_by_label("Endpoint URL")).to_have_value(url)
+    # While the form is open, the endpoint is disabled (as a 410 or the health rule would).
+    assert (await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"disabled": True})).status_code == 200
+
+    await page.get_by_label("Description").fill("renamed")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    saved = (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()
+    assert (saved["description"], saved["disabled"]) == ("renamed", True)
+
+    # What the merchant changes is sent: unticking Active disables, ticking it enables.
+    await page.get_by_role("link", name=f"Edit {url}").click()
+    await page.get_by_label("Active: deliver events to this endpoint").check()
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()["disabled"] is False
