@@ -172,7 +172,7 @@ async def test_a_delivery_stopped_because_its_endpoint_was_deleted_is_announced(
         "EndpointURL": deleted_url,
         "OrderID": sent["OrderID"],
         "Error": stopped.error,
-        "Retries": 0,
+        "Retries": stopped.retry,  # those made before the delete (0 unless it came late)
         "date": notice["date"],
         "Payload": sent,
     }
