@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from domain.endpoints import MAX_RETRIES, Subscription
 from domain.events import OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
-from domain.ids import event_delivery_id
+from domain.ids import event_delivery_id, first_connection_id
 from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+from domain.samples import sample_order_shipped
 from domain.wire import order_fields
 
 DEFAULT_ACCOUNT = "default"
@@ -149,3 +150,16 @@ def event_deliveries(
         )
         for n, sub in enumerate(subscriptions)
     ]
+
+
+def first_connection(account: str, endpoint_id: str, url: str, max_attempts: int) -> DeliveryInput:
+    """The ORDER_SHIPPED sample a new endpoint always receives (the seed: "always sends")."""
+    return DeliveryInput(
+        delivery_id=first_connection_id(endpoint_id),
+        kind=DeliveryKind.FIRST_CONNECTION,
+        account=account,
+        endpoint_id=endpoint_id,
+        endpoint_url=url,
+        event=sample_order_shipped(f"first-connection-{endpoint_id}"),
+        max_attempts=max_attempts,
+    )

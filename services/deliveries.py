@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from domain.activity_contract import DELIVERY_FAILED
-from domain.delivery import DeliveryInput
+from domain.delivery import DeliveryInput, first_connection
+from domain.endpoints import EndpointView
 from domain.events import EventType
 from domain.ids import test_delivery_id
 from domain.records import DeliveryKind, DeliveryRecord
@@ -29,6 +31,15 @@ async def start_delivery(
         task_queue=task_queue,
         **delivery_start_options(delivery, memo),
     )
+
+
+async def ensure_first_connection(client: Client, task_queue: str, account: str, endpoint: EndpointView) -> None:
+    """The new endpoint's first connection exists once this returns. The registry starts it
+    beside its answer to the create, not before it: if that start is not done yet, this starts
+    the same delivery (one id, so whichever comes second finds it started)."""
+    delivery = first_connection(account, endpoint.id, endpoint.url, endpoint.retry.max_attempts)
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await start_delivery(client, task_queue, delivery)
 
 
 async def ended_record(handle: WorkflowHandle[DeliveryWorkflow, DeliveryRecord]) -> DeliveryRecord:

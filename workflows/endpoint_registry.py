@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.delivery import DeliveryInput, event_deliveries
+    from domain.delivery import event_deliveries, first_connection
     from domain.endpoints import (
         BasicAuth,
         CustomHeader,
@@ -27,11 +27,8 @@ with workflow.unsafe.imports_passed_through():
         RegistrySnapshot,
     )
     from domain.events import EventType
-    from domain.ids import first_connection_id
     from domain.notices import EndpointDisabledNotice, notice_id
     from domain.problems import field_errors
-    from domain.records import DeliveryKind
-    from domain.samples import sample_order_shipped
     from domain.secrets import Sealed
     from domain.signing import Scheme, SigningSecret, is_public_key
     from workflows.delivery import start_delivery_child
@@ -160,23 +157,16 @@ class EndpointRegistryWorkflow:
         self._endpoints[endpoint_id] = endpoint
         self._changed()
         # First connection: a new endpoint always receives an ORDER_SHIPPED sample.
-        first_connection = start_delivery_child(
-            DeliveryInput(
-                delivery_id=first_connection_id(endpoint_id),
-                kind=DeliveryKind.FIRST_CONNECTION,
-                account=self._account,
-                endpoint_id=endpoint_id,
-                endpoint_url=endpoint.url,
-                event=sample_order_shipped(f"first-connection-{endpoint_id}"),
-                max_attempts=endpoint.retry.max_attempts,
-            )
+        first = start_delivery_child(
+            first_connection(self._account, endpoint_id, endpoint.url, endpoint.retry.max_attempts)
         )
         if workflow.patched(CREATES_END_WHERE_ACCEPTED):
-            starting = asyncio.create_task(first_connection)
+            # The API starts the same delivery if this start is not done when it answers.
+            starting = asyncio.create_task(first)
             self._starting.add(starting)
             starting.add_done_callback(self._starting.discard)
         else:
-            await first_connection
+            await first
         return endpoint.masked()
 
     @create_endpoint.validator

@@ -25,7 +25,7 @@ from domain.flow import Ordering
 from domain.signing import Scheme, new_signing_secret
 from domain.validation import UtcInstant, check_within_log
 from infra.temporal import NamespaceRetention
-from services.deliveries import send_test
+from services.deliveries import ensure_first_connection, send_test
 from services.delivery_log import DeliveryDetail
 from services.reruns import EndpointDisabledForReruns
 from services.reruns import recover_endpoint as run_recovery
@@ -34,10 +34,20 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422, 503))
-async def create_endpoint(spec: EndpointRequest, registry: RegistryDep, check: DestinationCheckDep) -> EndpointView:
-    """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection)."""
+async def create_endpoint(
+    spec: EndpointRequest,
+    registry: RegistryDep,
+    check: DestinationCheckDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    account: AccountDep,
+) -> EndpointView:
+    """Register an endpoint. It is sent an ORDER_SHIPPED sample at once (its first connection),
+    which is in the log when this answers."""
     await check(spec.url)
-    return await registry.create(spec)
+    created = await registry.create(spec)
+    await ensure_first_connection(client, settings.task_queue, account, created)
+    return created
 
 
 @router.get("", responses=documented(401, 503))
