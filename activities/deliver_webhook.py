@@ -314,6 +314,9 @@ class DeliveryActivities:
         response: HttpResponseRecord | None = None
         retry_after: float | None = None
         final_type: str | None = None
+        # A receiver may echo the request, in its answer or a malformed one an error quotes:
+        # the log shows no credential it sent back.
+        sent_back = echoed_credentials(endpoint, headers)
         try:
             _require_valid_url(endpoint.url)
             body = attempt.body.encode()
@@ -325,8 +328,6 @@ class DeliveryActivities:
             # sending a byte a second would hold the attempt as long as it liked.
             async with asyncio.timeout(self._http_timeout):
                 answer = await self._poster.post(endpoint.url, body, headers, timer)
-            # A receiver may echo the request: the log shows no credential it sent back.
-            sent_back = echoed_credentials(endpoint, headers)
             response = answer.record(mask=lambda text: mask_echoes(text, sent_back))
             if answer.complete:
                 error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
@@ -341,7 +342,8 @@ class DeliveryActivities:
             error = INVALID_HEADER_ERROR if endpoint.custom_header else "The request is not valid HTTP: not sent"
             final_type = INVALID_ENDPOINT_HEADER
         except httpx.HTTPError as exc:
-            error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected))
+            cause = describe(exc, self._http_timeout, kept_alive=not timer.connected)
+            error = unreachable(mask_echoes(cause, sent_back))
         except TimeoutError:
             began = "no complete response" if timer.answered else "no response"
             error = unreachable(f"{began} within {self._http_timeout:g}s")

@@ -3,6 +3,7 @@ counted against the endpoint's retries, and explained without quoting a secret."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -131,3 +132,28 @@ async def test_credentials_a_receiver_echoes_back_are_masked_in_the_log(api, cli
     shown = (await api.get(f"/v1/deliveries/{delivery_id}")).text
     for secret in (password, header_value, token):
         assert secret not in shown and secret not in record.model_dump_json()
+
+
+async def test_a_malformed_answer_echoing_a_credential_is_quoted_masked(api, client, receiver):
+    """The error quotes the start of a malformed answer; one echoing the request's Basic token
+    must not put it in the log in clear."""
+    token = base64.b64encode(b"shop:EchoPW123-in-status").decode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 2OO Basic {token}\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        endpoint = await create_endpoint(
+            api, f"http://127.0.0.1:{port}/hook", auth={"username": "shop", "password": "EchoPW123-in-status"}
+        )
+        record = await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    finally:
+        server.close()
+
+    assert record.error is not None and "not valid HTTP/1.1 (illegal status line" in record.error
+    assert token not in record.model_dump_json() and "********" in record.error
