@@ -70,6 +70,11 @@ class DeliveryInput(BaseModel):
         assert self.event.id is not None, "events get an id before they enter the pipeline"
         return self.event.id
 
+    @property
+    def original_kind(self) -> DeliveryKind:
+        """What the delivery is at heart: a re-run's is the kind of the delivery it goes back to."""
+        return self.rerun_of_kind or self.kind
+
     def record(
         self,
         last: AttemptRecord | None,

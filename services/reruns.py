@@ -61,7 +61,7 @@ async def rerun_delivery(
         raise DeliveryStillPending(delivery_id)
     original = await log.delivery_input(delivery_id, execution.run_id)
     endpoint = await registry.get(original.endpoint_id)
-    if endpoint.disabled and (original.rerun_of_kind or original.kind) not in REACH_DISABLED_ENDPOINTS:
+    if endpoint.disabled and original.original_kind not in REACH_DISABLED_ENDPOINTS:
         raise EndpointDisabledForReruns
     rerun = original.model_copy(
         update={
@@ -70,7 +70,7 @@ async def rerun_delivery(
             "endpoint_url": endpoint.url,
             "max_attempts": endpoint.retry.max_attempts,
             "rerun_of": delivery_id,
-            "rerun_of_kind": original.rerun_of_kind or original.kind,
+            "rerun_of_kind": original.original_kind,
             "message_id": original.message_id,
             # The original's was the registry as its event found it: the re-run reads it anew,
             # or a snapshot from before an edit (say, enabling the endpoint) could serve it.

@@ -91,11 +91,10 @@ class DeliveryWorkflow:
             body=wire_body(delivery.event),
             max_attempts=delivery.max_attempts,
             # A re-run of an event is skipped like the event (CONTRACT §9: until re-enabled).
-            skip_if_disabled=(delivery.rerun_of_kind or delivery.kind) not in REACH_DISABLED_ENDPOINTS,
+            skip_if_disabled=delivery.original_kind not in REACH_DISABLED_ENDPOINTS,
             registry_version=delivery.registry_version,
             order_id=order_fields(delivery.event)[0] if delivery.kind == DeliveryKind.EVENT else None,
-            notify_failure=(delivery.rerun_of_kind or delivery.kind) in RAISES_NOTICES
-            and delivery.event.event not in OPERATIONAL_EVENTS,
+            notify_failure=delivery.original_kind in RAISES_NOTICES and delivery.event.event not in OPERATIONAL_EVENTS,
             endpoint_url=delivery.endpoint_url,
         )
         attempt: AttemptRecord | None
