@@ -14,11 +14,13 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 
 from api.app import create_app
 from api.codec_server import create_codec_app
+from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
 from domain.ids import registry_workflow_id
 from domain.records import DeliveryRecord
 from domain.signing import Scheme
@@ -30,6 +32,7 @@ from tests.conftest import free_port
 from tests.contract import CONTRACT_ORDER, CONTRACT_TRACKING
 from tests.receiver import BackgroundServer
 from workflows.delivery import DeliveryWorkflow
+from workflows.endpoint_flow import EndpointFlowWorkflow, SlotQuestion
 from workflows.endpoint_registry import EndpointRegistryWorkflow
 
 
@@ -183,3 +186,28 @@ def key_forms(private_key: str) -> dict[str, bytes]:
         "raw": raw,
         "hex": raw.hex().encode(),
     }
+
+
+async def ask_schedule(
+    client: Client,
+    settings: Settings,
+    flow_id: str,
+    state: FlowState,
+    delivery_id: str,
+    per_second: float | None = 5,
+    order_id: str | None = None,
+) -> SlotAnswer:
+    """Ask an endpoint's schedule (starting it with `state` if need be) for a slot, as an attempt does."""
+    start = WithStartWorkflowOperation(
+        EndpointFlowWorkflow.run,
+        state,
+        id=flow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    limit = RateLimit(per_second=per_second) if per_second is not None else None
+    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=limit, order_id=order_id))
+    answer: SlotAnswer = await client.execute_update_with_start_workflow(
+        EndpointFlowWorkflow.ask, question, start_workflow_operation=start
+    )
+    return answer

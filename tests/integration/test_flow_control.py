@@ -20,18 +20,24 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowExecutionStatus
 
-from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
+from domain.flow import FlowState, SlotAnswer
 from domain.ids import first_connection_id
 from infra.temporal import connect
 from settings import Settings
-from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import (
+    api_with,
+    ask_schedule,
+    create_endpoint,
+    delivery_outcome,
+    post_event,
+    tracking_event,
+)
 from tests.receiver import OK, Receiver, Reply, error
 from tests.waiting import eventually
 from worker import delivery_worker
-from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease
 
 
 @asynccontextmanager
@@ -357,18 +363,7 @@ async def test_questions_that_arrive_while_the_schedule_continues_as_new_are_all
     short_runs = FlowState(account="tests", endpoint_id="ep_runs", questions_per_run=5)
 
     async def ask(n: int) -> SlotAnswer:
-        start = WithStartWorkflowOperation(
-            EndpointFlowWorkflow.run,
-            short_runs,
-            id=flow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        question = SlotQuestion(request=SlotRequest(delivery_id=f"d{n}", rate_limit=RateLimit(per_second=1000)))
-        answer: SlotAnswer = await client.execute_update_with_start_workflow(
-            EndpointFlowWorkflow.ask, question, start_workflow_operation=start
-        )
-        return answer
+        return await ask_schedule(client, settings, flow_id, short_runs, f"d{n}", per_second=1000)
 
     answers = await asyncio.gather(*(ask(n) for n in range(60)))
 

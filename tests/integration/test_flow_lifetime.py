@@ -8,51 +8,26 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import WorkflowExecutionStatus
 
-from domain.flow import FlowState, RateLimit, SlotAnswer, SlotRequest
-from settings import Settings
-from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
+from domain.flow import FlowState
+from tests.integration.helpers import ask_schedule
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease
 
 IDLE = timedelta(seconds=1)
-
-
-async def _ask(
-    client: Client,
-    settings: Settings,
-    flow_id: str,
-    state: FlowState,
-    delivery_id: str,
-    per_second: float | None = 5,
-    order_id: str | None = None,
-) -> SlotAnswer:
-    start = WithStartWorkflowOperation(
-        EndpointFlowWorkflow.run,
-        state,
-        id=flow_id,
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    limit = RateLimit(per_second=per_second) if per_second is not None else None
-    question = SlotQuestion(request=SlotRequest(delivery_id=delivery_id, rate_limit=limit, order_id=order_id))
-    answer: SlotAnswer = await client.execute_update_with_start_workflow(
-        EndpointFlowWorkflow.ask, question, start_workflow_operation=start
-    )
-    return answer
 
 
 async def test_an_idle_schedule_ends_and_the_next_question_starts_it_again(client, settings, worker):
     flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
     state = FlowState(account="tests", endpoint_id="ep_idle", idle_close=IDLE)
-    first = await _ask(client, settings, flow_id, state, "d1")
+    first = await ask_schedule(client, settings, flow_id, state, "d1")
     handle = client.get_workflow_handle(flow_id)
 
     await asyncio.wait_for(handle.result(), timeout=30)  # ends on its own: nothing waits in it
 
     ended = await handle.describe()
     assert ended.status == WorkflowExecutionStatus.COMPLETED
-    again = await _ask(client, settings, flow_id, state, "d2")
+    again = await ask_schedule(client, settings, flow_id, state, "d2")
     assert first.go_at is not None and again.go_at is not None
     assert (await client.get_workflow_handle(flow_id).describe()).run_id != ended.run_id
 
@@ -62,7 +37,7 @@ async def test_a_schedule_ends_when_the_deliveries_waiting_for_a_slot_stopped_as
     someone else's question, since none comes."""
     flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
     state = FlowState(account="tests", endpoint_id="ep_left", idle_close=IDLE, forget_after=timedelta(seconds=0.5))
-    answers = [await _ask(client, settings, flow_id, state, f"d{n}", per_second=0.2) for n in range(3)]
+    answers = [await ask_schedule(client, settings, flow_id, state, f"d{n}", per_second=0.2) for n in range(3)]
     assert [answer.go_at is None for answer in answers] == [False, True, True]  # one slot each 5 s
     handle = client.get_workflow_handle(flow_id)
 
@@ -94,13 +69,13 @@ async def test_word_of_an_order_that_comes_after_its_delivery_ended_does_not_que
     delivery may ask, POST and end first. Queued again then, it would hold its order."""
     flow_id = f"flow/tests/{uuid.uuid4().hex[:8]}"
     state = FlowState(account="tests", endpoint_id="ep_fifo")
-    first = await _ask(client, settings, flow_id, state, "d-a", per_second=None, order_id="o1")
+    first = await ask_schedule(client, settings, flow_id, state, "d-a", per_second=None, order_id="o1")
     assert first.go_at is not None
     handle = client.get_workflow_handle_for(EndpointFlowWorkflow.run, flow_id)
     await handle.signal(EndpointFlowWorkflow.release, OrderRelease(order_id="o1", delivery_id="d-a"))
     await handle.signal(EndpointFlowWorkflow.enqueue, OrderEnqueue(order_id="o1", delivery_ids=["d-a", "d-b"]))
 
-    after = await _ask(client, settings, flow_id, state, "d-b", per_second=None, order_id="o1")
+    after = await ask_schedule(client, settings, flow_id, state, "d-b", per_second=None, order_id="o1")
 
     assert (after.go_at is not None, after.behind) == (True, None)
     await handle.terminate("test over")
