@@ -73,9 +73,11 @@ def check_host(host: str, *, bracketed: bool = False) -> None:
     """
     if bracketed or ":" in host:
         try:
-            ipaddress.IPv6Address(host)
+            address = ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError("must have a host that is a valid IPv6 address between brackets") from None
+        if address.scope_id is not None:  # httpx connects to `fe80::1%25eth0` undecoded: never found
+            raise ValueError("must have an IPv6 host without a zone id (%25...)")
         return
     name = host.removesuffix(".")  # a trailing dot names the DNS root: the same host
     if _DOTTED_QUAD.fullmatch(host):

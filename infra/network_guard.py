@@ -11,9 +11,9 @@ import asyncio
 import socket
 import typing
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import urlsplit
 
 import httpcore
+import httpx
 
 from domain.network import IPAddress, forbidden_reason, literal_address
 
@@ -71,9 +71,12 @@ async def check_destination(host: str, port: int, resolve: Resolver = system_res
 
 
 async def check_url(url: str, resolve: Resolver = system_resolver) -> None:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    await check_destination(parts.hostname or "", port, resolve)
+    """Checks the host the worker will connect to: httpx's IDNA 2008 spelling of a name
+    (`faß.de` is `xn--fa-hia.de`), not the Unicode one, which the system resolver would
+    encode by IDNA 2003's rules (`fass.de`), or refuse."""
+    target = httpx.URL(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    await check_destination(target.raw_host.decode("ascii"), port, resolve)
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):

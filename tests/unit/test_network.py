@@ -168,3 +168,25 @@ def test_a_refusal_rebuilt_from_its_args_still_names_nothing():
     rebuilt = pickle.loads(pickle.dumps(refused))
 
     assert str(rebuilt) == "10.0.0.1 is a private address" and rebuilt.refusal == "is a private address"
+
+
+@pytest.mark.parametrize(
+    ("url", "asked"),
+    [
+        ("https://faß.de/hook", "xn--fa-hia.de"),  # IDNA 2003 would ask for fass.de, another host
+        ("https://" + "ß" * 40 + ".example/hook", "xn--zca" + "a" * 39 + ".example"),  # too long in IDNA 2003
+        ("https://Shop.Example/hook", "shop.example"),
+    ],
+)
+async def test_a_name_is_resolved_as_the_worker_will_connect_to_it(url, asked):
+    """The registration check resolves httpx's spelling of the host: the system resolver's own
+    IDNA 2003 encoding names another host, or raises UnicodeError (a 500 at the API)."""
+    seen: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        seen.append(host)
+        return ["93.184.216.34"]
+
+    await check_url(url, resolve)
+
+    assert seen == [asked]
