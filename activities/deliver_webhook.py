@@ -139,20 +139,14 @@ class DeliveryActivities:
                 registry = self._endpoints(attempt.account)
                 # The activity's first run may read the registry as ingest saw it; a retry reads it now.
                 seen = attempt.registry_version if run == 1 else None
-                endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
-                if endpoint is None:
-                    await self._release(attempt, progress.ordered)
-                    message = f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped"
-                    await self._notify_failure(attempt, progress.last, stopped=message)
-                    raise _stop(message, ENDPOINT_DELETED, progress.last)
+                endpoint = await self._endpoint_to_post(registry, attempt, progress, seen)
                 ordered = is_ordered(endpoint, attempt)
-                if endpoint.disabled and attempt.skip_if_disabled:
-                    await self._release(attempt, ordered)
-                    message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
-                    raise _stop(message, ENDPOINT_DISABLED, progress.last)
                 try:
-                    schedules = self._schedules(attempt.account)
-                    await wait_for_turn(schedules, endpoint, attempt, progress, may_ask=not activity.info().is_local)
+                    schedules, local = self._schedules(attempt.account), activity.info().is_local
+                    if await wait_for_turn(schedules, endpoint, attempt, progress, may_ask=not local):
+                        # Its slot came later: a change made meanwhile (a new URL, a delete) holds for this POST.
+                        turn = progress.model_copy(update={"ordered": ordered})
+                        endpoint = await self._endpoint_to_post(registry, attempt, turn, None)
                 except NeedsSchedule:
                     raise NeedsSchedule.failure(progress.model_copy(update={"ordered": ordered})) from None
                 except HeldBack as held:
@@ -202,6 +196,23 @@ class DeliveryActivities:
                 category=ApplicationErrorCategory.UNSPECIFIED if unopenable else ApplicationErrorCategory.BENIGN,
             ) from exc
         return self._conclude(record, attempt, retry_after, final_type, heartbeats.progress)
+
+    async def _endpoint_to_post(
+        self, registry: EndpointSource, attempt: AttemptInput, progress: AttemptProgress, seen: int | None
+    ) -> Endpoint:
+        """The endpoint to POST to, read from the registry (a snapshot at least `seen` new may
+        do); the delivery stops if it was deleted, or is skipped while it is disabled."""
+        endpoint = await registry.for_delivery(attempt.endpoint_id, seen)
+        if endpoint is None:
+            await self._release(attempt, progress.ordered)
+            message = f"Endpoint {attempt.endpoint_id} was deleted: delivery stopped"
+            await self._notify_failure(attempt, progress.last, stopped=message)
+            raise _stop(message, ENDPOINT_DELETED, progress.last)
+        if endpoint.disabled and attempt.skip_if_disabled:
+            await self._release(attempt, is_ordered(endpoint, attempt))
+            message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
+            raise _stop(message, ENDPOINT_DISABLED, progress.last)
+        return endpoint
 
     async def _ended_before(
         self, attempt: AttemptInput, progress: AttemptProgress, last: AttemptRecord

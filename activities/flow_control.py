@@ -94,9 +94,10 @@ class NeedsSchedule(Exception):
 
 async def wait_for_turn(
     schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress, *, may_ask: bool
-) -> None:
-    """Return when the POST may start; raise HeldBack when that is more than a moment away, and
-    NeedsSchedule when the schedule must be asked and `may_ask` is false.
+) -> bool:
+    """Return when the POST may start, and whether it waited for that; raise HeldBack when that
+    is more than a moment away, and NeedsSchedule when the schedule must be asked and `may_ask`
+    is false.
 
     A delivery's first attempt runs as a local activity, inside its workflow's task: waiting
     there for the schedule's answer and its slot (up to 2 s) kept the workflow busy in the
@@ -109,7 +110,7 @@ async def wait_for_turn(
     # FIFO holds back a delivery's first POST; once it POSTed, it heads its order until it ends.
     queue = attempt.order_id if is_ordered(endpoint, attempt) and progress.attempts == 0 else None
     if queue is None and endpoint.rate_limit is None:
-        return
+        return False
     if not may_ask:
         raise NeedsSchedule
     request = SlotRequest(
@@ -128,7 +129,7 @@ async def wait_for_turn(
         delay = (answer.go_at - datetime.now(UTC)).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
-        return
+        return True
     assert answer.ask_again_at is not None
     if answer.behind is None:
         raise HeldBack(answer.ask_again_at, "the endpoint's rate limit")

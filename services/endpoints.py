@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a first attempt may trust a snapshot confirmed by an earlier read.
-FRESH_SECONDS = 1.0
+# How long a first attempt may trust a snapshot confirmed by an earlier read, counted from
+# when that read was asked; and so how long a change waits before it answers (`_in_force`).
+FRESH_SECONDS = 0.5
 
 
 class EndpointNotFound(Exception):
@@ -83,7 +84,8 @@ class SnapshotCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._kept: dict[str, _Kept] = {}
         self._clock = clock
-        self._reading: dict[tuple[str, int], asyncio.Future[RegistrySnapshot | None]] = {}
+        # account, version -> a read under way: (when it was asked, its answer)
+        self._reading: dict[tuple[str, int], asyncio.Future[tuple[float, RegistrySnapshot | None]]] = {}
 
     async def read_once(
         self, account: str, version: int, read: Callable[[], Awaitable[RegistrySnapshot | None]]
@@ -95,21 +97,30 @@ class SnapshotCache:
         key = (account, version)
         reading = self._reading.get(key)
         if reading is None:
-            reading = asyncio.ensure_future(read())
+            reading = asyncio.ensure_future(self._timed(read))
             self._reading[key] = reading
             reading.add_done_callback(lambda _: self._reading.pop(key, None))
         # One caller cancelled (its activity timed out) leaves the read to the others.
-        fresh = await asyncio.shield(reading)
+        asked_at, fresh = await asyncio.shield(reading)
         if fresh is not None:
-            self.keep(account, fresh)
+            self.keep(account, fresh, asked_at)
         return fresh
 
-    def current(self, account: str, version: int) -> RegistrySnapshot | None:
-        """The snapshot, if it holds `version`, which a describe just read."""
+    async def _timed(
+        self, read: Callable[[], Awaitable[RegistrySnapshot | None]]
+    ) -> tuple[float, RegistrySnapshot | None]:
+        asked_at = self._clock()
+        return asked_at, await read()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def current(self, account: str, version: int, asked_at: float) -> RegistrySnapshot | None:
+        """The snapshot, if it holds `version`, which a describe asked at `asked_at` read."""
         kept = self._kept.get(account)
         if kept is None or kept.snapshot.version < version:
             return None
-        kept.confirmed_at = self._clock()
+        kept.confirmed_at = max(kept.confirmed_at, asked_at)
         return kept.snapshot
 
     def recent(self, account: str, version: int, within: float) -> RegistrySnapshot | None:
@@ -119,10 +130,12 @@ class SnapshotCache:
             return None
         return kept.snapshot
 
-    def keep(self, account: str, snapshot: RegistrySnapshot) -> None:
+    def keep(self, account: str, snapshot: RegistrySnapshot, asked_at: float) -> None:
+        """Keep a snapshot a read asked at `asked_at` returned: the registry was no older then
+        (a read's answer is at least as new as the moment it was asked, not as it came back)."""
         kept = self._kept.get(account)
         if kept is None or kept.snapshot.version < snapshot.version:
-            self._kept[account] = _Kept(snapshot, self._clock())
+            self._kept[account] = _Kept(snapshot, asked_at)
 
 
 class EndpointRegistry:
@@ -179,11 +192,12 @@ class EndpointRegistry:
 
     async def snapshot(self) -> RegistrySnapshot | None:
         """Every endpoint as of now, or None when the account has none yet."""
+        asked_at = self._cache.now()
         description = await or_none(self._handle().describe())
         if description is None:
             return None
         version = await description.memo_value(VERSION_MEMO, 0, type_hint=int)
-        cached = self._cache.current(self._account, version)
+        cached = self._cache.current(self._account, version, asked_at)
         if cached is not None:
             return cached
         return await self._cache.read_once(self._account, version, self._query_snapshot)
@@ -257,9 +271,8 @@ class EndpointRegistry:
     async def update(self, endpoint_id: str, patch: EndpointPatch) -> EndpointView:
         patch = patch.model_copy(update=self._sealed(patch.auth, patch.custom_header))
         edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
-        return await self._update(
-            self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit), endpoint_id
-        )
+        call = self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit)
+        return await self._in_force(self._update(call, endpoint_id))
 
     async def rotate_signing_secret(self, endpoint_id: str, new: NewSecret, grace_seconds: float) -> EndpointView:
         rotation = SecretRotation(
@@ -270,11 +283,11 @@ class EndpointRegistry:
             public_key=new.public_key,
         )
         call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
-        return await self._update(call, endpoint_id)
+        return await self._in_force(self._update(call, endpoint_id))
 
     async def stop_signing(self, endpoint_id: str) -> EndpointView:
         call = self._handle().execute_update(EndpointRegistryWorkflow.stop_signing, endpoint_id)
-        return await self._update(call, endpoint_id)
+        return await self._in_force(self._update(call, endpoint_id))
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
@@ -290,9 +303,18 @@ class EndpointRegistry:
         await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
 
     async def delete(self, endpoint_id: str) -> None:
-        await self._update(
-            self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id), endpoint_id
-        )
+        call = self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id)
+        await self._in_force(self._update(call, endpoint_id))
+
+    @staticmethod
+    async def _in_force(change: Awaitable[T]) -> T:
+        """A change, answered once no worker trusts a copy of the registry from before it: a
+        first attempt may use a snapshot for FRESH_SECONDS after the read that confirmed it was
+        asked, so from then on every POST that begins reads the change (CONTRACT §1: a deleted
+        endpoint receives nothing more once the call returned)."""
+        done = await change
+        await asyncio.sleep(FRESH_SECONDS)
+        return done
 
     def _sealed(self, auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, BaseModel]:
         """The fields to replace so that a spec or patch carries its secrets sealed."""

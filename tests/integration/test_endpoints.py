@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -218,6 +219,36 @@ async def test_a_deleted_endpoint_receives_nothing_more(api, client, receiver):
     assert accepted["deliveries"] == []
     assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).status_code == 404
     assert len(receiver.requests(url)) == 1
+
+
+async def test_no_post_begins_once_a_delete_has_returned(api, client, receiver):
+    """CONTRACT §1: a deleted endpoint receives nothing more. Events accepted just before the
+    delete still have their first attempts to make, and a worker trusts the registry it read
+    a moment ago: an outside review counted 46 POSTs begun after the 204, up to 0.7 s later."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    accepted: list[dict] = []
+    stop = asyncio.Event()
+
+    async def post_until_stopped() -> None:
+        while not stop.is_set():
+            accepted.append(await post_event(api, tracking_event()))
+
+    posting = [asyncio.create_task(post_until_stopped()) for _ in range(4)]
+    await receiver.wait_for(url, 21)  # events flow: first attempts run from the worker's copy
+    deleted = await api.delete(f"/v1/endpoints/{endpoint['id']}")
+    returned = datetime.now(UTC)
+    stop.set()
+    await asyncio.gather(*posting)
+    records = await asyncio.gather(
+        *(delivery_outcome(client, d["id"]) for event in accepted for d in event["deliveries"])
+    )
+
+    assert deleted.status_code == 204
+    late = [(r.id, a.started_at) for r in records for a in r.attempts if a.started_at >= returned]
+    assert late == []
+    assert all(r.attempts or r.error == f"Endpoint {endpoint['id']} was deleted: delivery stopped" for r in records)
 
 
 async def test_deleting_an_endpoint_stops_its_pending_retries(api, client, receiver):

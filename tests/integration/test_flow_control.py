@@ -197,6 +197,29 @@ async def test_a_rate_limit_holds_across_two_workers_and_an_edit_applies_to_wait
     assert took < at_old_rate - 0.5, f"{events} POSTs took {took:.1f}s, the old rate's {at_old_rate:.1f}s or more"
 
 
+async def test_a_delivery_waiting_for_its_slot_posts_where_the_endpoint_is_when_the_slot_comes(
+    client, settings, receiver
+):
+    """A delivery given a slot up to 2 s away waits for it in its activity: an edit (or a delete)
+    made meanwhile holds for that POST. It used to go to the URL read before the wait."""
+    old_url, new_url = receiver.url(OK), receiver.url(OK)
+    async with stack(client, settings) as api:
+        # The first connection takes a slot; the event's comes 2 s after it.
+        endpoint = await ready_endpoint(api, client, old_url, rate_limit={"per_second": 0.5})
+        [delivery_id] = await post_events(api, 1)
+        await eventually(
+            lambda: client.get_workflow_handle(delivery_id).describe(),
+            lambda d: bool(d.raw_description.pending_activities),
+            what="the delivery handed to its activity, which waits for the slot",
+        )
+        edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"url": new_url})
+        record = await delivery_outcome(client, delivery_id)
+
+    assert edited.status_code == 200
+    assert (record.result, record.attempts[-1].request.url) == ("success", new_url)
+    assert len(receiver.requests(old_url)) == 1  # the first connection alone
+
+
 async def test_a_limited_endpoint_gets_its_rate_from_a_worker_with_a_small_workflow_cache(client, settings, receiver):
     """A first attempt runs inside its workflow's task, so its workflow must stay cached while
     it runs. One that waited there for its slot (up to 2 s) was cancelled when newer deliveries

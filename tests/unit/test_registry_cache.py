@@ -14,21 +14,21 @@ def _snapshot(version: int) -> RegistrySnapshot:
 
 def test_a_snapshot_serves_its_version_and_older_ones_only():
     cache = SnapshotCache()
-    assert cache.current("shop", 0) is None
-    cache.keep("shop", _snapshot(3))
+    assert cache.current("shop", 0, 0.0) is None
+    cache.keep("shop", _snapshot(3), 0.0)
 
-    assert cache.current("shop", 3) == _snapshot(3)
-    assert cache.current("shop", 2) == _snapshot(3)
-    assert cache.current("shop", 4) is None  # the registry changed since: read it again
-    assert cache.current("other", 0) is None
+    assert cache.current("shop", 3, 0.0) == _snapshot(3)
+    assert cache.current("shop", 2, 0.0) == _snapshot(3)
+    assert cache.current("shop", 4, 0.0) is None  # the registry changed since: read it again
+    assert cache.current("other", 0, 0.0) is None
 
 
 def test_a_late_answer_never_replaces_a_newer_snapshot():
     cache = SnapshotCache()
-    cache.keep("shop", _snapshot(5))
-    cache.keep("shop", _snapshot(4))  # a query that was answered before the one that stored 5
+    cache.keep("shop", _snapshot(5), 0.0)
+    cache.keep("shop", _snapshot(4), 0.0)  # a query that was answered before the one that stored 5
 
-    assert cache.current("shop", 5) == _snapshot(5)
+    assert cache.current("shop", 5, 0.0) == _snapshot(5)
 
 
 class _Clock:
@@ -42,15 +42,36 @@ class _Clock:
 def test_a_first_attempt_trusts_a_snapshot_only_while_it_was_recently_confirmed():
     clock = _Clock()
     cache = SnapshotCache(clock)
-    cache.keep("shop", _snapshot(3))
+    cache.keep("shop", _snapshot(3), clock.now)
 
     clock.now += 0.5
     assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
     assert cache.recent("shop", 4, within=1.0) is None  # accepted under a newer registry than this snapshot
     clock.now += 1.0
     assert cache.recent("shop", 3, within=1.0) is None  # unconfirmed for too long: describe again
-    assert cache.current("shop", 3) == _snapshot(3)  # ... which confirms it
+    assert cache.current("shop", 3, clock.now) == _snapshot(3)  # ... which confirms it
     assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
+
+
+async def test_trust_is_counted_from_when_the_confirming_read_was_asked():
+    """A change made while a read was on its way may be missing from its answer: a snapshot is
+    trusted for `within` from the moment the read was asked, however long its answer took, so
+    that a change's caller, waiting that long after it was made, knows no one trusts an older copy."""
+    clock = _Clock()
+    cache = SnapshotCache(clock)
+
+    async def slow_read() -> RegistrySnapshot:
+        clock.now += 0.8  # the answer takes 0.8 s
+        return _snapshot(3)
+
+    await cache.read_once("shop", 3, slow_read)
+    clock.now += 0.3
+    assert cache.recent("shop", 3, within=1.0) is None  # 1.1 s after it was asked, 0.3 s after it came
+
+    cache.current("shop", 3, asked_at=clock.now - 0.9)  # a describe asked 0.9 s ago confirms it
+    assert cache.recent("shop", 3, within=1.0) == _snapshot(3)
+    clock.now += 0.2
+    assert cache.recent("shop", 3, within=1.0) is None
 
 
 async def test_readers_of_one_version_share_one_read():
@@ -71,7 +92,7 @@ async def test_readers_of_one_version_share_one_read():
 
     assert reads == 1
     assert answers == [_snapshot(7)] * 50
-    assert cache.current("shop", 7) == _snapshot(7)
+    assert cache.current("shop", 7, 0.0) == _snapshot(7)
 
 
 async def test_a_newer_version_is_read_anew_and_a_cancelled_reader_cancels_no_one():
