@@ -28,9 +28,10 @@ class DeliveryKind(StrEnum):
     RECOVERY = "recovery"  # a re-run started by bulk recovery
 
 
-# What goes to an endpoint even while it is disabled: checks of the connection, which the
-# merchant asks for (a test) or which creating it sends (the seed: "always sends").
-REACH_DISABLED_ENDPOINTS = frozenset({DeliveryKind.TEST, DeliveryKind.FIRST_CONNECTION})
+# Deliveries of the seed's samples, not of events: checks of the connection, which the merchant
+# asks for (a test) or which creating it sends (the seed: "always sends"). They reach an endpoint
+# even while it is disabled, and recovery leaves them out: no event was missed.
+SAMPLE_KINDS = frozenset({DeliveryKind.TEST, DeliveryKind.FIRST_CONNECTION})
 
 
 class HttpRequestRecord(BaseModel):

@@ -167,7 +167,7 @@ class DeliveryLog:
             order_id=_keyword(attrs, sa.ORDER_ID),
             transaction_id=_keyword(attrs, sa.TRANSACTION_ID),
             carrier=_keyword(attrs, sa.CARRIER),
-            result=_result(status, result),
+            result=delivery_result(status, result),
             retry=_int(attrs, sa.RETRIES) or 0,
             date=row.start,
             date_end=info.close_time.ToDatetime(tzinfo=UTC) if info.HasField("close_time") else None,
@@ -208,7 +208,7 @@ class DeliveryLog:
         pending = await pending_state(self._client, execution)
         record = delivery.record(
             pending.last,
-            result=_result(execution.status, None),
+            result=delivery_result(execution.status, None),
             error=pending.last.error if pending.last else pending.error,
             retries=max(pending.attempts - 1, 0),
             date=execution.start_time,
@@ -245,7 +245,8 @@ def _status_code(status: WorkflowExecutionStatus, result: str | None, indexed: i
     return 200 if first_attempt_200 and result is None else None
 
 
-def _result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:
+def delivery_result(status: WorkflowExecutionStatus | None, recorded: str | None) -> DeliveryResult:
+    """A delivery's result from visibility: its run's status and the result it recorded, if any."""
     if status == WorkflowExecutionStatus.RUNNING:
         return DeliveryResult.PENDING
     if recorded:

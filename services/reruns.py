@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.delivery import DeliveryInput
 from domain.ids import recovered_id, recovery_workflow_id, rerun_id
-from domain.records import REACH_DISABLED_ENDPOINTS, DeliveryKind, DeliveryResult
+from domain.records import SAMPLE_KINDS, DeliveryKind, DeliveryResult
 from services.deliveries import start_delivery
-from services.delivery_log import DeliveryLog, LogFilter
+from services.delivery_log import DeliveryLog, LogFilter, delivery_result
 from services.endpoints import EndpointRegistry
 from services.log_window import quoted
 from workflows import search_attributes as sa
@@ -56,16 +56,24 @@ async def rerun_delivery(
     is gone), EndpointDisabledForReruns and, for a `new_id` already taken,
     WorkflowAlreadyStartedError.
     """
+    rerun = await _rerun_of(log, registry, delivery_id, new_id or rerun_id(delivery_id, uuid.uuid4().hex[:8]), kind)
+    await start_delivery(client, task_queue, rerun)
+    return rerun
+
+
+async def _rerun_of(
+    log: DeliveryLog, registry: EndpointRegistry, delivery_id: str, new_id: str, kind: DeliveryKind
+) -> DeliveryInput:
     execution = await log.describe(delivery_id)
     if execution.status == WorkflowExecutionStatus.RUNNING:
         raise DeliveryStillPending(delivery_id)
     original = await log.delivery_input(delivery_id, execution.run_id)
     endpoint = await registry.get(original.endpoint_id)
-    if endpoint.disabled and original.original_kind not in REACH_DISABLED_ENDPOINTS:
+    if endpoint.disabled and original.original_kind not in SAMPLE_KINDS:
         raise EndpointDisabledForReruns
-    rerun = original.model_copy(
+    return original.model_copy(
         update={
-            "delivery_id": new_id or rerun_id(delivery_id, uuid.uuid4().hex[:8]),
+            "delivery_id": new_id,
             "kind": kind,
             "endpoint_url": endpoint.url,
             "max_attempts": endpoint.retry.max_attempts,
@@ -77,8 +85,6 @@ async def rerun_delivery(
             "registry_version": None,
         }
     )
-    await start_delivery(client, task_queue, rerun)
-    return rerun
 
 
 async def recover_endpoint(
@@ -114,34 +120,64 @@ async def recover_failed(
     request: RecoveryRequest,
     progress: Callable[[int], None],
 ) -> RecoveryResult:
-    """Re-run an endpoint's failed and skipped deliveries since a moment, each at most once.
+    """Re-run once each event whose delivery to the endpoint failed (or was skipped) since a
+    moment and has not gone through since (Svix's recovery resends messages, not attempts).
 
-    Idempotent: a delivery's recovered re-run has a fixed id, so running this
-    again, or a second recovery, finds it started and moves on. `progress` is
-    told how many deliveries were found so far.
+    An event's deliveries to one endpoint are its first delivery and every re-run of it: the
+    newest one speaks for the event. Re-run when it failed, unless it is itself a recovery's
+    re-run (each failure gets one second chance: found, not started), or a sample's (tests are
+    sent once, and no event was missed). Idempotent: a recovery's re-run has a fixed id, and
+    once started it is the event's newest delivery. `progress` is told how many events were
+    found so far.
     """
     log = DeliveryLog(client, request.account, web_ui_url="")
+    endpoint = LogFilter(endpoint_id=request.endpoint_id).visibility_query(request.account)
     since = LogFilter(endpoint_id=request.endpoint_id, since=request.since).visibility_query(request.account)
     unsent = f"{sa.RESULT.name} IN ({quoted(DeliveryResult.FAILED)}, {quoted(DeliveryResult.SKIPPED)})"
-    # Re-runs made by recovery are not recovered again: each failure gets one second chance.
-    query = f"{since} AND {unsent} AND {sa.KIND.name} != {quoted(DeliveryKind.RECOVERY)}"
+    samples = ", ".join(quoted(kind) for kind in sorted(SAMPLE_KINDS))
+    events = {
+        execution.typed_search_attributes.get(sa.EVENT_ID)
+        async for execution in client.list_workflows(f"{since} AND {unsent} AND {sa.KIND.name} NOT IN ({samples})")
+    }
     found = started = 0
-    async for execution in client.list_workflows(query):
-        found += 1
-        try:
-            await rerun_delivery(
-                client,
-                task_queue,
-                log,
-                registry,
-                execution.id,
-                new_id=recovered_id(execution.id),
-                kind=DeliveryKind.RECOVERY,
-            )
-            started += 1
-        except WorkflowAlreadyStartedError:
-            pass
-        except EndpointDisabledForReruns:
-            break  # disabled meanwhile: what is left waits for the next recovery, ids unchanged
-        progress(found)
+    listed = sorted(e for e in events if e is not None)
+    for batch in (listed[i : i + _EVENTS_A_LISTING] for i in range(0, len(listed), _EVENTS_A_LISTING)):
+        for newest in await _newest_deliveries(client, endpoint, batch):
+            if newest.typed_search_attributes.get(sa.KIND) == DeliveryKind.RECOVERY:
+                found += 1  # recovered already: found, not started again
+            elif _unsent(newest):
+                try:
+                    rerun = await _rerun_of(log, registry, newest.id, recovered_id(newest.id), DeliveryKind.RECOVERY)
+                except DeliveryStillPending:
+                    continue  # started since it was listed: it speaks for its event now
+                if rerun.original_kind in SAMPLE_KINDS:
+                    continue
+                found += 1
+                try:
+                    await start_delivery(client, task_queue, rerun)
+                    started += 1
+                except WorkflowAlreadyStartedError:
+                    pass
+            progress(found)
     return RecoveryResult(found=found, started=started)
+
+
+# Event ids a listing of their deliveries names at once (its query stays short).
+_EVENTS_A_LISTING = 100
+
+
+async def _newest_deliveries(client: Client, endpoint_query: str, event_ids: Sequence[str]) -> list[WorkflowExecution]:
+    """Each event's newest delivery to the endpoint: its first one, or the latest re-run of it."""
+    listed = f"{endpoint_query} AND {sa.EVENT_ID.name} IN ({', '.join(quoted(e) for e in event_ids)})"
+    newest: dict[str | None, WorkflowExecution] = {}
+    async for execution in client.list_workflows(listed):
+        event_id = execution.typed_search_attributes.get(sa.EVENT_ID)
+        known = newest.get(event_id)
+        if known is None or (execution.start_time, execution.id) > (known.start_time, known.id):
+            newest[event_id] = execution
+    return [newest[e] for e in event_ids if e in newest]
+
+
+def _unsent(execution: WorkflowExecution) -> bool:
+    result = delivery_result(execution.status, execution.typed_search_attributes.get(sa.RESULT))
+    return result in (DeliveryResult.FAILED, DeliveryResult.SKIPPED)

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.delivery import DeliveryInput
     from domain.events import OPERATIONAL_EVENTS
     from domain.flow import FIFO_RECHECK_FIRST, TURN_CAME
-    from domain.records import REACH_DISABLED_ENDPOINTS, AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
+    from domain.records import SAMPLE_KINDS, AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
     from domain.wire import order_fields, wire_body
     from workflows import search_attributes as sa
 
@@ -91,7 +91,7 @@ class DeliveryWorkflow:
             body=wire_body(delivery.event),
             max_attempts=delivery.max_attempts,
             # A re-run of an event is skipped like the event (CONTRACT §9: until re-enabled).
-            skip_if_disabled=delivery.original_kind not in REACH_DISABLED_ENDPOINTS,
+            skip_if_disabled=delivery.original_kind not in SAMPLE_KINDS,
             registry_version=delivery.registry_version,
             order_id=order_fields(delivery.event)[0] if delivery.kind == DeliveryKind.EVENT else None,
             notify_failure=delivery.original_kind in RAISES_NOTICES and delivery.event.event not in OPERATIONAL_EVENTS,

@@ -298,6 +298,35 @@ async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receive
     assert posts.count(succeeded[0]) == 1
 
 
+async def test_recover_re_runs_each_event_once_and_leaves_samples_and_delivered_events_alone(api, client, receiver):
+    """An outside probe: a failed delivery and its failed re-run were each recovered, so the mended
+    receiver got the event twice from one call; a failed test and first connection went again too."""
+    url = receiver.url()
+    since = datetime.now(UTC).isoformat()
+    receiver.script(url, error(500))
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
+    first_connection = first_connection_id(endpoint["id"])
+    await delivery_outcome(client, first_connection)
+    tested = (await api.post(f"/v1/endpoints/{endpoint['id']}/test")).json()["id"]
+    [failed_twice] = await _settled(client, await post_event(api, tracking_event()))
+    failed_rerun = (await api.post(f"/v1/deliveries/{failed_twice}/retry")).json()["id"]
+    [delivered_by_rerun] = await _settled(client, await post_event(api, tracking_event()))
+    await delivery_outcome(client, failed_rerun)
+    receiver.script(url, OK)
+    delivering_rerun = (await api.post(f"/v1/deliveries/{delivered_by_rerun}/retry")).json()["id"]
+    assert (await delivery_outcome(client, delivering_rerun)).result == "success"
+    await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], result="failed"), lambda ids: len(ids) == 5)
+    await eventually(lambda: list_ids(api, endpoint_id=endpoint["id"], result="success"), lambda ids: len(ids) == 1)
+
+    recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
+
+    assert recovered.json() == {"found": 1, "started": 1}
+    assert (await delivery_outcome(client, recovered_id(failed_rerun))).result == "success"
+    posts = [r.headers["webhook-id"] for r in receiver.requests(url)]
+    assert posts.count(failed_twice) == 3  # the failure, its re-run, and one recovery
+    assert (posts.count(delivered_by_rerun), posts.count(first_connection), posts.count(tested)) == (2, 1, 1)
+
+
 async def test_unknown_ids_and_malformed_filters(api):
     missing = [
         await api.get("/v1/deliveries/delivery/nope/ep_none"),
