@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -228,7 +229,7 @@ async def test_no_post_begins_once_a_delete_has_returned(api, client, receiver):
     url = receiver.url()
     endpoint = await create_endpoint(api, url)
     await delivery_outcome(client, first_connection_id(endpoint["id"]))
-    accepted: list[dict] = []
+    accepted: list[dict[str, Any]] = []
     stop = asyncio.Event()
 
     async def post_until_stopped() -> None:
