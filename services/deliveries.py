@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping
@@ -69,8 +70,12 @@ async def send_test(
     registry: EndpointRegistry,
     endpoint_id: str,
     event: EventType = EventType.TRACKING_UPDATE,
-) -> DeliveryRecord:
-    """Send the sample of `event` (an order event) once, never retried, and wait for what came back.
+    *,
+    wait_seconds: float,
+) -> tuple[str, DeliveryRecord | None]:
+    """Send the sample of `event` (an order event) once, never retried, and wait up to
+    `wait_seconds` for what came back: the test's delivery id, and its record, or None if it
+    is still pending then (a rate limit's slot or an outage of every worker can hold it longer).
 
     Raises EndpointNotFound, and EndpointThrottled rather than keep the caller waiting out a
     receiver's pause (a throttle set after this check still holds the test until it ends).
@@ -89,4 +94,7 @@ async def send_test(
         max_attempts=1,
     )
     handle = await start_delivery(client, task_queue, delivery)
-    return await ended_record(handle)
+    try:
+        return handle.id, await asyncio.wait_for(ended_record(handle), wait_seconds)
+    except TimeoutError:
+        return handle.id, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict
@@ -95,7 +95,17 @@ class TestRequest(BaseModel):
     event: Literal["ORDER_SHIPPED", "ORDER_ERROR", "TRACKING_UPDATE"] = "TRACKING_UPDATE"
 
 
-@router.post("/{endpoint_id}/test", responses=documented(401, 404, 409, 413, 422, 503))
+# How much longer than one POST may take a test is waited for, before it is answered pending.
+TEST_WAIT_BEYOND_HTTP_TIMEOUT = 20.0
+_STILL_PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": DeliveryDetail, "description": "Still pending: its record so far"}
+}
+
+
+@router.post(
+    "/{endpoint_id}/test",
+    responses=documented(401, 404, 409, 413, 422, 503) | _STILL_PENDING,
+)
 async def test_endpoint(
     endpoint_id: str,
     registry: RegistryDep,
@@ -103,13 +113,22 @@ async def test_endpoint(
     settings: SettingsDep,
     account: AccountDep,
     log: DeliveryLogDep,
+    response: Response,
     body: TestRequest | None = None,
 ) -> DeliveryDetail:
     """Send a sample of `event` (the seed's TRACKING_UPDATE by default) once, wait, and show what
     was sent and received. It is never retried, and goes even to a disabled endpoint; while
-    the receiver has asked for a pause (429, 502, 503, 504), it is a 409 with Retry-After."""
+    the receiver has asked for a pause (429, 502, 503, 504), it is a 409 with Retry-After.
+    The wait is bounded: a test still pending after the HTTP timeout and 20 s more (held for
+    its rate-limit slot, or no worker running) is answered `202`, pending, its next POST's time."""
     event = EventType((body or TestRequest()).event)
-    record = await send_test(client, settings.task_queue, account, registry, endpoint_id, event)
+    wait = settings.http_timeout + TEST_WAIT_BEYOND_HTTP_TIMEOUT
+    test_id, record = await send_test(
+        client, settings.task_queue, account, registry, endpoint_id, event, wait_seconds=wait
+    )
+    if record is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return await log.detail(test_id)
     return DeliveryDetail(**dict(record), web_ui_url=log.web_ui_link(record.id))
 
 

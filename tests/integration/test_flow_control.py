@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.routers import endpoints as endpoint_routes
 from domain.flow import FlowState, SlotAnswer
 from domain.ids import first_connection_id
 from infra.temporal import connect
@@ -218,6 +219,31 @@ async def test_a_delivery_waiting_for_its_slot_posts_where_the_endpoint_is_when_
     assert edited.status_code == 200
     assert (record.result, record.attempts[-1].request.url) == ("success", new_url)
     assert len(receiver.requests(old_url)) == 1  # the first connection alone
+
+
+async def test_a_test_held_for_its_slot_is_answered_pending_instead_of_holding_the_call(
+    client, settings, receiver, monkeypatch
+):
+    """A test waits for its outcome, but not for a rate-limit slot a day away (1/86400 is allowed):
+    the call held its connection open until the slot came. It is answered `202`, pending, with
+    when it will POST and why it waits, in words a merchant reads (not the worker's handover)."""
+    monkeypatch.setattr(endpoint_routes, "TEST_WAIT_BEYOND_HTTP_TIMEOUT", 1.0)
+    url = receiver.url(OK)
+    async with stack(client, settings, http_timeout=1.0) as api:
+        # The first connection takes the one slot of the next 1,000 s.
+        endpoint = await ready_endpoint(api, client, url, rate_limit={"per_second": 0.001})
+        asked = time.monotonic()
+        tested = await api.post(f"/v1/endpoints/{endpoint['id']}/test", timeout=15)
+        answered_in = time.monotonic() - asked
+        shown = tested.json()
+        await client.get_workflow_handle(shown["id"]).terminate("test over")
+
+    assert tested.status_code == 202, tested.text
+    assert answered_in < 10  # the API's own wait is 2 s here: 1 s of HTTP timeout and 1 s more
+    assert (shown["result"], shown["attempts"]) == ("pending", [])
+    assert datetime.fromisoformat(shown["next_attempt_at"]) > datetime.now(UTC)
+    assert shown["error"] == "Held back: the endpoint's rate limit", shown["error"]
+    assert len(receiver.requests(url)) == 1  # the first connection alone
 
 
 async def test_a_limited_endpoint_gets_its_rate_from_a_worker_with_a_small_workflow_cache(client, settings, receiver):
