@@ -23,7 +23,7 @@ Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 async def _apply(request: Request, transform: Transform) -> Response:
     try:
         payloads = Parse(await request.body(), Payloads())
-    except ParseError:
+    except (ParseError, UnicodeDecodeError):  # protobuf decodes the bytes outside its own errors
         # The parser's message can quote what it was given: say what is wrong, never repeat it.
         return invalid_field("payloads", "is not a Payloads document of Temporal's codec protocol")
     try:
