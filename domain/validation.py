@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import idna
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 MAX_URL_LENGTH = 2048
 # RFC 1035: a DNS name is at most 253 characters (without the root's dot), each label 1 to 63.
@@ -47,7 +47,7 @@ def check_http_url(value: str) -> str:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         # urllib's message quotes the port; it could be a password typed in the wrong place.
-        raise ValueError("must have a port that is a number from 0 to 65535") from None
+        raise ValueError("must have a port that is a number from 1 to 65535") from None
     if not parts.hostname:
         raise ValueError("must name a host")
     if parts.username is not None or parts.password is not None:
@@ -175,4 +175,23 @@ EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 PrintableText = Annotated[str, AfterValidator(check_printable)]
-UtcInstant = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(utc_instant)]
+
+
+def query_flag(value: object) -> object:
+    """A query's true or false, as the API writes them: not pydantic's `yes`, `on`, `1` or `t`."""
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value
+
+
+def query_whole_number(value: object) -> object:
+    """A query's whole number in digits: not pydantic's `200.0`."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# A time without a zone is not an instant (CONTRACT §5): 2026-11-30T15:00:00 is refused, not taken as UTC.
+UtcInstant = Annotated[AwareDatetime, BeforeValidator(not_a_number), AfterValidator(utc_instant)]
+QueryFlag = Annotated[bool, BeforeValidator(query_flag)]
+QueryWholeNumber = Annotated[int, BeforeValidator(query_whole_number)]

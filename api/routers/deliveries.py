@@ -12,7 +12,7 @@ from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
 from api.errors import documented, invalid_input
 from domain.events import EventType
 from domain.records import DeliveryResult
-from domain.validation import PrintableText, UtcInstant, check_within_retention
+from domain.validation import PrintableText, QueryFlag, QueryWholeNumber, UtcInstant, check_within_retention
 from infra.temporal import NamespaceRetention
 from services.delivery_log import DeliveryDetail, DeliveryPage, LogFilter
 from services.reruns import rerun_delivery
@@ -33,12 +33,14 @@ async def list_deliveries(
     endpoint_id: Annotated[PrintableText | None, Query(max_length=128)] = None,
     event: EventType | None = None,
     result: DeliveryResult | None = None,
-    retried: bool | None = None,
+    retried: QueryFlag | None = None,
     order_id: Annotated[PrintableText | None, Query(max_length=64)] = None,
     since: Annotated[UtcInstant | None, Query(description="deliveries started at or after (ISO 8601)")] = None,
     until: Annotated[UtcInstant | None, Query(description="deliveries started before (ISO 8601)")] = None,
-    status_code: Annotated[int | None, Query(ge=100, le=599, description="the last response's HTTP status")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    status_code: Annotated[
+        QueryWholeNumber | None, Query(ge=100, le=599, description="the last response's HTTP status")
+    ] = None,
+    limit: Annotated[QueryWholeNumber, Query(ge=1, le=100)] = 50,
     page_token: str | None = None,
 ) -> DeliveryPage:
     """Newest first. Pass `next_page_token` back as `page_token`, with the same filters, for the next page."""

@@ -342,6 +342,14 @@ async def test_unknown_ids_and_malformed_filters(api):
         ({"retried": "perhaps"}, "retried"),
         ({"limit": 0}, "limit"),
         ({"page_token": "garbage"}, "page_token"),
+        # Strict as the bodies are (an outside probe): only the words and digits the API writes.
+        ({"retried": "yes"}, "retried"),
+        ({"retried": "1"}, "retried"),
+        ({"status_code": "200.0"}, "status_code"),
+        ({"limit": "5.0"}, "limit"),
+        # An instant says its zone: a time without one was taken as UTC, a date as its midnight.
+        ({"since": "2026-11-30T15:00:00"}, "since"),
+        ({"until": "2026-11-30"}, "until"),
     ]:
         response = await api.get("/v1/deliveries", params=params)
         assert response.status_code == 422, params

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from domain.plain_words import reason
 from domain.validation import UtcInstant, check_printable, utc_instant
 
 
@@ -50,3 +51,11 @@ def test_an_instant_given_as_a_number_is_refused(value: object) -> None:
 def test_an_iso_instant_is_read_in_utc() -> None:
     read = TypeAdapter(UtcInstant).validate_python("2026-11-30T12:00:00+01:00")
     assert read.isoformat() == "2026-11-30T11:00:00+00:00"
+
+
+@pytest.mark.parametrize("value", ["2026-11-30T15:00:00", "2026-11-30"])
+def test_a_time_without_its_zone_is_not_an_instant(value: str) -> None:
+    """It used to be taken as UTC: 15:00 in Rome is not 15:00 UTC (CONTRACT §5 asks for instants)."""
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(UtcInstant).validate_python(value)
+    assert [reason(e) for e in refused.value.errors()] == ["must say its time zone (Z, or an offset such as +01:00)"]
