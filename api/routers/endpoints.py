@@ -18,6 +18,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import documented, invalid_input
+from api.json_body import StrictJsonRoute
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.events import EventType
@@ -30,7 +31,7 @@ from services.delivery_log import DeliveryDetail
 from services.reruns import EndpointDisabledForReruns
 from services.reruns import recover_endpoint as run_recovery
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], route_class=StrictJsonRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422, 503))

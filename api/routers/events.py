@@ -10,11 +10,12 @@ from pydantic import BaseModel
 
 from api.deps import IngestDep
 from api.errors import documented, invalid_input
+from api.json_body import StrictJsonRoute
 from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef
 from domain.events import OrderEvent, unindexable_order_fields
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=StrictJsonRoute)
 
 
 class EventAccepted(BaseModel):

@@ -3,8 +3,11 @@ were undocumented and the 422 bodies did not match the document)."""
 
 from __future__ import annotations
 
+import json
+
 from pydantic import SecretStr
 
+from tests.contract import CONTRACT_TRACKING
 from tests.integration.helpers import api_with, create_endpoint, post_event, tracking_event
 
 SHAPE = {"detail", "errors"}
@@ -57,3 +60,27 @@ async def test_every_refusal_in_the_document_is_the_error_shape(api):
     assert set(refusals.values()) == {"#/components/schemas/ErrorBody"}
     assert {code for (_, _, code) in refusals} == {"401", "404", "409", "413", "422", "503"}
     assert "HTTPValidationError" not in str(document)
+
+
+async def test_a_key_given_twice_is_refused_by_name_and_a_huge_number_by_its_field(api, receiver):
+    """An outside probe: the last of two `url` keys won (a proxy that reads the first sees another
+    request), and a number of 5,001 digits was "not valid JSON", naming no field."""
+    as_json = {"content-type": "application/json"}
+    url = receiver.url()
+    twice = {
+        "url": f'{{"url": "{url}", "url": "{url}x", "events": ["TRACKING_UPDATE"]}}',
+        "retry.enabled": f'{{"url": "{url}", "events": ["TRACKING_UPDATE"], '
+        '"retry": {"enabled": true, "max_retries": 2, "enabled": false}}',
+    }
+    refused = {field: await api.post("/v1/endpoints", content=body, headers=as_json) for field, body in twice.items()}
+    event = json.dumps(tracking_event()).replace(f'"code": {CONTRACT_TRACKING["code"]}', '"code": 1' + "0" * 5000)
+    huge = await api.post("/v1/events", content=event, headers=as_json)
+
+    for field, answer in refused.items():
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": field, "message": "is given twice: send each key once"}]
+    stored = {endpoint["url"] for endpoint in (await api.get("/v1/endpoints")).json()}
+    assert not stored & {url, f"{url}x"}  # nothing created
+    assert huge.status_code == 422 and huge.json()["errors"] == [
+        {"field": "tracking.code", "message": "must be 9999 or less"}
+    ]
