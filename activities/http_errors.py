@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import socket
 import ssl
 
@@ -31,7 +33,10 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
     if isinstance(exc, httpx.RemoteProtocolError) and message.startswith(_SWITCHED):
         return "the receiver answered 101 Switching Protocols, an upgrade the POST did not ask for"
     if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
-        return f"the receiver's answer is not valid HTTP/1.1 ({_clipped(message)})"
+        # A body after a 204 (or 304) is read as the start of the next answer on its connection.
+        reused = ", on a connection kept alive from an earlier POST whose answer may have left bytes behind"
+        quoted = _clipped(_unquoted(message))
+        return f"the receiver's answer is not valid HTTP/1.1 ({quoted}){reused if kept_alive else ''}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
         detail = f" ({_clipped(message)})" if message else ""
@@ -51,6 +56,21 @@ _SWITCHED = "Received server _SWITCH_UPGRADE"
 _TOO_LONG = "Receive buffer too long"
 # A malformed status line or header is quoted in h11's message: enough of it to recognise.
 _QUOTED_CHARS = 200
+
+
+# h11 quotes what it refused as Python writes bytes: bytearray(b'<b>x</b>HTTP/1.1 204 No Content').
+_BYTES_QUOTED = re.compile(r"bytearray\((b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")\)")
+
+
+def _unquoted(message: str) -> str:
+    """h11's words with the bytes they quote as text between double quotes, not Python's repr."""
+
+    def as_text(quoted: re.Match[str]) -> str:
+        raw: bytes = ast.literal_eval(quoted.group(1))
+        text = raw.decode("utf-8", "replace")
+        return '"' + "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text) + '"'
+
+    return _BYTES_QUOTED.sub(as_text, message)
 
 
 def _clipped(text: str) -> str:

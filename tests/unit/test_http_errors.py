@@ -22,3 +22,14 @@ def test_a_connection_closed_before_an_answer_is_said_so() -> None:
         described = describe(httpx.RemoteProtocolError(message), 5, kept_alive=True)
         assert described.startswith("connection closed by the receiver before any response")
         assert described.endswith("on a connection kept alive from an earlier POST")
+
+
+def test_quoted_bytes_read_as_text_and_a_kept_alive_connection_is_named() -> None:
+    """An outside probe: a receiver's 204 with a body left `<b>x</b>` before the next answer on the
+    connection, and the next POST's error read `bytearray(b'<b>x</b>HTTP/1.1 204 No Content')`."""
+    exc = httpx.RemoteProtocolError("illegal status line: bytearray(b'<b>x</b>HTTP/1.1 204 No Content\\x00\\'')")
+    assert describe(exc, 5, kept_alive=True) == (
+        "the receiver's answer is not valid HTTP/1.1 "
+        '(illegal status line: "<b>x</b>HTTP/1.1 204 No Content\\x00\'"), on a connection kept alive '
+        "from an earlier POST whose answer may have left bytes behind"
+    )
