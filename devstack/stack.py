@@ -1,7 +1,7 @@
 """`make run`: the Temporal dev server, the worker, the API and the codec server, stopped together by Ctrl-C.
 
 python -m devstack.stack [--data-dir .data] [--temporal-port 7233] [--ui-port 8233] [--api-port 8000]
-                         [--codec-port 8081]
+                         [--codec-port 8081] [--worker-metrics-port 9464]
 """
 
 from __future__ import annotations
