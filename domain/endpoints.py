@@ -316,6 +316,14 @@ class EndpointView(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    def as_of(self, now: datetime) -> EndpointView:
+        """The view at `now`: a previous secret whose grace has ended signs nothing more, so it
+        is not shown as if it still did (the registry keeps it until its next change)."""
+        signing = self.signing
+        if signing is None or signing.previous_secret_expires_at is None or signing.previous_secret_expires_at > now:
+            return self
+        return self.model_copy(update={"signing": signing.model_copy(update={"previous_secret_expires_at": None})})
+
 
 class Subscription(BaseModel):
     """What ingest needs to know about a subscribed endpoint (no secrets)."""

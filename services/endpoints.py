@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -166,13 +166,15 @@ class EndpointRegistry:
 
     async def endpoints(self) -> list[EndpointView]:
         # No registry: no endpoint was ever created for this account.
-        return await or_none(self._handle().query(EndpointRegistryWorkflow.endpoints)) or []
+        views = await or_none(self._handle().query(EndpointRegistryWorkflow.endpoints)) or []
+        now = datetime.now(UTC)
+        return [view.as_of(now) for view in views]
 
     async def get(self, endpoint_id: str) -> EndpointView:
         found = await or_none(self._handle().query(EndpointRegistryWorkflow.endpoint, endpoint_id))
         if found is None:
             raise EndpointNotFound(endpoint_id)
-        return found
+        return found.as_of(datetime.now(UTC))
 
     async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None:
         """The endpoint with its secrets, or None once it is deleted.
@@ -272,7 +274,7 @@ class EndpointRegistry:
         patch = patch.model_copy(update=self._sealed(patch.auth, patch.custom_header))
         edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
         call = self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit)
-        return await self._in_force(self._update(call, endpoint_id))
+        return (await self._in_force(self._update(call, endpoint_id))).as_of(datetime.now(UTC))
 
     async def rotate_signing_secret(self, endpoint_id: str, new: NewSecret, grace_seconds: float) -> EndpointView:
         rotation = SecretRotation(

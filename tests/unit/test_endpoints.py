@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from domain.endpoints import Endpoint, EndpointPatch, EndpointPatchRequest, EndpointRequest, EndpointSpec, RetrySettings
 from domain.events import EventType
 from domain.problems import field_errors  # what api/errors.py answers with
+from domain.signing import SigningSecret
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -372,6 +373,24 @@ def test_the_masked_view_of_an_endpoint_without_secrets_shows_nulls() -> None:
     endpoint = Endpoint.model_validate(MINIMAL | {"id": "ep_2", "created_at": NOW, "updated_at": NOW})
     view = endpoint.masked()
     assert view.auth is None and view.custom_header is None
+
+
+def test_a_previous_secret_is_shown_only_while_its_grace_lasts() -> None:
+    """An outside probe: after the grace ended, GET still showed `previous_secret_expires_at` in
+    the past, though the docs say it shows a key "still signing through its grace period"."""
+    ends = NOW + timedelta(hours=1)
+    secrets = [
+        SigningSecret(secret="whsec_old", created_at=NOW, expires_at=ends),
+        SigningSecret(secret="whsec_new", created_at=NOW + timedelta(seconds=1)),
+    ]
+    endpoint = Endpoint.model_validate(MINIMAL | {"id": "ep_1", "created_at": NOW, "updated_at": NOW})
+    view = endpoint.model_copy(update={"signing_secrets": secrets}).masked()
+
+    during, after = view.as_of(ends - timedelta(seconds=1)), view.as_of(ends)
+
+    assert during.signing is not None and during.signing.previous_secret_expires_at == ends
+    assert after.signing is not None and after.signing.previous_secret_expires_at is None
+    assert after.signing.secret_created_at == NOW + timedelta(seconds=1)  # the current one is still shown
 
 
 @pytest.mark.parametrize(
