@@ -55,8 +55,8 @@ async def _first_attempt(client: Client, description: WorkflowExecutionDescripti
                 failure = failure.cause
             details = getattr(failure, "details", None) or []
             progress = AttemptProgress.from_details(details)
-            if progress.handed_over:
-                continue  # no attempt: the POST was left to the activity, whose failure says why it waits
+            if progress.handed_over and event.HasField("marker_recorded_event_attributes"):
+                continue  # the local run made no POST and left it to the activity, whose failures say why it waits
             if progress.last is None and details:
                 progress = AttemptProgress.from_details([{"attempts": 1, "last": details[0]}])
             state.attempts, state.last = progress.attempts, progress.last
