@@ -12,6 +12,8 @@ from domain.validation import NO_COLON_OR_CONTROL_CHARACTERS, NO_CONTROL_CHARACT
 _PLAIN = {
     "missing": "is required",
     "string_type": "must be text",
+    # A lone surrogate (\ud800), which JSON can spell and no UTF-8 can carry.
+    "string_unicode": "must be valid Unicode text (a lone surrogate such as \\ud800 is not)",
     "list_type": "must be a list",
     "dict_type": "must be an object",
     "model_type": "must be an object",

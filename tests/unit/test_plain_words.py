@@ -68,6 +68,11 @@ def test_every_problem_of_an_endpoint_comes_in_one_answer_in_plain_words() -> No
         ),
         ({"custom_header": "X-Token"}, "custom_header", "must be an object"),
         ({"url": None}, "url", "must be text"),
+        (
+            {"description": "x\ud800"},
+            "description",
+            "must be valid Unicode text (a lone surrogate such as \\ud800 is not)",
+        ),
     ],
 )
 def test_each_rule_reads_as_words(data: dict[str, Any], field: str, message: str) -> None:
