@@ -11,7 +11,8 @@ from temporalio.client import Client
 from api.app import create_app
 from domain.delivery import DEFAULT_ACCOUNT, DeliveryInput, event_deliveries
 from domain.events import OrderEvent
-from domain.ids import first_connection_id
+from domain.ids import event_delivery_id, first_connection_id
+from infra.temporal import or_none
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry
 from services.ingest import ACCEPTED_EVENT_MEMO
@@ -40,12 +41,18 @@ async def test_posting_the_same_event_id_again_never_delivers_twice(api, client,
     again = await post_event(api, event)
     await delivery_outcome(client, first["deliveries"][0]["id"])
     # An endpoint created in between does not change what the id already named.
-    await create_endpoint(api, receiver.url())
+    later_url = receiver.url()
+    later = await create_endpoint(api, later_url)
     third = await post_event(api, event)
 
     assert first == again == third
     assert first["id"] == event["id"]
+    # The later endpoint would have been the event's delivery 1; a post starts its deliveries before
+    # answering, so had the third post started one for it, it would exist by now.
+    assert await _exists(client, event_delivery_id(DEFAULT_ACCOUNT, event["id"], 1)) is False
     assert len(receiver.requests(url)) == 2  # first connection + one delivery
+    await delivery_outcome(client, first_connection_id(later["id"]))
+    assert [r.headers["webhook-id"] for r in receiver.requests(later_url)] == [first_connection_id(later["id"])]
 
 
 async def test_the_same_id_with_another_body_is_a_conflict(api, receiver):
@@ -174,6 +181,12 @@ async def test_a_conflicting_repost_starts_nothing(api, client, receiver):
     assert changed.status_code == 409
     ids = await eventually(lambda: _delivery_ids_of(client, event["id"]), lambda found: len(found) >= 1, timeout=5)
     assert ids == [first["deliveries"][0]["id"]]
+
+
+async def _exists(client: Client, workflow_id: str) -> bool:
+    """Whether a workflow of this id was ever started (and not yet past retention): asked of
+    Temporal itself, which knows at once, unlike its search index."""
+    return await or_none(client.get_workflow_handle(workflow_id).describe()) is not None
 
 
 async def _delivery_ids_of(client, event_id: str) -> list[str]:
