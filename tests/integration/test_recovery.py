@@ -9,13 +9,17 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.activity_contract import INVALID_RECOVERY_REQUEST, RecoveryRequest
 from domain.ids import first_connection_id, recovered_id, recovery_workflow_id
+from infra.tracing import Tracing
 from services.reruns import RecoveryUnfinished, recover_endpoint
-from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.waiting import eventually
 from workflows.recovery import RecoveryWorkflow
 
@@ -25,7 +29,25 @@ async def _recoveries_of(client: Client, endpoint_id: str) -> list[str]:
     return [execution.id async for execution in client.list_workflows(query)]
 
 
-async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api, client, receiver):
+def _recoveries_started(spans: InMemorySpanExporter) -> list[str]:
+    """The recoveries an API started, as its own Temporal client recorded each start when it was
+    made: unlike the search index, this cannot lag behind."""
+    return [
+        str((span.attributes or {})["temporalWorkflowID"])
+        for span in spans.get_finished_spans()
+        if span.name == "StartWorkflow:RecoveryWorkflow"
+    ]
+
+
+async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(client, settings, receiver):
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    async with api_with(settings, tracing=Tracing(provider)) as api:
+        await _check_sinces(api, client, receiver, spans)
+
+
+async def _check_sinces(api, client: Client, receiver, spans: InMemorySpanExporter) -> None:
     endpoint = await create_endpoint(api, receiver.url())
     now = datetime.now(UTC)
     for since, reason in [
@@ -45,13 +67,18 @@ async def test_a_since_the_log_cannot_hold_is_422_at_once_and_starts_nothing(api
     misspelt = {"since": now.isoformat(), "snice": now.isoformat()}
     response = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json=misspelt)
     assert response.status_code == 422 and [p["field"] for p in response.json()["errors"]] == ["body"]
+    assert _recoveries_started(spans) == []
 
     within = await api.post(
         f"/v1/endpoints/{endpoint['id']}/recover", json={"since": (now - timedelta(hours=23)).isoformat()}
     )
     assert within.status_code == 200 and within.json() == {"found": 0, "started": 0}
-    listed = await eventually(lambda: _recoveries_of(client, endpoint["id"]), bool, what="the valid recovery listed")
-    assert len(listed) == 1  # the valid one only
+    [valid] = _recoveries_started(spans)  # the valid one only
+    assert valid.startswith(f"recovery/{endpoint['id']}/")
+    # And Temporal holds that one only, once its index shows it.
+    await eventually(
+        lambda: _recoveries_of(client, endpoint["id"]), lambda ids: ids == [valid], what="the valid recovery listed"
+    )
 
 
 async def test_a_recovery_that_cannot_succeed_fails_once_instead_of_retrying_forever(client, settings, worker):
