@@ -63,7 +63,12 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
     await delivery_outcome(client, delivery["id"])
     recovery = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": _an_hour_ago()})
     assert recovery.status_code == 200, recovery.text
-    [recovery_run] = [w async for w in client.list_workflows(f'WorkflowId STARTS_WITH "recovery/{endpoint["id"]}/"')]
+
+    async def recoveries() -> list[str]:
+        return [w.id async for w in client.list_workflows(f'WorkflowId STARTS_WITH "recovery/{endpoint["id"]}/"')]
+
+    # The search index shows the recovery some time after it ran.
+    [recovery_run] = await eventually(recoveries, lambda ids: len(ids) == 1, what="the recovery listed")
     sent = receiver.requests(url)[-1].headers
     assert sent["x-shop-token"] == HEADER_VALUE and sent["authorization"] == _basic("shop", PASSWORD)
     # Both HMAC secrets and the Ed25519 key, opened at send time.
@@ -76,7 +81,7 @@ async def test_no_query_of_any_workflow_answers_a_secret_even_decoded_by_an_oper
         registry_workflow_id("default"): "EndpointRegistryWorkflow",
         delivery["id"]: "DeliveryWorkflow",
         first_connection_id(endpoint["id"]): "DeliveryWorkflow",
-        recovery_run.id: "RecoveryWorkflow",
+        recovery_run: "RecoveryWorkflow",
         flow_workflow_id("default", endpoint["id"]): "EndpointFlowWorkflow",
     }
     arguments = {"endpoint": [endpoint["id"]], "head": [CONTRACT_ORDER["order_id"]]}
