@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from api.routers import endpoints as endpoint_routes
 from domain.flow import FlowState, SlotAnswer
 from domain.ids import first_connection_id
-from infra.temporal import connect
+from infra.codec import data_converter
 from settings import Settings
 from tests.integration.helpers import (
     api_with,
@@ -53,12 +53,29 @@ async def stack(
     async with AsyncExitStack() as running:
         for n in range(workers):
             # Two workers of one process would share a client; Temporal wants one client a worker.
-            own_client = client if n == 0 else await connect(own)
+            # Each later one gets an identity of its own (a client's is pid@host), so histories
+            # tell which worker ran what: worker_identity(n).
+            own_client = client if n == 0 else await connect_as(own, worker_identity(client, n))
             worker = await running.enter_async_context(delivery_worker(own_client, own))
             await running.enter_async_context(worker)
         api = await running.enter_async_context(api_with(own))
         api.headers["authorization"] = f"Bearer {token}"
         yield api
+
+
+def worker_identity(client: Client, n: int) -> str:
+    """The identity `stack()`'s n-th worker (from 0) shows in the histories of what it ran."""
+    return client.identity if n == 0 else f"{client.identity}/worker-{n}"
+
+
+async def connect_as(settings: Settings, identity: str) -> Client:
+    """A client as infra.temporal.connect makes it, with its own identity."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings.codec()),
+        identity=identity,
+    )
 
 
 async def ready_endpoint(api: httpx.AsyncClient, client: Client, url: str, **fields: Any) -> dict[str, Any]:
@@ -182,7 +199,10 @@ async def test_a_rate_limit_holds_across_two_workers_and_an_edit_applies_to_wait
         edit_sent_at = asyncio.get_running_loop().time()
         edited = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"rate_limit": {"per_second": 10}})
         records = [await delivery_outcome(client, d) for [d] in delivery_ids]
+        posted_by = {await _posted_by(client, d) for [d] in delivery_ids}
 
+    # Both workers made POSTs, so the limit held across them, not within one.
+    assert posted_by == {worker_identity(client, 0), worker_identity(client, 1)}
     assert edited.json()["rate_limit"] == {"per_second": 10.0}
     assert {(r.result, r.retry) for r in records} == {("success", 0)}  # waiting spent no retry
     times = [r.at for r in receiver.requests(url)[1:]]  # the first connection's sample left out
@@ -196,6 +216,26 @@ async def test_a_rate_limit_holds_across_two_workers_and_an_edit_applies_to_wait
     at_old_rate = (events - 2) / 2
     took = max(times) - min(times)
     assert took < at_old_rate - 0.5, f"{events} POSTs took {took:.1f}s, the old rate's {at_old_rate:.1f}s or more"
+
+
+async def _posted_by(client: Client, delivery_id: str) -> str:
+    """The identity of the worker that made a delivery's last POST: its last activity's, or, for a
+    first attempt run as a local activity, the one that completed the workflow task recording it."""
+    events = (await client.get_workflow_handle(delivery_id).fetch_history()).events
+    started = [
+        e.activity_task_started_event_attributes.identity
+        for e in events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    if started:
+        return started[-1]
+    completed = ""
+    for event in events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            completed = event.workflow_task_completed_event_attributes.identity
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            return completed
+    raise AssertionError(f"{delivery_id} ran no attempt")
 
 
 async def test_a_delivery_waiting_for_its_slot_posts_where_the_endpoint_is_when_the_slot_comes(
