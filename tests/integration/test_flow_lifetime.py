@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from domain.flow import FlowState
 from tests.integration.helpers import ask_schedule
+from tests.waiting import eventually
 from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease
 
 IDLE = timedelta(seconds=1)
@@ -57,11 +60,26 @@ async def test_a_schedule_with_an_order_queued_stays_open(client, settings, work
         start_signal_args=[OrderEnqueue(order_id="o1", delivery_ids=["d-head"])],
     )
 
-    # Three idle periods: an empty schedule would have ended after the first.
-    await asyncio.sleep(3 * IDLE.total_seconds())
+    # Once its idle timer has fired and the workflow task after it completed, the run has
+    # decided whether it is idle: an empty schedule would have ended in that task.
+    await eventually(
+        lambda: _event_types(handle),
+        _an_idle_check_done,
+        what="the idle timer fired and the workflow task after it completed",
+    )
 
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     await handle.terminate("test over")
+
+
+async def _event_types(handle: WorkflowHandle[Any, Any]) -> list[EventType.ValueType]:
+    return [e.event_type async for e in handle.fetch_history_events()]
+
+
+def _an_idle_check_done(types: list[EventType.ValueType]) -> bool:
+    if EventType.EVENT_TYPE_TIMER_FIRED not in types:
+        return False
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in types[types.index(EventType.EVENT_TYPE_TIMER_FIRED) :]
 
 
 async def test_word_of_an_order_that_comes_after_its_delivery_ended_does_not_queue_it_again(client, settings, worker):
