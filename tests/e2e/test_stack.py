@@ -20,6 +20,7 @@ from tests.conftest import free_port
 from tests.integration.helpers import codec_decode, decoded_text, raw_query, tracking_event
 from tests.receiver import BackgroundServer, Receiver
 from tests.ui.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,15 +100,18 @@ async def running_stack(
         assert not any(_listening(port) for port in ports.values()), "a process outlived Ctrl-C"
 
 
-async def eventually_text(http: httpx.AsyncClient, url: str, needle: str) -> str:
-    """The page once it mentions `needle` (metrics are exported periodically)."""
-    text = ""
-    for _ in range(50):
-        text = (await http.get(url)).text
-        if needle in text:
-            break
-        await asyncio.sleep(0.2)
-    return text
+async def worker_metrics_page(http: httpx.AsyncClient, url: str) -> str:
+    """The worker's metrics once they show a delivery that succeeded (they are exported periodically)."""
+
+    async def page() -> str:
+        return (await http.get(url)).text
+
+    def shows_a_success(text: str) -> bool:
+        return any(
+            line.startswith("webhook_deliveries_total{") and 'result="success"' in line for line in text.splitlines()
+        )
+
+    return await eventually(page, shows_a_success, what=f'a webhook_deliveries_total{{result="success"}} at {url}')
 
 
 async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
@@ -127,9 +131,7 @@ async def test_make_run_stack_serves_stops_and_keeps_its_state(tmp_path):
             listening = {name: _listen_addresses(port) for name, port in ports.items()}
             api_metrics = (await api.get("/metrics")).text
             async with httpx.AsyncClient() as http:
-                worker_metrics = await eventually_text(
-                    http, f"http://127.0.0.1:{ports['metrics']}/metrics", "webhook_deliveries"
-                )
+                worker_metrics = await worker_metrics_page(http, f"http://127.0.0.1:{ports['metrics']}/metrics")
 
         async with running_stack(tmp_path, ports) as api:
             listed = (await api.get("/v1/endpoints")).json()
