@@ -32,11 +32,17 @@ class TemporalTarget(Protocol):
 
 
 async def connect(
-    target: TemporalTarget, *, lazy: bool = False, runtime: Runtime | None = None, tracing: Tracing | None = None
+    target: TemporalTarget,
+    *,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
+    identity: str | None = None,
 ) -> Client:
     """A client with the service's converter (pydantic models, encrypted); `lazy` ones
     connect on first use (the API starts, and answers 503 on /healthz, while
-    Temporal is still down). With `tracing`, its calls and the workers built on it are traced."""
+    Temporal is still down). With `tracing`, its calls and the workers built on it are traced.
+    `identity` names it in the histories of what it runs (Temporal's default: pid@host)."""
     return await Client.connect(
         target.temporal_address,
         namespace=target.temporal_namespace,
@@ -44,6 +50,7 @@ async def connect(
         interceptors=tracing.temporal_interceptors() if tracing else [],
         lazy=lazy,
         runtime=runtime,
+        identity=identity,
     )
 
 

@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from api.routers import endpoints as endpoint_routes
 from domain.flow import FlowState, SlotAnswer
 from domain.ids import first_connection_id
-from infra.codec import data_converter
+from infra.temporal import connect
 from settings import Settings
 from tests.integration.helpers import (
     api_with,
@@ -55,7 +55,7 @@ async def stack(
             # Two workers of one process would share a client; Temporal wants one client a worker.
             # Each later one gets an identity of its own (a client's is pid@host), so histories
             # tell which worker ran what: worker_identity(n).
-            own_client = client if n == 0 else await connect_as(own, worker_identity(client, n))
+            own_client = client if n == 0 else await connect(own, identity=worker_identity(client, n))
             worker = await running.enter_async_context(delivery_worker(own_client, own))
             await running.enter_async_context(worker)
         api = await running.enter_async_context(api_with(own))
@@ -66,16 +66,6 @@ async def stack(
 def worker_identity(client: Client, n: int) -> str:
     """The identity `stack()`'s n-th worker (from 0) shows in the histories of what it ran."""
     return client.identity if n == 0 else f"{client.identity}/worker-{n}"
-
-
-async def connect_as(settings: Settings, identity: str) -> Client:
-    """A client as infra.temporal.connect makes it, with its own identity."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings.codec()),
-        identity=identity,
-    )
 
 
 async def ready_endpoint(api: httpx.AsyncClient, client: Client, url: str, **fields: Any) -> dict[str, Any]:
