@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import get_destination_check, get_settings
 from api.json_body import DuplicateKey
-from domain.problems import field_errors
+from domain.problems import duplicate_key, field_errors
 from infra.network_guard import ForbiddenDestination
 from services.deliveries import EndpointThrottled
 from services.delivery_log import DeliveryNotFound
@@ -157,7 +157,7 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         # 401s, routing's 404 and 405, and the routes' own refusals: the same shape as the rest.
         if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, DuplicateKey):
-            return _invalid([{"field": exc.__cause__.field, "message": "is given twice: send each key once"}])
+            return _invalid([duplicate_key(exc.__cause__.path)])
         if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, ValueError):
             # FastAPI's answer to a body it could not read as JSON (bytes that are not UTF-8):
             # invalid input like any other, on the field at fault.

@@ -22,11 +22,12 @@ _BEYOND_EVERY_BOUND = 10**100
 
 
 class DuplicateKey(ValueError):
-    """A key given twice in one object; `field` is its dotted path, as every refusal names it."""
+    """A key given twice in one object; `path` leads to it from the body (list items by index).
+    Its text names no key: an unknown one could be a secret (domain.problems.duplicate_key)."""
 
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} is given twice")
-        self.field = field
+    def __init__(self, path: tuple[str, ...]) -> None:
+        super().__init__("a key is given twice")
+        self.path = path
 
 
 class _Object(dict[str, Any]):
@@ -70,7 +71,7 @@ def loads(body: bytes) -> Any:
 
     parsed = json.loads(body, object_pairs_hook=as_object, parse_int=_whole_number)
     if twice and (path := _path_to_twice(parsed)):
-        raise DuplicateKey(".".join(path))
+        raise DuplicateKey(path)
     return parsed
 
 

@@ -51,6 +51,20 @@ def known_field_names() -> frozenset[str]:
     return frozenset(names)
 
 
+def duplicate_key(path: Sequence[str]) -> dict[str, str]:
+    """A key given twice in one object, named by its path as far as the API's own names (and list
+    indexes) lead: from the first other name on, the problem is told on the object that holds it,
+    as an unknown field is (it could be a secret, or text no answer can carry)."""
+    known = known_field_names()
+    named: list[str] = []
+    for part in path:
+        if not (part in known or (part.isdecimal() and part.isascii())):
+            unknown = "has a key given twice (an unknown name is not repeated: it could be a secret)"
+            return {"field": ".".join(named) or "body", "message": unknown}
+        named.append(part)
+    return {"field": ".".join(named), "message": "is given twice: send each key once"}
+
+
 def _echoes(message: str, value: Any) -> bool:
     return isinstance(value, str | int | float) and len(str(value)) >= _ECHO_MIN_LENGTH and str(value) in message
 

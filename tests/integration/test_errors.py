@@ -73,12 +73,28 @@ async def test_a_key_given_twice_is_refused_by_name_and_a_huge_number_by_its_fie
         '"retry": {"enabled": true, "max_retries": 2, "enabled": false}}',
     }
     refused = {field: await api.post("/v1/endpoints", content=body, headers=as_json) for field, body in twice.items()}
+    # A second probe: an unknown key given twice was named back, and a lone surrogate made a 500.
+    unknown = [
+        ("body", f'{{"url": "{url}", "events": ["TRACKING_UPDATE"], "s3cretK3y": 1, "s3cretK3y": 2}}'),
+        (
+            "auth",
+            f'{{"url": "{url}", "events": ["TRACKING_UPDATE"], '
+            '"auth": {"username": "a", "password": "p", "hunter2X": 1, "hunter2X": 2}}',
+        ),
+        ("body", f'{{"url": "{url}", "events": ["TRACKING_UPDATE"], "\\ud800": 1, "\\ud800": 2}}'),
+    ]
+    unnamed = [(field, await api.post("/v1/endpoints", content=body, headers=as_json)) for field, body in unknown]
     event = json.dumps(tracking_event()).replace(f'"code": {CONTRACT_TRACKING["code"]}', '"code": 1' + "0" * 5000)
     huge = await api.post("/v1/events", content=event, headers=as_json)
 
     for field, answer in refused.items():
         assert answer.status_code == 422, answer.text
         assert answer.json()["errors"] == [{"field": field, "message": "is given twice: send each key once"}]
+    not_named = "has a key given twice (an unknown name is not repeated: it could be a secret)"
+    for field, answer in unnamed:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": field, "message": not_named}]
+        assert "s3cretK3y" not in answer.text and "hunter2X" not in answer.text
     stored = {endpoint["url"] for endpoint in (await api.get("/v1/endpoints")).json()}
     assert not stored & {url, f"{url}x"}  # nothing created
     assert huge.status_code == 422 and huge.json()["errors"] == [
