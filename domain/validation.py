@@ -59,7 +59,12 @@ def check_endpoint_url(value: str) -> str:
     """An http(s) URL whose host a resolver takes: what an endpoint may be registered at."""
     check_http_url(value)
     parts = urlsplit(value)
-    check_host(parts.hostname or "", bracketed="[" in parts.netloc)
+    bracketed = "[" in parts.netloc
+    # urllib reads the host between the brackets and drops what follows ([::1]junk, [fe80::1]%25eth0),
+    # which httpx refuses at every attempt: only a port may follow.
+    if bracketed and not re.fullmatch(r"(:[0-9]*)?", parts.netloc.partition("]")[2]):
+        raise ValueError("must have an IPv6 host followed by nothing but its port")
+    check_host(parts.hostname or "", bracketed=bracketed)
     if parts.port == 0:  # no connection can be made to it
         raise ValueError("must have a port that is a number from 1 to 65535")
     return value

@@ -118,6 +118,10 @@ INVALID_HOSTS = {
     "a label beginning with a hyphen": "http://-bad.example.com/hooks",
     # RFC 6874's zone id: httpx hands `fe80::1%25eth0` to the resolver undecoded, which never finds it.
     "an IPv6 address with a zone id": "http://[fe80::1%25eth0]/hooks",
+    # urllib drops what follows the bracket; httpx refuses the URL at every attempt (a second probe).
+    "a zone id after the bracket": "http://[fe80::1]%25eth0/hooks",
+    "text after the bracket": "http://[2001:db8::1]junk/hooks",
+    "text between the bracket and the port": "http://[2001:db8::1]x:8080/hooks",
 }
 
 
