@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -44,21 +46,32 @@ async def list_deliveries(
     page_token: str | None = None,
 ) -> DeliveryPage:
     """Newest first. Pass `next_page_token` back as `page_token`, with the same filters, for the next page."""
+    # A filter given twice means two things (the last one would win, unseen by a proxy that reads the first).
+    problems: dict[tuple[str, ...], str] = {
+        ("query", name): "is given twice: send each parameter once"
+        for name in _parameters()
+        if len(request.query_params.getlist(name)) > 1
+    }
     # Before the retention the log holds nothing: a 422 (CONTRACT §5), not an empty page.
     bounds = {name: moment for name, moment in (("since", since), ("until", until)) if moment is not None}
     if bounds:
         retention: NamespaceRetention = request.app.state.log_retention
         kept, now = await retention.of(client), datetime.now(UTC)
-        problems: dict[tuple[str, ...], str] = {}
         for name, moment in bounds.items():
             try:
                 check_within_retention(moment, now, kept)
             except ValueError as err:
                 problems[("query", name)] = str(err)
-        if problems:
-            raise invalid_input(problems)
+    if problems:
+        raise invalid_input(problems)
     log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until, status_code)
     return await log.page(log_filter, limit, page_token)
+
+
+@cache
+def _parameters() -> frozenset[str]:
+    """The list's query parameters: its signature's, but for what FastAPI gives it."""
+    return frozenset(inspect.signature(list_deliveries).parameters) - {"request", "client", "log"}
 
 
 @router.get("/{delivery_id:path}", responses=documented(401, 404, 503))

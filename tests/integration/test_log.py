@@ -350,10 +350,16 @@ async def test_unknown_ids_and_malformed_filters(api):
         # An instant says its zone: a time without one was taken as UTC, a date as its midnight.
         ({"since": "2026-11-30T15:00:00"}, "since"),
         ({"until": "2026-11-30"}, "until"),
+        # A second probe: a filter given twice took the last value, even after an invalid first one.
+        ([("status_code", "abc"), ("status_code", "200")], "status_code"),
+        ([("retried", "yes"), ("retried", "true")], "retried"),
     ]:
         response = await api.get("/v1/deliveries", params=params)
         assert response.status_code == 422, params
         assert response.json()["errors"][0]["field"].endswith(field), response.text
+    # More digits than Python reads: said in words, not pydantic's.
+    huge = await api.get("/v1/deliveries", params={"limit": "1" * 5000})
+    assert huge.json()["errors"] == [{"field": "limit", "message": "is too large a number"}]
 
 
 async def test_filters_no_query_can_hold_are_422_naming_them_at_once(api):
