@@ -156,8 +156,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         # 401s, routing's 404 and 405, and the routes' own refusals: the same shape as the rest.
-        if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, DuplicateKey):
-            return _invalid([duplicate_key(exc.__cause__.path)])
         if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, ValueError):
             # FastAPI's answer to a body it could not read as JSON (bytes that are not UTF-8):
             # invalid input like any other, on the field at fault.
@@ -165,6 +163,10 @@ def install(app: FastAPI) -> None:
         if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, RecursionError):
             return _invalid([{"field": "body", "message": "is nested too deeply to read"}])
         return _answer(exc.status_code, str(exc.detail), [], exc.headers)
+
+    @app.exception_handler(DuplicateKey)
+    async def _twice(_: Request, exc: DuplicateKey) -> JSONResponse:
+        return _invalid([duplicate_key(exc.path)])
 
     @app.exception_handler(EndpointRejected)
     async def _rejected(_: Request, exc: EndpointRejected) -> JSONResponse:

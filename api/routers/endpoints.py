@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import (
@@ -18,7 +18,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import documented, invalid_input
-from api.json_body import StrictJsonRoute
+from api.json_body import StrictJsonRoute, no_key_given_twice
 from domain.activity_contract import RecoveryRequest, RecoveryResult
 from domain.endpoints import EndpointPatchRequest, EndpointRequest, EndpointView
 from domain.events import EventType
@@ -31,7 +31,12 @@ from services.delivery_log import DeliveryDetail
 from services.reruns import EndpointDisabledForReruns
 from services.reruns import recover_endpoint as run_recovery
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/v1/endpoints",
+    tags=["endpoints"],
+    route_class=StrictJsonRoute,
+    dependencies=[Depends(no_key_given_twice)],
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422, 503))

@@ -5,17 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Depends, status
 from pydantic import BaseModel
 
 from api.deps import IngestDep
 from api.errors import documented, invalid_input
-from api.json_body import StrictJsonRoute
+from api.json_body import StrictJsonRoute, no_key_given_twice
 from api.metrics import EVENTS_ACCEPTED
 from domain.delivery import DeliveryRef
 from domain.events import OrderEvent, unindexable_order_fields
 
-router = APIRouter(prefix="/v1/events", tags=["events"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/v1/events",
+    tags=["events"],
+    route_class=StrictJsonRoute,
+    dependencies=[Depends(no_key_given_twice)],
+)
 
 
 class EventAccepted(BaseModel):
