@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 import httpx
@@ -327,7 +328,7 @@ class DeliveryActivities:
         final_type: str | None = None
         # A receiver may echo the request, in its answer or a malformed one an error quotes:
         # the log shows no credential it sent back.
-        sent_back = echoed_credentials(endpoint, headers)
+        masked = partial(mask_echoes, credentials=echoed_credentials(endpoint, headers))
         try:
             _require_valid_url(endpoint.url)
             body = attempt.body.encode()
@@ -339,7 +340,7 @@ class DeliveryActivities:
             # sending a byte a second would hold the attempt as long as it liked.
             async with asyncio.timeout(self._http_timeout):
                 answer = await self._poster.post(endpoint.url, body, headers, timer)
-            response = answer.record(mask=lambda text: mask_echoes(text, sent_back))
+            response = answer.record(mask=masked)
             if answer.complete:
                 error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
             else:
@@ -353,8 +354,7 @@ class DeliveryActivities:
             error = INVALID_HEADER_ERROR if endpoint.custom_header else "The request is not valid HTTP: not sent"
             final_type = INVALID_ENDPOINT_HEADER
         except httpx.HTTPError as exc:
-            cause = describe(exc, self._http_timeout, kept_alive=not timer.connected)
-            error = unreachable(mask_echoes(cause, sent_back))
+            error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected, masked=masked))
         except TimeoutError:
             began = "no complete response" if timer.answered else "no response"
             error = unreachable(f"{began} within {self._http_timeout:g}s")

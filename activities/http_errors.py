@@ -7,13 +7,18 @@ import os
 import re
 import socket
 import ssl
+from collections.abc import Callable
 
 import httpx
 
 
-def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) -> str:
+def describe(
+    exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False, masked: Callable[[str], str] = str
+) -> str:
     """The cause of a failed exchange: a timeout, a refused connection, a TLS or DNS failure.
-    `kept_alive`: the request went out on a connection an earlier POST had opened."""
+    `kept_alive`: the request went out on a connection an earlier POST had opened. `masked`
+    hides the credentials a receiver's bytes may echo, before they are cut to a quote's length
+    (a credential cut in two would be masked in neither half)."""
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connection not established within {timeout:g}s"
     if isinstance(exc, httpx.TimeoutException):
@@ -35,16 +40,16 @@ def describe(exc: httpx.HTTPError, timeout: float, *, kept_alive: bool = False) 
     if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
         # A body after a 204 (or 304) is read as the start of the next answer on its connection.
         reused = ", on a connection kept alive from an earlier POST whose answer may have left bytes behind"
-        quoted = _clipped(_unquoted(message))
+        quoted = _clipped(masked(_unquoted(message)))
         return f"the receiver's answer is not valid HTTP/1.1 ({quoted}){reused if kept_alive else ''}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
-        detail = f" ({_clipped(message)})" if message else ""
+        detail = f" ({_clipped(masked(message))})" if message else ""
         # Such a POST is not sent again (the receiver may have read it); naming the kept-alive
         # connection tells its owner where to look: an idle timeout shorter than the worker's.
         reused = ", on a connection kept alive from an earlier POST" if kept_alive else ""
         return f"connection closed by the receiver before any response{detail}{reused}"
-    return f"{type(exc).__name__}: {_clipped(message)}" if message else type(exc).__name__
+    return f"{type(exc).__name__}: {_clipped(masked(message))}" if message else type(exc).__name__
 
 
 # How httpcore and h11 begin their words for the end of a connection (anything else h11 raises
@@ -62,13 +67,18 @@ _QUOTED_CHARS = 200
 _BYTES_QUOTED = re.compile(r"bytearray\((b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")\)")
 
 
+# As Python's repr and JSON write them, so that a credential holding a tab (a header value may)
+# is still found by the echo masks, which look for it as sent and as JSON escapes it.
+_ESCAPED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _unquoted(message: str) -> str:
     """h11's words with the bytes they quote as text between double quotes, not Python's repr."""
 
     def as_text(quoted: re.Match[str]) -> str:
         raw: bytes = ast.literal_eval(quoted.group(1))
         text = raw.decode("utf-8", "replace")
-        return '"' + "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text) + '"'
+        return '"' + "".join(c if c.isprintable() else _ESCAPED.get(c, f"\\x{ord(c):02x}") for c in text) + '"'
 
     return _BYTES_QUOTED.sub(as_text, message)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from functools import partial
+
 import httpx
 
 from activities.http_errors import describe
+from domain.wire import mask_echoes
 
 
 def test_a_malformed_answer_quoting_the_word_closed_is_not_a_closed_connection() -> None:
@@ -33,3 +37,18 @@ def test_quoted_bytes_read_as_text_and_a_kept_alive_connection_is_named() -> Non
         '(illegal status line: "<b>x</b>HTTP/1.1 204 No Content\\x00\'"), on a connection kept alive '
         "from an earlier POST whose answer may have left bytes behind"
     )
+
+
+def test_an_echoed_credential_is_masked_before_the_quote_is_cut_and_with_its_tab() -> None:
+    """A second read: quoted as text, a header value's tab was written \\x09, which neither echo
+    mask looks for (as sent, and JSON's \\t); and a credential the 200-character cut split in two
+    was masked in neither half."""
+    secret = "tok\tsecret12"
+    masked = partial(mask_echoes, credentials=[json.dumps(secret)[1:-1], secret])
+    tab = httpx.RemoteProtocolError("illegal status line: bytearray(b'X-Shop-Token: tok\\tsecret12')")
+    long_token = "Zm9vOmJhcnNlY3JldA" * 3
+    cut = httpx.RemoteProtocolError("illegal status line: " + "x" * 170 + long_token)  # across the cut
+
+    assert describe(tab, 5, masked=masked).endswith('(illegal status line: "X-Shop-Token: ********")')
+    quoted = describe(cut, 5, masked=partial(mask_echoes, credentials=[long_token]))
+    assert long_token[:8] not in quoted and "********" in quoted
