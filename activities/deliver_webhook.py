@@ -145,7 +145,7 @@ class DeliveryActivities:
                 try:
                     schedules, local = self._schedules(attempt.account), activity.info().is_local
                     if await wait_for_turn(schedules, endpoint, attempt, progress, may_ask=not local):
-                        # Its slot came later: a change made meanwhile (a new URL, a delete) holds for this POST.
+                        # Time passed asking for its slot: a change made meanwhile (a new URL, a delete) holds.
                         turn = progress.model_copy(update={"ordered": ordered})
                         endpoint = await self._endpoint_to_post(registry, attempt, turn, None)
                 except NeedsSchedule:
@@ -210,7 +210,7 @@ class DeliveryActivities:
             await self._notify_failure(attempt, progress.last, stopped=message)
             raise _stop(message, ENDPOINT_DELETED, progress.last)
         if endpoint.disabled and attempt.skip_if_disabled:
-            await self._release(attempt, is_ordered(endpoint, attempt))
+            await self._release(attempt, progress.ordered or is_ordered(endpoint, attempt))
             message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
             raise _stop(message, ENDPOINT_DISABLED, progress.last)
         return endpoint

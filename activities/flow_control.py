@@ -95,9 +95,10 @@ class NeedsSchedule(Exception):
 async def wait_for_turn(
     schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress, *, may_ask: bool
 ) -> bool:
-    """Return when the POST may start, and whether it waited for that; raise HeldBack when that
-    is more than a moment away, and NeedsSchedule when the schedule must be asked and `may_ask`
-    is false.
+    """Return when the POST may start, and whether the schedule was asked for that (time passed
+    since the endpoint was read: the ask, and the wait for a slot up to 2 s); raise HeldBack when
+    the POST is more than a moment away, and NeedsSchedule when the schedule must be asked and
+    `may_ask` is false.
 
     A delivery's first attempt runs as a local activity, inside its workflow's task: waiting
     there for the schedule's answer and its slot (up to 2 s) kept the workflow busy in the

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
-from domain.endpoints import RegistrySnapshot
-from services.endpoints import SnapshotCache
+from temporalio.client import Client
+
+from domain.endpoints import Endpoint, RegistrySnapshot
+from services.endpoints import FRESH_SECONDS, EndpointRegistry, SnapshotCache
+
+
+def _endpoint() -> Endpoint:
+    now = "2026-11-30T12:00:00Z"
+    return Endpoint.model_validate(
+        {
+            "id": "ep_1",
+            "url": "https://shop.example/h",
+            "events": ["TRACKING_UPDATE"],
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 def _snapshot(version: int) -> RegistrySnapshot:
@@ -117,3 +133,27 @@ async def test_a_newer_version_is_read_anew_and_a_cancelled_reader_cancels_no_on
 
     assert (await patient, await newer) == (_snapshot(1), _snapshot(2))
     assert versions == [1, 2]
+
+
+class _SlowRegistry(EndpointRegistry):
+    """Reads whose answers take the given times, each the registry as it was when asked."""
+
+    def __init__(self, clock: _Clock, answers: list[tuple[float, RegistrySnapshot]]) -> None:
+        super().__init__(cast(Client, None), "queue", "shop", SnapshotCache(clock))
+        self._clock, self._answers = clock, answers
+
+    async def snapshot(self) -> RegistrySnapshot | None:
+        took, snapshot = self._answers.pop(0)
+        self._clock.now += took
+        return snapshot
+
+
+async def test_a_read_answered_slower_than_the_trust_window_is_asked_again():
+    """A second read: a change answers FRESH_SECONDS after it is made, so a read that took longer
+    may hold the registry from before a change already answered (a POST began after a 204)."""
+    before = RegistrySnapshot(version=1, endpoints={"ep_1": _endpoint()})
+    after_delete = RegistrySnapshot(version=2, endpoints={})
+    clock = _Clock()
+    registry = _SlowRegistry(clock, [(FRESH_SECONDS + 0.3, before), (0.1, after_delete)])
+
+    assert await registry.for_delivery("ep_1") is None
