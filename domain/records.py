@@ -30,7 +30,7 @@ class DeliveryKind(StrEnum):
 
 # Deliveries of the seed's samples, not of events: checks of the connection, which the merchant
 # asks for (a test) or which creating it sends (the seed: "always sends"). They reach an endpoint
-# even while it is disabled, and recovery leaves them out: no event was missed.
+# even while it is disabled.
 SAMPLE_KINDS = frozenset({DeliveryKind.TEST, DeliveryKind.FIRST_CONNECTION})
 
 

@@ -135,8 +135,9 @@ def check_printable(value: str) -> str:
 
 
 def utc_instant(value: datetime) -> datetime:
-    """The instant in UTC (a time without a zone is taken as UTC); refuses one UTC cannot hold,
-    such as 0001-01-01T00:00:00+23:59, which is in year 0."""
+    """The instant in UTC; refuses one UTC cannot hold, such as 0001-01-01T00:00:00+23:59, which
+    is in year 0. (The API's instants state their zone: UtcInstant. A time without one, from a
+    page token this API wrote, is UTC.)"""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     try:

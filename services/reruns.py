@@ -125,22 +125,22 @@ async def recover_failed(
 
     An event's deliveries to one endpoint are its first delivery and every re-run of it: the
     newest one speaks for the event. Re-run when it failed, unless it is itself a recovery's
-    re-run (each failure gets one second chance: found, not started), or a sample's (tests are
-    sent once, and no event was missed). Idempotent: a recovery's re-run has a fixed id, and
-    once started it is the event's newest delivery. `progress` is told how many events were
-    found so far.
+    re-run (each failure gets one second chance: found, not started), or a test's (a test is
+    sent once). Idempotent: a recovery's re-run has a fixed id, and once started it is the
+    event's newest delivery. `progress` is told how many events were found so far (a heartbeat).
+    The visibility index lags a moment: a re-run started just before may not be seen yet.
     """
     log = DeliveryLog(client, request.account, web_ui_url="")
     endpoint = LogFilter(endpoint_id=request.endpoint_id).visibility_query(request.account)
     since = LogFilter(endpoint_id=request.endpoint_id, since=request.since).visibility_query(request.account)
     unsent = f"{sa.RESULT.name} IN ({quoted(DeliveryResult.FAILED)}, {quoted(DeliveryResult.SKIPPED)})"
-    samples = ", ".join(quoted(kind) for kind in sorted(SAMPLE_KINDS))
-    events = {
-        execution.typed_search_attributes.get(sa.EVENT_ID)
-        async for execution in client.list_workflows(f"{since} AND {unsent} AND {sa.KIND.name} NOT IN ({samples})")
-    }
+    not_tests = f"{sa.KIND.name} != {quoted(DeliveryKind.TEST)}"
+    events: set[str] = set()
+    async for execution in client.list_workflows(f"{since} AND {unsent} AND {not_tests}"):
+        events.add(execution.typed_search_attributes.get(sa.EVENT_ID) or "")
+        progress(0)  # a long listing is not a lost worker
     found = started = 0
-    listed = sorted(e for e in events if e is not None)
+    listed = sorted(events - {""})
     for batch in (listed[i : i + _EVENTS_A_LISTING] for i in range(0, len(listed), _EVENTS_A_LISTING)):
         for newest in await _newest_deliveries(client, endpoint, batch):
             if newest.typed_search_attributes.get(sa.KIND) == DeliveryKind.RECOVERY:
@@ -150,7 +150,10 @@ async def recover_failed(
                     rerun = await _rerun_of(log, registry, newest.id, recovered_id(newest.id), DeliveryKind.RECOVERY)
                 except DeliveryStillPending:
                     continue  # started since it was listed: it speaks for its event now
-                if rerun.original_kind in SAMPLE_KINDS:
+                except EndpointDisabledForReruns:
+                    # Disabled meanwhile (say, by a 410 a re-run got): the rest waits for the next recovery.
+                    return RecoveryResult(found=found, started=started)
+                if rerun.original_kind == DeliveryKind.TEST:
                     continue
                 found += 1
                 try:

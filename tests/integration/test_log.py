@@ -298,9 +298,10 @@ async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receive
     assert posts.count(succeeded[0]) == 1
 
 
-async def test_recover_re_runs_each_event_once_and_leaves_samples_and_delivered_events_alone(api, client, receiver):
+async def test_recover_re_runs_each_event_once_and_leaves_tests_and_delivered_events_alone(api, client, receiver):
     """An outside probe: a failed delivery and its failed re-run were each recovered, so the mended
-    receiver got the event twice from one call; a failed test and first connection went again too."""
+    receiver got the event twice from one call; a failed test (sent once, CONTRACT §1) went again.
+    The first connection is a delivery like any other (§1): recovered, once."""
     url = receiver.url()
     since = datetime.now(UTC).isoformat()
     receiver.script(url, error(500))
@@ -320,11 +321,12 @@ async def test_recover_re_runs_each_event_once_and_leaves_samples_and_delivered_
 
     recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
 
-    assert recovered.json() == {"found": 1, "started": 1}
+    assert recovered.json() == {"found": 2, "started": 2}
     assert (await delivery_outcome(client, recovered_id(failed_rerun))).result == "success"
+    assert (await delivery_outcome(client, recovered_id(first_connection))).result == "success"
     posts = [r.headers["webhook-id"] for r in receiver.requests(url)]
     assert posts.count(failed_twice) == 3  # the failure, its re-run, and one recovery
-    assert (posts.count(delivered_by_rerun), posts.count(first_connection), posts.count(tested)) == (2, 1, 1)
+    assert (posts.count(delivered_by_rerun), posts.count(first_connection), posts.count(tested)) == (2, 2, 1)
 
 
 async def test_unknown_ids_and_malformed_filters(api):
