@@ -71,7 +71,10 @@ async def test_the_readme_quick_start_delivers_every_event_signed_to_the_local_r
     assert events == {("ORDER_SHIPPED", "verified"), ("ORDER_ERROR", "verified"), ("TRACKING_UPDATE", "verified")}
     assert [(e, c) for e, webhook_id, c in received if "/test-" in webhook_id] == [("TRACKING_UPDATE", "verified")]
     [first_connection] = [check for _, webhook_id, check in received if "/first-connection/" in webhook_id]
-    assert first_connection in {"unsigned", "verified"}  # sent as the endpoint is made, maybe before its secret
+    # Sent as the endpoint is made: before its secret (unsigned), after the secret was made but
+    # before its answer reached the file (unchecked: the answer comes FRESH_SECONDS later), or
+    # after. Never a signature that fails.
+    assert first_connection in {"unsigned", "unchecked", "verified"}
     assert "endpoint ep_" in output and '"result": "success"' in output  # the test send's record
     assert output.count('"deliveries":[{"id":"delivery/default/evt_') == 3, output  # the three 202s
     assert "authorization: Basic shop:********" in shown and "x-shop-token: ********" in shown
