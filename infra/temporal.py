@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol, TypeVar
@@ -95,3 +97,35 @@ async def or_none(call: Awaitable[T]) -> T | None:
         if is_not_found(err):
             return None
         raise
+
+
+# How long an update the server aborted is sent again before its error is the answer.
+UPDATE_ABORTED_RETRY_SECONDS = 10.0
+
+
+def is_update_aborted(err: RPCError) -> bool:
+    """The server dropped an update before the workflow accepted it: it cleared the workflow's
+    update registry (a task it lost under load, a reload from the database). Temporal answers
+    UNAVAILABLE and documents the update as safe to send again."""
+    return err.status == RPCStatusCode.UNAVAILABLE and "update was aborted" in err.message.lower()
+
+
+async def update_kept(
+    send: Callable[..., Awaitable[T]],
+    *,
+    budget_seconds: float = UPDATE_ABORTED_RETRY_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`send(id=…)`'s answer, sending it again while the server aborts it. Every send carries the
+    same update id, so the workflow runs the update once even if an abort came after all."""
+    update_id = str(uuid.uuid4())
+    deadline = clock() + budget_seconds
+    pause = 0.1
+    while True:
+        try:
+            return await send(id=update_id)
+        except RPCError as err:
+            if not is_update_aborted(err) or clock() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)

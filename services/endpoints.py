@@ -15,6 +15,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.endpoints import (
     BasicAuth,
@@ -30,7 +31,7 @@ from domain.ids import registry_workflow_id
 from domain.secrets import Sealed, SecretField
 from domain.signing import SEALED_AS, NewSecret
 from infra.secrets import SecretBox
-from infra.temporal import is_not_found, or_none
+from infra.temporal import is_not_found, or_none, update_kept
 from services.flow import CONTROL_PRIORITY
 from workflows.endpoint_registry import INVALID, NOT_FOUND, NOTHING_TO_SEAL, VERSION_MEMO, EndpointRegistryWorkflow
 from workflows.registry_messages import (
@@ -46,9 +47,10 @@ from workflows.registry_messages import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 # How long a first attempt may trust a snapshot confirmed by an earlier read, counted from
-# when that read was asked; and so how long a change waits before it answers (`_in_force`).
+# when that read was asked; and so how long a change waits before it answers (`_change`).
 FRESH_SECONDS = 0.5
 _READS_IN_TIME_TRIES = 3
 
@@ -266,27 +268,28 @@ class EndpointRegistry:
 
     async def create(self, spec: EndpointSpec) -> EndpointView:
         spec = spec.model_copy(update=self._sealed(spec.auth, spec.custom_header))
-        start = WithStartWorkflowOperation(
-            EndpointRegistryWorkflow.run,
-            RegistryState(account=self._account),
-            id=self._workflow_id,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Endpoint registry of account {self._account}",
-            priority=CONTROL_PRIORITY,  # every attempt may wait for it to answer a query
-        )
-        return await self._update(
-            self._client.execute_update_with_start_workflow(
-                EndpointRegistryWorkflow.create_endpoint, spec, start_workflow_operation=start
-            ),
-            endpoint_id=None,
-        )
+
+        def send(id: str) -> Awaitable[EndpointView]:
+            start = WithStartWorkflowOperation(  # one per call: an operation is used once
+                EndpointRegistryWorkflow.run,
+                RegistryState(account=self._account),
+                id=self._workflow_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"Endpoint registry of account {self._account}",
+                priority=CONTROL_PRIORITY,  # every attempt may wait for it to answer a query
+            )
+            return self._client.execute_update_with_start_workflow(
+                EndpointRegistryWorkflow.create_endpoint, spec, id=id, start_workflow_operation=start
+            )
+
+        return await self._update(send, endpoint_id=None)
 
     async def update(self, endpoint_id: str, patch: EndpointPatch) -> EndpointView:
         patch = patch.model_copy(update=self._sealed(patch.auth, patch.custom_header))
         edit = EndpointEdit(endpoint_id=endpoint_id, patch=patch)
-        call = self._handle().execute_update(EndpointRegistryWorkflow.update_endpoint, edit)
-        return (await self._in_force(self._update(call, endpoint_id))).as_of(datetime.now(UTC))
+        changed = await self._change(EndpointRegistryWorkflow.update_endpoint, edit, endpoint_id)
+        return changed.as_of(datetime.now(UTC))
 
     async def rotate_signing_secret(self, endpoint_id: str, new: NewSecret, grace_seconds: float) -> EndpointView:
         rotation = SecretRotation(
@@ -296,12 +299,10 @@ class EndpointRegistry:
             scheme=new.scheme,
             public_key=new.public_key,
         )
-        call = self._handle().execute_update(EndpointRegistryWorkflow.rotate_signing_secret, rotation)
-        return await self._in_force(self._update(call, endpoint_id))
+        return await self._change(EndpointRegistryWorkflow.rotate_signing_secret, rotation, endpoint_id)
 
     async def stop_signing(self, endpoint_id: str) -> EndpointView:
-        call = self._handle().execute_update(EndpointRegistryWorkflow.stop_signing, endpoint_id)
-        return await self._in_force(self._update(call, endpoint_id))
+        return await self._change(EndpointRegistryWorkflow.stop_signing, endpoint_id, endpoint_id)
 
     async def record_outcome(self, outcome: DeliveryOutcome) -> None:
         await self._handle().signal(EndpointRegistryWorkflow.record_outcome, outcome)
@@ -317,18 +318,7 @@ class EndpointRegistry:
         await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
 
     async def delete(self, endpoint_id: str) -> None:
-        call = self._handle().execute_update(EndpointRegistryWorkflow.delete_endpoint, endpoint_id)
-        await self._in_force(self._update(call, endpoint_id))
-
-    @staticmethod
-    async def _in_force(change: Awaitable[T]) -> T:
-        """A change, answered once no worker trusts a copy of the registry from before it: a
-        first attempt may use a snapshot for FRESH_SECONDS after the read that confirmed it was
-        asked, so from then on every POST that begins reads the change (CONTRACT §1: a deleted
-        endpoint receives nothing more once the call returned)."""
-        done = await change
-        await asyncio.sleep(FRESH_SECONDS)
-        return done
+        await self._change(EndpointRegistryWorkflow.delete_endpoint, endpoint_id, endpoint_id)
 
     def _sealed(self, auth: BasicAuth | None, header: CustomHeader | None) -> dict[str, BaseModel]:
         """The fields to replace so that a spec or patch carries its secrets sealed."""
@@ -348,11 +338,27 @@ class EndpointRegistry:
             raise RuntimeError("this registry client was given no SecretBox: it cannot store secrets")
         return self._secrets.seal(value, self._account, field)
 
+    async def _change(
+        self,
+        update: UpdateMethodMultiParam[[EndpointRegistryWorkflow, A], T],
+        arg: A,
+        endpoint_id: str,
+    ) -> T:
+        """Change one endpoint through the registry update `update`, answered once no worker
+        trusts a copy of the registry from before it: a first attempt may use a snapshot for
+        FRESH_SECONDS after the read that confirmed it was asked, so from the answer on every POST
+        that begins reads the change (CONTRACT §1: a deleted endpoint receives nothing more once
+        the call returned)."""
+        done = await self._update(lambda id: self._handle().execute_update(update, arg, id=id), endpoint_id)
+        await asyncio.sleep(FRESH_SECONDS)
+        return done
+
     @staticmethod
-    async def _update(call: Awaitable[T], endpoint_id: str | None) -> T:
-        """Await a registry update, turning its refusals into the API's errors."""
+    async def _update(send: Callable[..., Awaitable[T]], endpoint_id: str | None) -> T:
+        """Send a registry update (`send(id=…)`) until the server keeps it, turning its refusals
+        into the API's errors."""
         try:
-            return await call
+            return await update_kept(send)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND:
