@@ -7,18 +7,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.converter import PayloadCodec
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from infra.codec import data_converter
 from infra.tracing import Tracing
 
 T = TypeVar("T")
+W = TypeVar("W")
+A = TypeVar("A")
 
 
 class TemporalTarget(Protocol):
@@ -129,3 +132,23 @@ async def update_kept(
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+async def update_with_start(
+    client: Client,
+    update: UpdateMethodMultiParam[[W, A], T],
+    arg: A,
+    *,
+    start: WithStartWorkflowOperation[W, Any],
+    id: str | None = None,
+) -> T:
+    """An update-with-start's answer. When it fails, the SDK hands the failure to `start`'s
+    workflow handle too, which no caller here reads: asyncio would then log it, traceback and
+    all, as "Future exception was never retrieved", for every busy or aborted answer."""
+    try:
+        return await client.execute_update_with_start_workflow(update, arg, id=id, start_workflow_operation=start)
+    except BaseException:
+        handle = start._workflow_handle  # no public read that does not wait
+        if handle.done() and not handle.cancelled():
+            handle.exception()
+        raise

@@ -31,7 +31,7 @@ from domain.ids import registry_workflow_id
 from domain.secrets import Sealed, SecretField
 from domain.signing import SEALED_AS, NewSecret
 from infra.secrets import SecretBox
-from infra.temporal import is_not_found, or_none, update_kept
+from infra.temporal import is_not_found, or_none, update_kept, update_with_start
 from services.flow import CONTROL_PRIORITY
 from workflows.endpoint_registry import INVALID, NOT_FOUND, NOTHING_TO_SEAL, VERSION_MEMO, EndpointRegistryWorkflow
 from workflows.registry_messages import (
@@ -279,9 +279,7 @@ class EndpointRegistry:
                 static_summary=f"Endpoint registry of account {self._account}",
                 priority=CONTROL_PRIORITY,  # every attempt may wait for it to answer a query
             )
-            return self._client.execute_update_with_start_workflow(
-                EndpointRegistryWorkflow.create_endpoint, spec, id=id, start_workflow_operation=start
-            )
+            return update_with_start(self._client, EndpointRegistryWorkflow.create_endpoint, spec, start=start, id=id)
 
         return await self._update(send, endpoint_id=None)
 

@@ -10,7 +10,7 @@ from temporalio.service import RPCError
 
 from domain.flow import FlowState, SlotAnswer, SlotRequest
 from domain.ids import flow_workflow_id
-from infra.temporal import or_none
+from infra.temporal import or_none, update_with_start
 from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,8 @@ class EndpointFlow:
         return f"Rate limit and FIFO queues of endpoint {endpoint_id} ({self._account})"
 
     async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
-        return await self._client.execute_update_with_start_workflow(
-            EndpointFlowWorkflow.ask,
-            SlotQuestion(request=request, held_before=held_before),
-            start_workflow_operation=self._start(endpoint_id),
-        )
+        question = SlotQuestion(request=request, held_before=held_before)
+        return await update_with_start(self._client, EndpointFlowWorkflow.ask, question, start=self._start(endpoint_id))
 
     async def enqueue(self, endpoint_id: str, order_id: str, delivery_ids: list[str]) -> None:
         """Record the order of accepted deliveries (starting the workflow if need be)."""
