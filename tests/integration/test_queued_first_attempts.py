@@ -7,13 +7,27 @@ import asyncio
 import uuid
 
 from pydantic import SecretStr
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from domain.ids import first_connection_id
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
 from tests.receiver import OK
+from tests.waiting import eventually
 from worker import delivery_worker
 
-QUEUED_FOR = 1.0  # seconds without a worker: the burst is queued when one starts
+
+async def _workflow_backlog(client: Client, task_queue: str) -> int:
+    """The workflow tasks waiting in `task_queue` for a worker (Temporal's approximate count)."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        report_stats=True,
+    )
+    return (await client.workflow_service.describe_task_queue(request)).stats.approximate_backlog_count
 
 
 async def test_deliveries_queued_behind_a_stopped_worker_each_post_once(client, settings, receiver):
@@ -38,7 +52,8 @@ async def test_deliveries_queued_behind_a_stopped_worker_each_post_once(client, 
             warm = await post_event(api, tracking_event())  # the API reads the registry while a worker runs
             await delivery_outcome(client, warm["deliveries"][0]["id"])
         accepted = await asyncio.gather(*(post_event(api, tracking_event()) for _ in range(events)))
-        await asyncio.sleep(QUEUED_FOR)  # no worker: every first workflow task waits
+        # No worker: the burst's first workflow tasks wait in the queue, all met by the next worker.
+        await eventually(lambda: _workflow_backlog(client, name), lambda n: n >= events, what="the burst queued")
         async with delivery_worker(client, own) as worker, worker:
             ids = [a["deliveries"][0]["id"] for a in accepted]
             async with asyncio.timeout(120):
