@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # With a token, the codec server answers only `Authorization: Bearer <operator token>`;
     # without one, whoever reaches its port (loopback by default: the operator network).
     operator_token: SecretStr | None = None
+    # The API's /metrics count every account's traffic: with this token, only its bearer reads
+    # them; without one, only an API with no merchant tokens (local use) serves them.
+    metrics_token: SecretStr | None = None
 
     # Base64url AES-256 key for what is stored in Temporal; old keys still decrypt
     # (WEBHOOKS_ENCRYPTION_OLD_KEYS='["<key>", …]').
@@ -89,7 +92,7 @@ class Settings(BaseSettings):
             parse_key(key.get_secret_value())
         return value
 
-    @field_validator("operator_token")
+    @field_validator("operator_token", "metrics_token")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         # Compose passes an unset variable as "": that must not become a token anyone can send.
@@ -130,6 +133,14 @@ class Settings(BaseSettings):
         operator = self.operator_token.get_secret_value() if self.operator_token else None
         if operator is not None and any(t.get_secret_value() == operator for _, t in self.account_tokens()):
             raise ValueError("WEBHOOKS_OPERATOR_TOKEN must differ from every merchant token")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_reader_is_not_a_merchant(self) -> Self:
+        # A merchant holding it would read every account's volume.
+        metrics = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if metrics is not None and any(t.get_secret_value() == metrics for _, t in self.account_tokens()):
+            raise ValueError("WEBHOOKS_METRICS_TOKEN must differ from every merchant token")
         return self
 
     def account_tokens(self) -> list[tuple[str, SecretStr]]:

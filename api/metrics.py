@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import SettingsDep
+from infra.tokens import same_token
+
+_bearer = HTTPBearer(auto_error=False, description="The token set in WEBHOOKS_METRICS_TOKEN")
 
 REQUESTS = Counter("webhooks_api_requests", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("webhooks_api_request_seconds", "Time to answer an HTTP request", ["method", "route"])
 EVENTS_ACCEPTED = Counter("webhooks_events_accepted", "Events accepted (202)", ["event"])
 
+
+def metrics_readers_only(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """The counts are every account's together, the platform's volume: with
+    WEBHOOKS_METRICS_TOKEN, only its bearer reads them; without one, only an API open to every
+    caller (no merchant tokens: local use) serves them."""
+    expected = settings.metrics_token
+    if expected is None:
+        if settings.account_tokens():
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "metrics are read with WEBHOOKS_METRICS_TOKEN, which is not set"
+            )
+        return
+    if not same_token(credentials.credentials if credentials else "", expected.get_secret_value()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or wrong metrics token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_readers_only)])
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

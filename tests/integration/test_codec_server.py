@@ -71,3 +71,29 @@ async def test_without_an_operator_token_the_codec_serves_the_web_ui_on_loopback
     # Refusals in the merchant API's shape, on the field at fault.
     assert [e["field"] for e in malformed.json()["errors"]] == ["payloads"]
     assert echoing.status_code == 422 and "PW-7f3a9c" not in echoing.text
+
+
+async def test_the_apis_metrics_are_read_with_the_metrics_token_only(settings):
+    """/metrics counts every account's requests and events together: the platform's volume. It
+    was served to anyone who reached the API's port, token or not."""
+    merchants = {"shop-a": SecretStr("token-a")}
+    a, reader = {"Authorization": "Bearer token-a"}, {"Authorization": "Bearer token-metrics"}
+    guarded = settings.model_copy(
+        update={"api_tokens": merchants, "metrics_token": SecretStr("token-metrics"), "operator_token": None}
+    )
+    async with api_with(guarded) as api:
+        refused = [await api.get("/metrics", headers=h) for h in ({}, a)]
+        served = await api.get("/metrics", headers=reader)
+    no_metrics_token = settings.model_copy(update={"api_tokens": merchants})
+    async with api_with(no_metrics_token) as api:
+        unset = await api.get("/metrics", headers=a)
+    async with api_with(settings) as api:  # no token at all: make run, on loopback
+        local = await api.get("/metrics")
+
+    assert [(r.status_code, r.json()["detail"]) for r in refused] == [(401, "missing or wrong metrics token")] * 2
+    assert served.status_code == 200 and "webhooks_api_requests_total" in served.text
+    assert (unset.status_code, unset.json()) == (
+        403,
+        {"detail": "metrics are read with WEBHOOKS_METRICS_TOKEN, which is not set", "errors": []},
+    )
+    assert local.status_code == 200 and "webhooks_events_accepted_total" in local.text

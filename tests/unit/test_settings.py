@@ -10,17 +10,21 @@ from pydantic import ValidationError
 from settings import Settings
 
 
+@pytest.mark.parametrize("token", ["operator_token", "metrics_token"])
 @pytest.mark.parametrize("merchant", [{"api_token": "tok-shared-1"}, {"api_tokens": {"shop-a": "tok-shared-1"}}])
-def test_the_operator_token_must_differ_from_every_merchant_token(merchant):
-    with pytest.raises(ValidationError, match="WEBHOOKS_OPERATOR_TOKEN must differ") as refused:
-        Settings(_env_file=None, operator_token="tok-shared-1", **merchant)
+def test_the_operator_and_metrics_tokens_must_differ_from_every_merchant_token(token, merchant):
+    fields: dict[str, Any] = {token: "tok-shared-1", **merchant}
+    with pytest.raises(ValidationError, match=f"WEBHOOKS_{token.upper()} must differ") as refused:
+        Settings(_env_file=None, **fields)
 
     assert "tok-shared-1" not in str(refused.value)
 
 
-def test_an_empty_operator_token_is_no_token():
-    # Compose passes an unset ${WEBHOOKS_OPERATOR_TOKEN:-} as "": Bearer "" must not open the codec.
-    assert Settings(_env_file=None, operator_token="").operator_token is None
+@pytest.mark.parametrize("token", ["operator_token", "metrics_token"])
+def test_an_empty_operator_or_metrics_token_is_no_token(token):
+    # Compose passes an unset ${WEBHOOKS_…_TOKEN:-} as "": Bearer "" must not open what it guards.
+    fields: dict[str, Any] = {token: ""}
+    assert getattr(Settings(_env_file=None, **fields), token) is None
 
 
 def test_an_account_with_an_empty_token_is_refused():
