@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from domain.endpoints import MAX_RETRIES, Subscription
 from domain.events import OrderErrorEvent, OrderEvent, OrderShippedEvent, TrackingUpdateEvent
-from domain.ids import event_delivery_id, first_connection_id
+from domain.ids import event_delivery_id, first_connection_id, notice_delivery_id
 from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice
 from domain.records import AttemptRecord, DeliveryKind, DeliveryRecord, DeliveryResult
 from domain.samples import sample_order_shipped
@@ -139,12 +139,20 @@ def event_deliveries(
     subscriptions: Sequence[Subscription],
     registry_version: int | None = None,
 ) -> list[DeliveryInput]:
-    """One delivery per subscribed endpoint, numbered in the subscriptions' order: an order
-    event's, or a notice's (CONTRACT §11)."""
-    assert event.id is not None, "events get an id before they enter the pipeline"
+    """One delivery per subscribed endpoint: an order event's, numbered in the subscriptions'
+    order (its acceptance record keeps that order), or a notice's, named by endpoint
+    (CONTRACT §11)."""
+    event_id = event.id
+    assert event_id is not None, "events get an id before they enter the pipeline"
+
+    def delivery_id(n: int, sub: Subscription) -> str:
+        if isinstance(event, EndpointDisabledNotice | DeliveryFailedNotice):
+            return notice_delivery_id(account, event_id, sub.endpoint_id)
+        return event_delivery_id(account, event_id, n)
+
     return [
         DeliveryInput(
-            delivery_id=event_delivery_id(account, event.id, n),
+            delivery_id=delivery_id(n, sub),
             kind=DeliveryKind.EVENT,
             account=account,
             endpoint_id=sub.endpoint_id,

@@ -18,6 +18,13 @@ def event_delivery_id(account: str, event_id: str, index: int) -> str:
     return f"{DELIVERY_PREFIX}{account}/{event_id}/{index}"
 
 
+def notice_delivery_id(account: str, notice_id: str, endpoint_id: str) -> str:
+    """A notice's delivery to one subscriber, named by the endpoint rather than its place in the
+    list: a retried activity that finds the subscribers changed (one deleted) still starts each
+    remaining one's delivery, once."""
+    return f"{DELIVERY_PREFIX}{account}/{notice_id}/{endpoint_id}"
+
+
 def first_connection_id(endpoint_id: str) -> str:
     """The ORDER_SHIPPED sample a new endpoint receives: one per endpoint, ever."""
     return f"{DELIVERY_PREFIX}{FIRST_CONNECTION}/{endpoint_id}"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from domain.events import EventType
-from domain.ids import event_delivery_id, first_connection_id
+from domain.ids import first_connection_id, notice_delivery_id
 from domain.notices import notice_id
 from tests.integration.helpers import create_endpoint, delivery_outcome
 from tests.integration.test_flow_control import post_events, ready_endpoint, stack
@@ -74,7 +74,7 @@ async def test_a_re_run_of_a_test_raises_no_notice_and_a_re_run_of_an_event_does
     watcher = receiver.url(OK)
     async with stack(client, settings) as api:
         source = await ready_endpoint(api, client, failing, retry={"enabled": False, "max_retries": 0})
-        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        watcher_id = (await ready_endpoint(api, client, watcher, **FAILED_WATCHER))["id"]
         tested = (await api.post(f"/v1/endpoints/{source['id']}/test")).json()
         assert tested["result"] == "failed"
         [failed_id] = await post_events(api, 1)
@@ -89,7 +89,7 @@ async def test_a_re_run_of_a_test_raises_no_notice_and_a_re_run_of_an_event_does
         # the API finds a delivery by asking Temporal for its id, not the search index (which lags).
         account = failed_id.split("/")[1]  # delivery/{account}/{event id}/0
         for about, raised in [(failed_id, True), (reruns[1], True), (tested["id"], False), (reruns[0], False)]:
-            notice_delivery = event_delivery_id(account, notice_id(EventType.DELIVERY_FAILED, about), 0)
+            notice_delivery = notice_delivery_id(account, notice_id(EventType.DELIVERY_FAILED, about), watcher_id)
             found = await api.get(f"/v1/deliveries/{notice_delivery}")
             assert found.status_code == (200 if raised else 404), (about, found.text)
         expected = sorted([failed_id, reruns[1]])

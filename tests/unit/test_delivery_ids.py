@@ -1,0 +1,47 @@
+"""How an event's deliveries are named: an order event's by their place in the subscriptions
+its acceptance recorded, a notice's by endpoint, since nothing records a notice's subscribers."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+
+from domain.delivery import event_deliveries
+from domain.endpoints import RetrySettings, Subscription
+from domain.events import EventType, OrderEvent
+from domain.notices import EndpointDisabledNotice, notice_id
+from tests.contract import CONTRACT_EVENT
+
+
+def _subscribers(*endpoint_ids: str) -> list[Subscription]:
+    return [Subscription(endpoint_id=e, url=f"https://{e}.example/hooks", retry=RetrySettings()) for e in endpoint_ids]
+
+
+def _notice() -> EndpointDisabledNotice:
+    return EndpointDisabledNotice(
+        id=notice_id(EventType.ENDPOINT_DISABLED, "ep_gone"),
+        event=EventType.ENDPOINT_DISABLED,
+        endpoint_id="ep_gone",
+        endpoint_url="https://gone.example/hooks",
+        date=1622671204,
+        reason="the receiver answered 410 Gone",
+    )
+
+
+def test_a_notice_names_each_delivery_by_its_endpoint_whatever_the_other_subscribers() -> None:
+    """A notice's activity, retried after a subscriber was deleted, lists the others again: named
+    by place, the last one took the deleted one's id, found it started and never got its own."""
+    first = {d.endpoint_id: d.delivery_id for d in event_deliveries("default", _notice(), _subscribers("a", "b", "c"))}
+    retried = {d.endpoint_id: d.delivery_id for d in event_deliveries("default", _notice(), _subscribers("a", "c"))}
+
+    assert retried == {"a": first["a"], "c": first["c"]}
+    assert first["c"] == f"delivery/default/{_notice().id}/c"
+
+
+def test_an_order_events_deliveries_are_numbered_in_the_subscriptions_order() -> None:
+    event = TypeAdapter(OrderEvent).validate_python(CONTRACT_EVENT)
+    deliveries = event_deliveries("default", event, _subscribers("a", "b"))
+
+    assert [(d.endpoint_id, d.delivery_id) for d in deliveries] == [
+        ("a", f"delivery/default/{event.id}/0"),
+        ("b", f"delivery/default/{event.id}/1"),
+    ]
