@@ -56,6 +56,9 @@ UNCHANGED_REPORTS_KEEP_VERSION = "unchanged-reports-keep-version"
 # A report from the URL an endpoint had before an edit is not about its receiver now, and a
 # new URL starts a fresh failure count.
 OLD_URLS_REPORTS_IGNORED = "old-urls-reports-ignored"
+# An edit that changes nothing (`PATCH {}`, or every field as it is) leaves the endpoint's
+# updated_at and the version alone: it answers what is there.
+UNCHANGED_EDITS_KEEP_VERSION = "unchanged-edits-keep-version"
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -184,6 +187,8 @@ class EndpointRegistryWorkflow:
     def update_endpoint(self, edit: EndpointEdit) -> EndpointView:
         current = self._endpoints[edit.endpoint_id]
         spec = edit.patch.apply_to(current.spec)
+        if spec == current.spec and workflow.patched(UNCHANGED_EDITS_KEEP_VERSION):
+            return current.masked()
         updated = Endpoint(
             **spec.model_dump(),
             id=current.id,

@@ -78,3 +78,27 @@ async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api
     await eventually(lambda: registry.get(endpoint["id"]), lambda view: view.throttled_until == until, what="the pause")
 
     assert await version() == before + 2
+
+
+async def test_an_edit_that_changes_nothing_keeps_updated_at_and_the_readers_snapshots(api, client, settings, receiver):
+    """`PATCH {}` (or a field as it is) answered with a new `updated_at` and bumped the
+    registry's version, so every reader queried the registry again for nothing."""
+    created = await create_endpoint(api, receiver.url(OK), description="kept")
+    await delivery_outcome(client, first_connection_id(created["id"]))  # its report comes before what is measured
+    registry = EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT, SnapshotCache(), settings.secret_box())
+
+    async def version() -> int:
+        snapshot = await registry.snapshot()
+        assert snapshot is not None
+        return snapshot.version
+
+    before = await version()
+    endpoint = (await api.get(f"/v1/endpoints/{created['id']}")).json()
+    unchanged = [await api.patch(f"/v1/endpoints/{endpoint['id']}", json=b) for b in ({}, {"description": "kept"})]
+    kept = await version()
+    changed = await api.patch(f"/v1/endpoints/{endpoint['id']}", json={"description": "edited"})
+
+    assert [(r.status_code, r.json()) for r in unchanged] == [(200, endpoint)] * 2
+    assert kept == before
+    assert changed.status_code == 200 and changed.json()["updated_at"] > endpoint["updated_at"]
+    assert await version() == before + 1
