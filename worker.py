@@ -92,7 +92,7 @@ async def delivery_worker(
     def schedules(account: str) -> EndpointFlow:
         return EndpointFlow(client, settings.task_queue, account)
 
-    async def recover(request: RecoveryRequest, progress: Callable[[int], None]) -> RecoveryResult:
+    async def recover(request: RecoveryRequest, progress: Callable[[int, int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
 
     http = http_client(settings.http_timeout, allow_private_networks=settings.allow_private_networks, resolve=resolve)

@@ -11,8 +11,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.activity_contract import INVALID_RECOVERY_REQUEST, RECOVER_DELIVERIES, RecoveryRequest, RecoveryResult
 from domain.validation import utc_instant
 
-# Does the recovery; told of progress, which the activity turns into heartbeats.
-Recover = Callable[[RecoveryRequest, Callable[[int], None]], Awaitable[RecoveryResult]]
+# Does the recovery; told of progress (events found, re-runs started so far), which the
+# activity turns into heartbeats.
+Progress = Callable[[int, int], None]
+Recover = Callable[[RecoveryRequest, Progress], Awaitable[RecoveryResult]]
 
 
 class RecoveryActivities:
@@ -30,12 +32,21 @@ class RecoveryActivities:
             utc_instant(request.since)
         except ValueError as err:
             raise _invalid(f"since {err}") from None
+        # A run after a lost worker finds the re-runs the lost one started as recovered already,
+        # and starts only the rest: what it started is added to theirs, from its last heartbeat.
+        details = activity.info().heartbeat_details
+        started_before = int(details[1]) if len(details) > 1 else 0
+
+        def progress(found: int, started: int) -> None:
+            activity.heartbeat(found, started_before + started)
+
         try:
-            return await self._recover(request, activity.heartbeat)
+            done = await self._recover(request, progress)
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT:
                 raise _invalid(f"Temporal refused the recovery's query: {err.message}") from None
             raise
+        return done.model_copy(update={"started": started_before + done.started})
 
 
 def _invalid(message: str) -> ApplicationError:

@@ -118,7 +118,7 @@ async def recover_failed(
     task_queue: str,
     registry: EndpointRegistry,
     request: RecoveryRequest,
-    progress: Callable[[int], None],
+    progress: Callable[[int, int], None],
 ) -> RecoveryResult:
     """Re-run once each event whose delivery to the endpoint failed (or was skipped) since a
     moment and has not gone through since (Svix's recovery resends messages, not attempts).
@@ -127,7 +127,8 @@ async def recover_failed(
     newest one speaks for the event. Re-run when it failed, unless it is itself a recovery's
     re-run (each failure gets one second chance: found, not started), or a test's (a test is
     sent once). Idempotent: a recovery's re-run has a fixed id, and once started it is the
-    event's newest delivery. `progress` is told how many events were found so far (a heartbeat).
+    event's newest delivery. `progress` is told how many events were found and re-runs started
+    so far (a heartbeat).
     The visibility index lags a moment: a re-run started just before may not be seen yet.
     """
     log = DeliveryLog(client, request.account, web_ui_url="")
@@ -138,7 +139,7 @@ async def recover_failed(
     events: set[str] = set()
     async for execution in client.list_workflows(f"{since} AND {unsent} AND {not_tests}"):
         events.add(execution.typed_search_attributes.get(sa.EVENT_ID) or "")
-        progress(0)  # a long listing is not a lost worker
+        progress(0, 0)  # a long listing is not a lost worker
     found = started = 0
     listed = sorted(events - {""})
     for batch in (listed[i : i + _EVENTS_A_LISTING] for i in range(0, len(listed), _EVENTS_A_LISTING)):
@@ -161,7 +162,7 @@ async def recover_failed(
                     started += 1
                 except WorkflowAlreadyStartedError:
                     pass
-            progress(found)
+            progress(found, started)
     return RecoveryResult(found=found, started=started)
 
 
