@@ -54,3 +54,10 @@ def test_a_key_given_twice_is_named_only_as_far_as_the_apis_own_names_go(
     path: tuple[str, ...], problem: dict[str, str]
 ) -> None:
     assert duplicate_key(path) == problem
+
+
+def test_json_is_read_in_utf8_only_a_byte_order_mark_ignored() -> None:
+    assert loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    for other in ("utf-16", "utf-16-le", "utf-32"):  # not UTF-8, or (without a BOM) not JSON in it
+        with pytest.raises(ValueError):
+            loads('{"a": 1}'.encode(other))
