@@ -28,7 +28,7 @@ from infra.network_guard import Resolver, system_resolver
 from infra.temporal import connect, metrics_runtime
 from infra.tracing import Tracing, tracing_from_environment
 from infra.worker_health import serve_health
-from services.endpoints import EndpointRegistry, SnapshotCache
+from services.endpoints import EndpointRegistry, SnapshotCache, UpdateSlots
 from services.flow import EndpointFlow
 from services.notices import Notices
 from services.reruns import recover_failed
@@ -80,11 +80,11 @@ async def delivery_worker(
     """A configured worker with its HTTP client; the client is closed when the worker is done.
     Its workflows and activities are traced when `client` was connected with tracing; its POSTs with `tracing`."""
 
-    snapshots = SnapshotCache()
+    snapshots, slots = SnapshotCache(), UpdateSlots()
     secrets = settings.secret_box()
 
     def registries(account: str) -> EndpointRegistry:
-        return EndpointRegistry(client, settings.task_queue, account, snapshots, secrets)
+        return EndpointRegistry(client, settings.task_queue, account, snapshots, secrets, slots)
 
     def notices(account: str) -> Notices:
         return Notices(client, settings.task_queue, account, registries(account))

@@ -18,7 +18,7 @@ from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
 from infra.temporal import NamespaceRetention, connect
 from infra.tracing import Tracing, tracing_from_environment
-from services.endpoints import SnapshotCache
+from services.endpoints import SnapshotCache, UpdateSlots
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def create_app(
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True, tracing=tracing)
         app.state.registry_snapshots = SnapshotCache()
+        app.state.registry_update_slots = UpdateSlots()
         app.state.log_retention = NamespaceRetention()
         yield
         if tracing:

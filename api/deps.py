@@ -13,7 +13,7 @@ from domain.delivery import DEFAULT_ACCOUNT
 from infra.network_guard import check_url
 from infra.tokens import same_token
 from services.delivery_log import DeliveryLog
-from services.endpoints import EndpointRegistry, SnapshotCache
+from services.endpoints import EndpointRegistry
 from services.flow import EndpointFlow
 from services.ingest import EventIngest
 from settings import Settings
@@ -60,8 +60,10 @@ AccountDep = Annotated[str, Depends(authenticated_account)]
 
 
 def get_registry(request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:
-    snapshots: SnapshotCache = request.app.state.registry_snapshots
-    return EndpointRegistry(client, settings.task_queue, account, snapshots, request.app.state.secrets)
+    state = request.app.state
+    return EndpointRegistry(
+        client, settings.task_queue, account, state.registry_snapshots, state.secrets, state.registry_update_slots
+    )
 
 
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]

@@ -25,7 +25,7 @@ from domain.problems import duplicate_key, field_errors
 from infra.network_guard import ForbiddenDestination
 from services.deliveries import EndpointThrottled
 from services.delivery_log import DeliveryNotFound
-from services.endpoints import EndpointNotFound, EndpointRejected
+from services.endpoints import EndpointNotFound, EndpointRejected, RegistryBusy
 from services.ingest import EventConflict
 from services.log_window import BadPageToken
 from services.reruns import (
@@ -99,6 +99,11 @@ def without_fastapi_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return app.openapi_schema or build()
 
     return openapi
+
+
+def _busy() -> JSONResponse:
+    busy = "Temporal is busy (a limit on requests at once was reached): retry in a second"
+    return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, busy, [], headers={"Retry-After": "1"})
 
 
 def _answer(
@@ -212,12 +217,15 @@ def install(app: FastAPI) -> None:
         retry_after = {"Retry-After": str(round(RECOVERY_ANSWER_SECONDS))}
         return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), [], retry_after)
 
+    @app.exception_handler(RegistryBusy)
+    async def _registry_busy(_: Request, exc: RegistryBusy) -> JSONResponse:
+        return _busy()  # this process's own hold on one account's changes in flight (UpdateSlots)
+
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
         log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
         if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
             # A limit, not an outage: most often the 10 changes one account's endpoints may have
             # in flight at once (Temporal's limit on a workflow's concurrent updates).
-            busy = "Temporal is busy (a limit on requests at once was reached): retry in a second"
-            return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, busy, [], headers={"Retry-After": "1"})
+            return _busy()
         return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, "Temporal is unavailable, try again", [])

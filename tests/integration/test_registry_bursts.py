@@ -4,8 +4,9 @@ the workflow task that accepted it (an answer left for a later task could, after
 out under load, leave the registry unable to replay: every later task failed, and its account
 could change nothing).
 
-The burst reaches that limit only while more creates wait than the registry has answered, which
-depends on the machine's speed: the test checks every refusal it meets, and may meet none."""
+The API sends one registry 8 updates at a time (services.endpoints.UpdateSlots), below
+Temporal's 10: a refusal comes only when a create waited 10 s for its turn, which depends on the
+machine's speed. The test checks every refusal it meets, and may meet none."""
 
 from __future__ import annotations
 
@@ -79,9 +80,9 @@ async def _noted(refused: list[str]) -> int:
 async def test_creates_sent_while_no_worker_runs_are_refused_cleanly_and_all_made_once_one_starts(
     client: Client, settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With no worker, the registry accepts no update: past Temporal's 10 in flight, creates are
-    refused (busy, or dropped by the server and, after 10 s of sending again, unavailable). Once
-    a worker runs, each create is made once. The SDK hands each refusal to an object nobody
+    """With no worker, the registry accepts no update: the API sends it 8 at a time, the rest
+    wait 10 s and are refused as busy (or, were the server to drop one, unavailable). Once a
+    worker runs, each create is made once. The SDK hands each refusal to an object nobody
     reads, which asyncio logged as an error with its traceback ("Future exception was never
     retrieved"): an operator saw an error for a busy answer."""
     name = f"no-worker-{uuid.uuid4().hex[:8]}"
