@@ -139,30 +139,47 @@ def event_deliveries(
     subscriptions: Sequence[Subscription],
     registry_version: int | None = None,
 ) -> list[DeliveryInput]:
-    """One delivery per subscribed endpoint: an order event's, numbered in the subscriptions'
-    order (its acceptance record keeps that order), or a notice's, named by endpoint
-    (CONTRACT §11)."""
-    event_id = event.id
-    assert event_id is not None, "events get an id before they enter the pipeline"
-
-    def delivery_id(n: int, sub: Subscription) -> str:
-        if isinstance(event, EndpointDisabledNotice | DeliveryFailedNotice):
-            return notice_delivery_id(account, event_id, sub.endpoint_id)
-        return event_delivery_id(account, event_id, n)
-
+    """One delivery per subscribed endpoint, numbered in the subscriptions' order: an order
+    event's (its acceptance record keeps that order), or the registry workflow's
+    ENDPOINT_DISABLED notice's (a workflow lists its subscribers once; its child ids are
+    commands, which replay checks)."""
+    assert event.id is not None, "events get an id before they enter the pipeline"
     return [
-        DeliveryInput(
-            delivery_id=delivery_id(n, sub),
-            kind=DeliveryKind.EVENT,
-            account=account,
-            endpoint_id=sub.endpoint_id,
-            endpoint_url=sub.url,
-            event=event,
-            max_attempts=sub.retry.max_attempts,
-            registry_version=registry_version,
-        )
+        _delivery(account, event, sub, event_delivery_id(account, event.id, n), registry_version)
         for n, sub in enumerate(subscriptions)
     ]
+
+
+def notice_deliveries(
+    account: str, notice: EndpointDisabledNotice | DeliveryFailedNotice, subscriptions: Sequence[Subscription]
+) -> list[DeliveryInput]:
+    """A notice raised by an activity (DELIVERY_FAILED), one delivery per subscriber, named by
+    endpoint: nothing records its subscribers, so the activity, retried after one was deleted,
+    lists the others again; numbered, the last would take the deleted one's id, find it started
+    and never get its own (CONTRACT §11)."""
+    return [
+        _delivery(account, notice, sub, notice_delivery_id(account, notice.id, sub.endpoint_id), None)
+        for sub in subscriptions
+    ]
+
+
+def _delivery(
+    account: str,
+    event: OrderEvent | EndpointDisabledNotice | DeliveryFailedNotice,
+    sub: Subscription,
+    delivery_id: str,
+    registry_version: int | None,
+) -> DeliveryInput:
+    return DeliveryInput(
+        delivery_id=delivery_id,
+        kind=DeliveryKind.EVENT,
+        account=account,
+        endpoint_id=sub.endpoint_id,
+        endpoint_url=sub.url,
+        event=event,
+        max_attempts=sub.retry.max_attempts,
+        registry_version=registry_version,
+    )
 
 
 def first_connection(account: str, endpoint_id: str, url: str, max_attempts: int) -> DeliveryInput:

@@ -8,7 +8,7 @@ import contextlib
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from domain.delivery import DeliveryInput, event_deliveries
+from domain.delivery import DeliveryInput, notice_deliveries
 from domain.notices import DeliveryFailedNotice, EndpointDisabledNotice
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry
@@ -30,7 +30,7 @@ class Notices:
         subscribers = [
             s for s in (snapshot.subscriptions(notice.event) if snapshot else []) if s.endpoint_id != notice.endpoint_id
         ]
-        await asyncio.gather(*(self._start(d) for d in event_deliveries(self._account, notice, subscribers)))
+        await asyncio.gather(*(self._start(d) for d in notice_deliveries(self._account, notice, subscribers)))
 
     async def _start(self, delivery: DeliveryInput) -> None:
         with contextlib.suppress(WorkflowAlreadyStartedError):

@@ -1,11 +1,13 @@
 """How an event's deliveries are named: an order event's by their place in the subscriptions
-its acceptance recorded, a notice's by endpoint, since nothing records a notice's subscribers."""
+its acceptance recorded, and so the registry workflow's ENDPOINT_DISABLED notice's (child ids
+are commands: released histories replay only with them unchanged); a notice an activity raises,
+by endpoint, since nothing records its subscribers."""
 
 from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from domain.delivery import event_deliveries
+from domain.delivery import event_deliveries, notice_deliveries
 from domain.endpoints import RetrySettings, Subscription
 from domain.events import EventType, OrderEvent
 from domain.notices import EndpointDisabledNotice, notice_id
@@ -30,8 +32,8 @@ def _notice() -> EndpointDisabledNotice:
 def test_a_notice_names_each_delivery_by_its_endpoint_whatever_the_other_subscribers() -> None:
     """A notice's activity, retried after a subscriber was deleted, lists the others again: named
     by place, the last one took the deleted one's id, found it started and never got its own."""
-    first = {d.endpoint_id: d.delivery_id for d in event_deliveries("default", _notice(), _subscribers("a", "b", "c"))}
-    retried = {d.endpoint_id: d.delivery_id for d in event_deliveries("default", _notice(), _subscribers("a", "c"))}
+    first = {d.endpoint_id: d.delivery_id for d in notice_deliveries("default", _notice(), _subscribers("a", "b", "c"))}
+    retried = {d.endpoint_id: d.delivery_id for d in notice_deliveries("default", _notice(), _subscribers("a", "c"))}
 
     assert retried == {"a": first["a"], "c": first["c"]}
     assert first["c"] == f"delivery/default/{_notice().id}/c"
@@ -45,3 +47,9 @@ def test_an_order_events_deliveries_are_numbered_in_the_subscriptions_order() ->
         ("a", f"delivery/default/{event.id}/0"),
         ("b", f"delivery/default/{event.id}/1"),
     ]
+
+
+def test_the_registrys_endpoint_disabled_notices_stay_numbered() -> None:
+    deliveries = event_deliveries("default", _notice(), _subscribers("a", "b"))
+
+    assert [d.delivery_id for d in deliveries] == [f"delivery/default/{_notice().id}/{n}" for n in (0, 1)]
