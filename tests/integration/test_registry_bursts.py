@@ -19,15 +19,22 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.delivery import DEFAULT_ACCOUNT
+from domain.endpoints import EndpointSpec
+from domain.events import EventType as WebhookEvent
 from domain.ids import registry_workflow_id
+from infra.temporal import update_with_start
 from settings import Settings
 from tests.integration.helpers import api_with
 from tests.receiver import Receiver
 from tests.waiting import eventually
 from worker import delivery_worker
+from workflows.endpoint_registry import EndpointRegistryWorkflow
+from workflows.registry_messages import RegistryState
 
 BURST = 15
 
@@ -82,9 +89,7 @@ async def test_creates_sent_while_no_worker_runs_are_refused_cleanly_and_all_mad
 ) -> None:
     """With no worker, the registry accepts no update: the API sends it 8 at a time, the rest
     wait 10 s and are refused as busy (or, were the server to drop one, unavailable). Once a
-    worker runs, each create is made once. The SDK hands each refusal to an object nobody
-    reads, which asyncio logged as an error with its traceback ("Future exception was never
-    retrieved"): an operator saw an error for a busy answer."""
+    worker runs, each create is made once, and nothing was logged as an error meanwhile."""
     name = f"no-worker-{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex
     own = settings.model_copy(update={"task_queue": name, "api_tokens": {name: SecretStr(token)}})
@@ -100,5 +105,32 @@ async def test_creates_sent_while_no_worker_runs_are_refused_cleanly_and_all_mad
     assert len(set(created)) == 12 and set(created) == listed
     assert set(refused) <= {BUSY, "Temporal is unavailable, try again"}
     gc.collect()  # a failed operation lives in a cycle with its traceback: asyncio logs it when collected
+    unread = [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
+    assert not unread, unread[0].getMessage()
+
+
+async def test_a_failed_update_with_start_leaves_nothing_for_asyncio_to_log(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When an update-with-start fails before the start, the SDK also sets the failure on the
+    operation's workflow handle, which nothing awaits: asyncio logged it, traceback and all,
+    as "Future exception was never retrieved" (a busy create did, in the API's log)."""
+    account = f"fails-{uuid.uuid4().hex[:8]}"
+    task_queue = f"nobody-{account}"  # no worker: the registry is started, never run
+    workflow_id, state = registry_workflow_id(account), RegistryState(account=account)
+    await client.start_workflow(EndpointRegistryWorkflow.run, state, id=workflow_id, task_queue=task_queue)
+    start = WithStartWorkflowOperation(
+        EndpointRegistryWorkflow.run,
+        state,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,  # refused: the registry runs
+    )
+    spec = EndpointSpec(url="https://shop.example/hooks", events=[WebhookEvent.ORDER_ERROR])
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await update_with_start(client, EndpointRegistryWorkflow.create_endpoint, spec, start=start)
+    await client.get_workflow_handle(workflow_id).terminate("test over")
+    del start
+    gc.collect()
     unread = [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
     assert not unread, unread[0].getMessage()
