@@ -126,7 +126,8 @@ class RecoveryRequest(BaseModel):
 
 class RecoveryResult(BaseModel):
     found: int  # failed deliveries since then
-    started: int  # re-runs this recovery started (the others were recovered before)
+    started: int  # re-runs this recovery started (the others were recovered before); after a lost
+    # worker, at least this many: the lost run's starts since its last heartbeat are not counted
 
 
 AttemptInput.model_rebuild()

@@ -56,8 +56,9 @@ UNCHANGED_REPORTS_KEEP_VERSION = "unchanged-reports-keep-version"
 # A report from the URL an endpoint had before an edit is not about its receiver now, and a
 # new URL starts a fresh failure count.
 OLD_URLS_REPORTS_IGNORED = "old-urls-reports-ignored"
-# An edit that changes nothing (`PATCH {}`, or every field as it is) leaves the endpoint's
-# updated_at and the version alone: it answers what is there.
+# An edit that changes nothing (`PATCH {}`, or fields as they are) leaves the endpoint's
+# updated_at and the version alone: it answers what is there. Credentials sent again are
+# sealed anew (another nonce), so they count as a change.
 UNCHANGED_EDITS_KEEP_VERSION = "unchanged-edits-keep-version"
 
 NOT_FOUND = "EndpointNotFound"
