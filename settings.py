@@ -129,18 +129,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _operator_is_not_a_merchant(self) -> Self:
-        operator = self.operator_token.get_secret_value() if self.operator_token else None
-        if operator is not None and any(t.get_secret_value() == operator for _, t in self.account_tokens()):
-            raise ValueError("WEBHOOKS_OPERATOR_TOKEN must differ from every merchant token")
-        return self
-
-    @model_validator(mode="after")
-    def _metrics_reader_is_not_a_merchant(self) -> Self:
-        # A merchant holding it would read every account's volume.
-        metrics = self.metrics_token.get_secret_value() if self.metrics_token else None
-        if metrics is not None and any(t.get_secret_value() == metrics for _, t in self.account_tokens()):
-            raise ValueError("WEBHOOKS_METRICS_TOKEN must differ from every merchant token")
+    def _guards_are_not_merchants(self) -> Self:
+        # A merchant holding the operator token would decode every account; the metrics token,
+        # read every account's volume.
+        merchants = {t.get_secret_value() for _, t in self.account_tokens()}
+        guards = [("WEBHOOKS_OPERATOR_TOKEN", self.operator_token), ("WEBHOOKS_METRICS_TOKEN", self.metrics_token)]
+        for name, token in guards:
+            if token is not None and token.get_secret_value() in merchants:
+                raise ValueError(f"{name} must differ from every merchant token")
         return self
 
     def account_tokens(self) -> list[tuple[str, SecretStr]]:

@@ -4,12 +4,16 @@ and no new query after a report that changed nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
 
 from domain.delivery import DEFAULT_ACCOUNT
 from domain.endpoints import DeliveryOutcome, HealthPolicy
 from domain.ids import first_connection_id
 from services.endpoints import EndpointRegistry, SnapshotCache
+from settings import Settings
 from tests.integration.helpers import create_endpoint, delivery_outcome
 from tests.integration.test_flow_control import post_events, ready_endpoint, stack
 from tests.receiver import OK, error
@@ -48,11 +52,8 @@ async def test_fifty_retries_after_a_registry_change_cost_one_query(client, sett
     assert queries - before <= 3, f"{queries - before} registry queries for {PENDING} retries"
 
 
-async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api, client, settings, receiver):
-    """Every change bumps the registry's version, and every reader then queries it anew: a
-    report that changes nothing must not."""
-    endpoint = await create_endpoint(api, receiver.url(OK))
-    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+def _registry_reader(client: Client, settings: Settings) -> tuple[EndpointRegistry, Callable[[], Awaitable[int]]]:
+    """The default account's registry, and its version as a fresh reader finds it."""
     registry = EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT, SnapshotCache(), settings.secret_box())
 
     async def version() -> int:
@@ -60,6 +61,15 @@ async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api
         assert snapshot is not None
         return snapshot.version
 
+    return registry, version
+
+
+async def test_a_report_that_changes_no_endpoint_keeps_the_readers_snapshots(api, client, settings, receiver):
+    """Every change bumps the registry's version, and every reader then queries it anew: a
+    report that changes nothing must not."""
+    endpoint = await create_endpoint(api, receiver.url(OK))
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    registry, version = _registry_reader(client, settings)
     before = await version()
     now = datetime.now(UTC)
     policy = HealthPolicy(failures=50, seconds=0)
@@ -85,13 +95,7 @@ async def test_an_edit_that_changes_nothing_keeps_updated_at_and_the_readers_sna
     registry's version, so every reader queried the registry again for nothing."""
     created = await create_endpoint(api, receiver.url(OK), description="kept")
     await delivery_outcome(client, first_connection_id(created["id"]))  # its report comes before what is measured
-    registry = EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT, SnapshotCache(), settings.secret_box())
-
-    async def version() -> int:
-        snapshot = await registry.snapshot()
-        assert snapshot is not None
-        return snapshot.version
-
+    _, version = _registry_reader(client, settings)
     before = await version()
     endpoint = (await api.get(f"/v1/endpoints/{created['id']}")).json()
     unchanged = [await api.patch(f"/v1/endpoints/{endpoint['id']}", json=b) for b in ({}, {"description": "kept"})]
