@@ -89,6 +89,21 @@ async def _record(into: Path, names: set[str]) -> None:
             await api.patch(f"/v1/endpoints/{ordered['id']}", json={"ordering": "none"})  # its ordering_off
             # A query is answered once the workflow task that took the signal has completed.
             await client.get_workflow_handle(flow_workflow_id("default", ordered["id"])).query("summary")
+            # A 410 disables an endpoint, and the registry starts an ENDPOINT_DISABLED notice (a
+            # child workflow) to the endpoint that subscribes to those.
+            watching = receiver.url(OK)
+            watcher = {"url": watching, "events": ["ENDPOINT_DISABLED"]}
+            await ended_record(
+                client.get_workflow_handle(
+                    first_connection_id((await api.post("/v1/endpoints", json=watcher)).json()["id"])
+                )
+            )
+            gone = (
+                await api.post("/v1/endpoints", json={"url": receiver.url(error(410)), "events": ["ORDER_ERROR"]})
+            ).json()
+            await ended_record(client.get_workflow_handle(first_connection_id(gone["id"])))
+            await receiver.wait_for(watching, 2)  # its first connection, then the notice
+            await client.get_workflow_handle("endpoints/default").query("endpoints")  # the task has completed
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -100,6 +115,8 @@ async def _record(into: Path, names: set[str]) -> None:
                 "local_first_then_failed_after_retries": failed,
                 "local_first_then_retried_succeeded": first,
                 "endpoint_registry": "endpoints/default",
+                # With an ENDPOINT_DISABLED notice started as a child (its id is a command).
+                "endpoint_registry_disabled_notice": "endpoints/default",
                 "recovery": recoveries[0],
                 # Started in the first-attempt-local shape (DeliveryInput.first_attempt_local),
                 # without its version marker.
