@@ -25,10 +25,10 @@ from domain.activity_contract import RecoveryRequest, RecoveryResult
 from infra.http import http_client
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
-from infra.temporal import connect, metrics_runtime
+from infra.temporal import UpdateSlots, connect, metrics_runtime
 from infra.tracing import Tracing, tracing_from_environment
 from infra.worker_health import serve_health
-from services.endpoints import EndpointRegistry, SnapshotCache, UpdateSlots
+from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
 from services.notices import Notices
 from services.reruns import recover_failed

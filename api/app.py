@@ -16,9 +16,9 @@ from api.routers import deliveries, endpoints, events, health, ui
 from api.routers.docs import mount_docs
 from infra.logs import configure_json_logging
 from infra.network_guard import Resolver, system_resolver
-from infra.temporal import NamespaceRetention, connect
+from infra.temporal import NamespaceRetention, UpdateSlots, connect
 from infra.tracing import Tracing, tracing_from_environment
-from services.endpoints import SnapshotCache, UpdateSlots
+from services.endpoints import SnapshotCache
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,10 @@ from api.deps import get_destination_check, get_settings
 from api.json_body import DuplicateKey
 from domain.problems import duplicate_key, field_errors
 from infra.network_guard import ForbiddenDestination
+from infra.temporal import UpdatesBusy
 from services.deliveries import EndpointThrottled
 from services.delivery_log import DeliveryNotFound
-from services.endpoints import EndpointNotFound, EndpointRejected, RegistryBusy
+from services.endpoints import EndpointNotFound, EndpointRejected
 from services.ingest import EventConflict
 from services.log_window import BadPageToken
 from services.reruns import (
@@ -217,8 +218,8 @@ def install(app: FastAPI) -> None:
         retry_after = {"Retry-After": str(round(RECOVERY_ANSWER_SECONDS))}
         return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), [], retry_after)
 
-    @app.exception_handler(RegistryBusy)
-    async def _registry_busy(_: Request, exc: RegistryBusy) -> JSONResponse:
+    @app.exception_handler(UpdatesBusy)
+    async def _updates_busy(_: Request, exc: UpdatesBusy) -> JSONResponse:
         return _busy()  # this process's own hold on one account's changes in flight (UpdateSlots)
 
     @app.exception_handler(RPCError)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -152,3 +153,41 @@ async def update_with_start(
         if handle.done() and not handle.cancelled():
             handle.exception()
         raise
+
+
+# Updates one process sends one workflow at once; Temporal holds at most 10 in flight per workflow.
+UPDATES_AT_ONCE = 8
+# How long an update waits for one of those before it is refused as busy.
+UPDATE_SLOT_WAIT_SECONDS = 10.0
+
+
+class UpdatesBusy(Exception):
+    """No update slot came free in time: the workflow has as many updates in flight as this
+    process sends it at once."""
+
+
+class UpdateSlots:
+    """Temporal refuses a workflow's 11th update in flight, and on a busy server we saw the
+    refusals come with the updates it held but had not yet given the workflow dropped, each
+    answering "aborted": a burst of creates past the limit made more refusals than it had
+    creates. So a process sends each workflow (an account's registry) at most UPDATES_AT_ONCE
+    at a time; the rest wait here, in order. One per process (with several API replicas, each
+    has its own)."""
+
+    def __init__(self, at_once: int = UPDATES_AT_ONCE, wait_seconds: float = UPDATE_SLOT_WAIT_SECONDS) -> None:
+        self._at_once = at_once
+        self._wait = wait_seconds
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    @asynccontextmanager
+    async def held(self, workflow_id: str) -> AsyncIterator[None]:
+        slots = self._slots.setdefault(workflow_id, asyncio.Semaphore(self._at_once))
+        try:
+            async with asyncio.timeout(self._wait):
+                await slots.acquire()
+        except TimeoutError:
+            raise UpdatesBusy() from None
+        try:
+            yield
+        finally:
+            slots.release()

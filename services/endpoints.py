@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -32,7 +31,7 @@ from domain.ids import registry_workflow_id
 from domain.secrets import Sealed, SecretField
 from domain.signing import SEALED_AS, NewSecret
 from infra.secrets import SecretBox
-from infra.temporal import is_not_found, or_none, update_kept, update_with_start
+from infra.temporal import UpdateSlots, is_not_found, or_none, update_kept, update_with_start
 from services.flow import CONTROL_PRIORITY
 from workflows.endpoint_registry import INVALID, NOT_FOUND, NOTHING_TO_SEAL, VERSION_MEMO, EndpointRegistryWorkflow
 from workflows.registry_messages import (
@@ -54,43 +53,6 @@ A = TypeVar("A")
 # when that read was asked; and so how long a change waits before it answers (`_change`).
 FRESH_SECONDS = 0.5
 _READS_IN_TIME_TRIES = 3
-
-
-# Registry updates one process sends at once; Temporal holds at most 10 in flight per workflow.
-UPDATES_AT_ONCE = 8
-# How long an update waits for one of those before it is refused as busy.
-UPDATE_SLOT_WAIT_SECONDS = 10.0
-
-
-class RegistryBusy(Exception):
-    """No update slot came free in time: the account's registry has as many changes in flight
-    as this process sends it at once."""
-
-
-class UpdateSlots:
-    """Temporal refuses a workflow's 11th update in flight, and on a busy server we saw the
-    refusals come with the updates it held but had not yet given the workflow dropped, each
-    answering "aborted": a burst of creates past the limit made more refusals than it had
-    creates. So a process sends each registry at most UPDATES_AT_ONCE at a time; the rest wait
-    here, in order. One per process (with several API replicas, each has its own)."""
-
-    def __init__(self, at_once: int = UPDATES_AT_ONCE, wait_seconds: float = UPDATE_SLOT_WAIT_SECONDS) -> None:
-        self._at_once = at_once
-        self._wait = wait_seconds
-        self._slots: dict[str, asyncio.Semaphore] = {}
-
-    @asynccontextmanager
-    async def held(self, account: str) -> AsyncIterator[None]:
-        slots = self._slots.setdefault(account, asyncio.Semaphore(self._at_once))
-        try:
-            async with asyncio.timeout(self._wait):
-                await slots.acquire()
-        except TimeoutError:
-            raise RegistryBusy() from None
-        try:
-            yield
-        finally:
-            slots.release()
 
 
 class EndpointNotFound(Exception):
@@ -395,7 +357,7 @@ class EndpointRegistry:
         """Send a registry update (`send(id=…)`) in one of this process's slots, until the
         server keeps it, turning its refusals into the API's errors."""
         try:
-            async with self._slots.held(self._account):
+            async with self._slots.held(self._workflow_id):
                 return await update_kept(send)
         except WorkflowUpdateFailedError as err:
             cause = err.cause

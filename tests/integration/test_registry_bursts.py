@@ -4,7 +4,7 @@ the workflow task that accepted it (an answer left for a later task could, after
 out under load, leave the registry unable to replay: every later task failed, and its account
 could change nothing).
 
-The API sends one registry 8 updates at a time (services.endpoints.UpdateSlots), below
+The API sends one registry 8 updates at a time (infra.temporal.UpdateSlots), below
 Temporal's 10: a refusal comes only when a create waited 10 s for its turn, which depends on the
 machine's speed. The test checks every refusal it meets, and may meet none."""
 

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from services.endpoints import RegistryBusy, UpdateSlots
+from infra.temporal import UpdatesBusy, UpdateSlots
 
 
 async def test_no_more_than_the_slots_are_held_for_one_account_at_once() -> None:
@@ -37,7 +37,7 @@ async def test_no_more_than_the_slots_are_held_for_one_account_at_once() -> None
 async def test_a_change_that_waits_past_its_time_is_refused_as_busy() -> None:
     slots = UpdateSlots(at_once=1, wait_seconds=0.05)
     async with slots.held("shop-a"):
-        with pytest.raises(RegistryBusy):
+        with pytest.raises(UpdatesBusy):
             async with slots.held("shop-a"):
                 pass
     async with slots.held("shop-a"):  # the refused wait took no slot with it
