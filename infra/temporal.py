@@ -114,22 +114,17 @@ def is_update_aborted(err: RPCError) -> bool:
     return err.status == RPCStatusCode.UNAVAILABLE and "update was aborted" in err.message.lower()
 
 
-async def update_kept(
-    send: Callable[..., Awaitable[T]],
-    *,
-    budget_seconds: float = UPDATE_ABORTED_RETRY_SECONDS,
-    clock: Callable[[], float] = time.monotonic,
-) -> T:
+async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: float = UPDATE_ABORTED_RETRY_SECONDS) -> T:
     """`send(id=…)`'s answer, sending it again while the server aborts it. Every send carries the
     same update id, so the workflow runs the update once even if an abort came after all."""
     update_id = str(uuid.uuid4())
-    deadline = clock() + budget_seconds
+    deadline = time.monotonic() + budget_seconds
     pause = 0.1
     while True:
         try:
             return await send(id=update_id)
         except RPCError as err:
-            if not is_update_aborted(err) or clock() + pause > deadline:
+            if not is_update_aborted(err) or time.monotonic() + pause > deadline:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
