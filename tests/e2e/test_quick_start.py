@@ -78,4 +78,4 @@ async def test_the_readme_quick_start_delivers_every_event_signed_to_the_local_r
     assert "endpoint ep_" in output and '"result": "success"' in output  # the test send's record
     assert output.count('"deliveries":[{"id":"delivery/default/evt_') == 3, output  # the three 202s
     assert "authorization: Basic shop:********" in shown and "x-shop-token: ********" in shown
-    assert "s3cret" not in shown and "abc123" not in shown
+    assert "s3cret" not in shown and "shop-tok-Q7" not in shown

@@ -109,17 +109,17 @@ async def test_basic_auth_custom_header_and_webhook_id_are_sent(api, client, rec
         receiver,
         tracking_event(),
         auth={"username": "shop", "password": "s3cret"},
-        custom_header={"key": "X-Shop-Token", "value": "abc123"},
+        custom_header={"key": "X-Shop-Token", "value": "shop-tok-Q7"},
     )
 
     assert request.headers["authorization"] == "Basic " + base64.b64encode(b"shop:s3cret").decode()
-    assert request.headers["x-shop-token"] == "abc123"
+    assert request.headers["x-shop-token"] == "shop-tok-Q7"
     assert request.headers["webhook-id"] == record.id
     # The log shows that they were sent, never what they were.
     assert record.request is not None
     assert record.request.headers["Authorization"] == "********"
     assert record.request.headers["X-Shop-Token"] == "********"
-    assert "s3cret" not in record.model_dump_json() and "abc123" not in record.model_dump_json()
+    assert "s3cret" not in record.model_dump_json() and "shop-tok-Q7" not in record.model_dump_json()
     # Every header that went out is in the log, those the HTTP client adds too.
     assert {name.lower() for name in record.request.headers} == set(request.headers)
     assert record.request.headers["Content-Length"] == request.headers["content-length"]
