@@ -100,7 +100,9 @@ async def newest(client: Client, query: str, cursor: Cursor | None, limit: int) 
     # Lists cost the server per row returned (about 0.4 ms on the dev server), so the first
     # asks for barely a page: visibility lists running rows newest first, then closed ones
     # by close time, so those are usually the newest rows, and they bound a tight window.
-    cap = limit + 2
+    # One row past the page tells whether another page follows; after a cursor, one more, as
+    # the listing's upper bound keeps the cursor's own row (rows that share its start time).
+    cap = limit + 1 if cursor is None else limit + 2
     lower: datetime | None = None
     known: list[Row] = []  # rows of the window [lower, upper) listed already
     rows: list[Row] | None = None
