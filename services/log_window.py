@@ -4,9 +4,10 @@ lists by close time, not start time)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -92,8 +93,18 @@ class Row:
         return self.info.close_time.ToDatetime(tzinfo=UTC) if self.info.HasField("close_time") else None
 
 
-async def newest(client: Client, query: str, cursor: Cursor | None, limit: int) -> tuple[list[Row], bool]:
-    """The `limit` newest rows after the cursor, and whether any older one is left."""
+async def newest(
+    client: Client,
+    query: str,
+    cursor: Cursor | None,
+    limit: int,
+    meanwhile: Callable[[list[Row]], Awaitable[object]] | None = None,
+) -> tuple[list[Row], bool]:
+    """The `limit` newest rows after the cursor, and whether any older one is left.
+
+    `meanwhile` is given the page as far as it is known when a narrower listing must check
+    the window for rows left out (which it rarely finds), and runs while that listing does.
+    """
     # Bounds are exclusive; one microsecond past the cursor keeps rows that share its start.
     upper = cursor.start + _ONE_MICROSECOND if cursor else None
     window_cap = max(limit * _WINDOW_FACTOR, _MIN_WINDOW_ROWS) + 1
@@ -109,7 +120,12 @@ async def newest(client: Client, query: str, cursor: Cursor | None, limit: int) 
     for _ in range(_MAX_PROBES):
         # The window's rows not listed yet: usually none or a few (closed ones that
         # started late), so a narrowed window costs one cheap listing, not its rows again.
-        listed = await _list(client, _bounded(query, lower, upper), cap, exclude=known)
+        listing = _list(client, _bounded(query, lower, upper), cap, exclude=known)
+        if known and meanwhile is not None:
+            listed, _ = await asyncio.gather(listing, meanwhile(_after(known, cursor)[:limit]))
+            meanwhile = None
+        else:
+            listed = await listing
         probe = known + listed
         if len(probe) < cap + len(known):
             rows = probe  # short of the cap: the whole window [lower, upper)

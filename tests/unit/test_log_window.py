@@ -12,9 +12,10 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 from unittest.mock import patch
 
 import pytest
@@ -28,7 +29,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
 from services import log_window
-from services.delivery_log import DeliveryLog, LogFilter
+from services.delivery_log import DeliveryLog, DeliverySummary, LogFilter
 from services.log_window import BadPageToken
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -167,6 +168,41 @@ def test_a_first_page_lists_its_rows_about_once_when_visibility_lists_newest_fir
     assert [row.id for row in page.data] == _newest_first(rows)[:5]
     assert page.next_page_token is not None
     assert visibility.lists == [(6, 6), (201, 0)]
+
+
+@dataclass
+class _SlowVisibility(_Visibility):
+    """Answers each listing after other tasks had their turn, noting when it was asked and answered."""
+
+    steps: list[str] = field(default_factory=list)
+
+    async def list_workflow_executions(self, request: ListWorkflowExecutionsRequest) -> ListWorkflowExecutionsResponse:
+        self.steps.append("asked")
+        await asyncio.sleep(0)
+        answer = await super().list_workflow_executions(request)
+        self.steps.append("answered")
+        return answer
+
+
+def test_a_page_is_built_while_visibility_checks_its_window() -> None:
+    """Running rows listed first: the page's rows are built, each once, while the narrower
+    listing that looks for rows left out is on its way, not after it."""
+    rows = [_Row(f"d{i:05d}", BASE + timedelta(milliseconds=i), rank=-i) for i in range(1_000)]
+    visibility = _SlowVisibility(rows)
+    log = _log(visibility)
+    summary = log._summary
+
+    def noted(row: log_window.Row, attrs: Mapping[str, Any], memo: Mapping[str, Any]) -> DeliverySummary:
+        visibility.steps.append(f"built {row.id}")
+        return summary(row, attrs, memo)
+
+    with patch.object(log, "_summary", noted):
+        page = asyncio.run(log.page(LogFilter(), 3))
+
+    newest = _newest_first(rows)[:3]
+    assert [row.id for row in page.data] == newest
+    assert visibility.lists == [(4, 4), (201, 0)]
+    assert visibility.steps == ["asked", "answered", "asked", *(f"built {i}" for i in newest), "answered"]
 
 
 @settings(max_examples=300, deadline=None)
