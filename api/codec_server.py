@@ -47,7 +47,7 @@ def ui_origins(ui_url: str) -> list[str]:
     return sorted(origins)
 
 
-def operator_only(
+async def operator_only(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """A 401 unless the caller holds the operator token, when one is configured."""

@@ -20,13 +20,16 @@ from settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="The token set in WEBHOOKS_API_TOKEN")
 
+# Every dependency here is `async def`, though none awaits: FastAPI runs a plain `def` one in
+# a thread of its pool, a hop per dependency and request that cost more than the work.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_client(request: Request) -> Client:
+async def get_client(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 
@@ -35,7 +38,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-def authenticated_account(
+async def authenticated_account(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
     """The caller's account, named by its bearer token; a 401 without a known one."""
@@ -59,7 +62,9 @@ def authenticated_account(
 AccountDep = Annotated[str, Depends(authenticated_account)]
 
 
-def get_registry(request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointRegistry:
+async def get_registry(
+    request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep
+) -> EndpointRegistry:
     state = request.app.state
     return EndpointRegistry(
         client, settings.task_queue, account, state.registry_snapshots, state.secrets, state.registry_update_slots
@@ -69,14 +74,14 @@ def get_registry(request: Request, client: ClientDep, settings: SettingsDep, acc
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
 
 
-def get_endpoint_flow(client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointFlow:
+async def get_endpoint_flow(client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointFlow:
     return EndpointFlow(client, settings.task_queue, account)
 
 
 EndpointFlowDep = Annotated[EndpointFlow, Depends(get_endpoint_flow)]
 
 
-def get_ingest(
+async def get_ingest(
     client: ClientDep, settings: SettingsDep, account: AccountDep, registry: RegistryDep, flow: EndpointFlowDep
 ) -> EventIngest:
     return EventIngest(client, settings.task_queue, account, registry, flow)
@@ -85,7 +90,7 @@ def get_ingest(
 IngestDep = Annotated[EventIngest, Depends(get_ingest)]
 
 
-def get_delivery_log(client: ClientDep, settings: SettingsDep, account: AccountDep) -> DeliveryLog:
+async def get_delivery_log(client: ClientDep, settings: SettingsDep, account: AccountDep) -> DeliveryLog:
     return DeliveryLog(client, account, settings.temporal_ui_url)
 
 
@@ -96,7 +101,7 @@ async def _any_destination(url: str) -> None:
     return None
 
 
-def get_destination_check(request: Request, settings: SettingsDep) -> Callable[[str], Awaitable[None]]:
+async def get_destination_check(request: Request, settings: SettingsDep) -> Callable[[str], Awaitable[None]]:
     """Refuses endpoint URLs on private networks (ForbiddenDestination), unless they are allowed."""
     if settings.allow_private_networks:
         return _any_destination

@@ -138,7 +138,8 @@ async def _destination_problems(request: Request, body: Any, problems: list[dict
     if any(problem["field"] == "url" for problem in problems):
         return []
     try:
-        await get_destination_check(request, get_settings(request))(url)
+        check = await get_destination_check(request, await get_settings(request))
+        await check(url)
     except ForbiddenDestination as exc:
         return [_not_public(exc)]
     return []

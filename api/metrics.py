@@ -21,7 +21,7 @@ LATENCY = Histogram("webhooks_api_request_seconds", "Time to answer an HTTP requ
 EVENTS_ACCEPTED = Counter("webhooks_events_accepted", "Events accepted (202)", ["event"])
 
 
-def metrics_readers_only(
+async def metrics_readers_only(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """The counts are every account's together, the platform's volume: with
