@@ -143,19 +143,23 @@ class DeliveryLog:
         query = log_filter.visibility_query(self._account)
         digest = hashlib.sha256(query.encode()).hexdigest()[:16]
         cursor = Cursor.decode(page_token, digest) if page_token else None
-        built: dict[tuple[str, str], DeliverySummary] = {}
+        # By row object, kept alive so its id stays its own: a window listed again may hold a
+        # newer state of a row built already, which must be built again.
+        built: dict[int, tuple[Row, DeliverySummary]] = {}
 
         async def build(rows: Sequence[Row]) -> None:
-            fresh = [row for row in rows if _key(row) not in built]
+            fresh = [row for row in rows if id(row) not in built]
             if fresh:
-                built.update(zip(map(_key, fresh), await self._summaries(fresh), strict=True))
+                built.update(
+                    (id(row), (row, summary)) for row, summary in zip(fresh, await self._summaries(fresh), strict=True)
+                )
 
         # The rows are built while visibility checks that no other row belongs to the page,
         # when it must: the API's work on the page and the server's on that listing overlap.
         served, more = await newest(self._client, query, cursor, limit, meanwhile=build)
         await build(served)
         next_token = Cursor(served[-1].start, served[-1].id, digest).encode() if more and served else None
-        return DeliveryPage(data=[built[_key(row)] for row in served], next_page_token=next_token)
+        return DeliveryPage(data=[built[id(row)][1] for row in served], next_page_token=next_token)
 
     async def _summaries(self, rows: Sequence[Row]) -> list[DeliverySummary]:
         memos = await self._memos([row.info.memo.fields for row in rows])
@@ -240,10 +244,6 @@ class DeliveryLog:
             assert isinstance(delivery, DeliveryInput)
             return delivery
         raise DeliveryNotFound(delivery_id)
-
-
-def _key(row: Row) -> tuple[str, str]:
-    return row.id, row.info.execution.run_id
 
 
 def _search_attributes(rows: Sequence[Row]) -> list[dict[str, Any]]:
