@@ -21,15 +21,16 @@ from unittest.mock import patch
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
+from domain.records import DeliveryResult
 from services import log_window
-from services.delivery_log import DeliveryLog, DeliverySummary, LogFilter
+from services.delivery_log import DeliveryLog, DeliverySummary, LogFilter, _search_attributes
 from services.log_window import BadPageToken
 
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -300,6 +301,61 @@ def test_rows_that_tie_on_their_start_beyond_the_cap_are_read_in_full() -> None:
 
     assert [row.id for row in first.data + second.data] == _newest_first(rows)[:10]
     assert second.next_page_token is not None
+
+
+@dataclass
+class _ClosingVisibility(_Visibility):
+    """Closes one row once the log has listed `after` times: a delivery that ends mid-page."""
+
+    closes: str = ""
+    after: int = 2
+
+    async def list_workflow_executions(self, request: ListWorkflowExecutionsRequest) -> ListWorkflowExecutionsResponse:
+        if len(self.lists) == self.after:
+            row = next(row for row in self.rows if row.id == self.closes)
+            row.status, row.close_time = WorkflowExecutionStatus.COMPLETED, BASE + timedelta(seconds=1)
+        return await super().list_workflow_executions(request)
+
+
+def test_a_row_built_ahead_is_served_as_the_last_listing_shows_it() -> None:
+    """Rows that tie past the cap are listed again in full, after the page was built from an
+    earlier listing; a delivery that ended in between is served ended, not pending."""
+    rows = [_Row(f"d{i:03d}", BASE, rank=-i) for i in range(300)]  # the page's rows listed first
+    newest = _newest_first(rows)[:5]
+    visibility = _ClosingVisibility(rows, closes=newest[0])
+
+    page = asyncio.run(_log(visibility).page(LogFilter(), 5))
+
+    assert [row.id for row in page.data] == newest
+    assert len(visibility.lists) == 3  # the page built ahead during the second
+    assert page.data[0].result == DeliveryResult.SUCCESS
+    assert page.data[0].date_end == BASE + timedelta(seconds=1)
+    assert all(row.result == DeliveryResult.PENDING for row in page.data[1:])
+
+
+def test_a_rows_search_attributes_are_read_by_name_with_their_json_types() -> None:
+    """A page's search attributes are decoded together: each row keeps its own, keywords as
+    text, integers as numbers, and an attribute a row lacks is null on that row alone."""
+
+    def info(workflow_id: str, attributes: dict[str, bytes]) -> WorkflowExecutionInfo:
+        listed = _info(_Row(workflow_id, BASE, 0, status=WorkflowExecutionStatus.FAILED, close_time=BASE))
+        for name, data in attributes.items():
+            listed.search_attributes.indexed_fields[name].CopyFrom(
+                Payload(metadata={"encoding": b"json/plain"}, data=data)
+            )
+        return listed
+
+    rows = [
+        log_window.Row(
+            info("d1", {"WebhookEndpointId": b'"ep_1"', "WebhookRetries": b"3", "WebhookStatusCode": b"503"})
+        ),
+        log_window.Row(info("d2", {"WebhookEndpointId": b'"ep_2"', "WebhookOrderId": b'"o-7"'})),
+    ]
+
+    first, second = _search_attributes(rows)
+
+    assert first == {"WebhookEndpointId": "ep_1", "WebhookRetries": 3, "WebhookStatusCode": 503}
+    assert second == {"WebhookEndpointId": "ep_2", "WebhookOrderId": "o-7"}
 
 
 def test_a_token_of_other_filters_is_refused() -> None:
