@@ -90,7 +90,7 @@ async def delivery_worker(
         return Notices(client, settings.task_queue, account, registries(account))
 
     def schedules(account: str) -> EndpointFlow:
-        return EndpointFlow(client, settings.task_queue, account)
+        return EndpointFlow(client, settings.task_queue, account, slots)
 
     async def recover(request: RecoveryRequest, progress: Callable[[int, int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -103,8 +104,8 @@ async def or_none(call: Awaitable[T]) -> T | None:
         raise
 
 
-# How long an update the server aborted is sent again before its error is the answer.
-UPDATE_ABORTED_RETRY_SECONDS = 10.0
+# How long an update the server aborted or refused is sent again before its error is the answer.
+UPDATE_RESEND_SECONDS = 10.0
 
 
 def is_update_aborted(err: RPCError) -> bool:
@@ -114,9 +115,17 @@ def is_update_aborted(err: RPCError) -> bool:
     return err.status == RPCStatusCode.UNAVAILABLE and "update was aborted" in err.message.lower()
 
 
-async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: float = UPDATE_ABORTED_RETRY_SECONDS) -> T:
-    """`send(id=…)`'s answer, sending it again while the server aborts it. Every send carries the
-    same update id, so the workflow runs the update once even if an abort came after all."""
+def is_update_refused_in_flight(err: RPCError) -> bool:
+    """The workflow had as many updates in flight as Temporal allows (10): this one was refused
+    before it was admitted, so nothing of it ran. Other processes' updates can fill the limit
+    whatever this process's UpdateSlots allow."""
+    return err.status == RPCStatusCode.RESOURCE_EXHAUSTED and "in-flight updates" in err.message.lower()
+
+
+async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: float = UPDATE_RESEND_SECONDS) -> T:
+    """`send(id=…)`'s answer, sending it again while the server aborts it or refuses it for the
+    updates already in flight. Every send carries the same update id, so the workflow runs the
+    update once even if an abort came after all."""
     update_id = str(uuid.uuid4())
     deadline = time.monotonic() + budget_seconds
     pause = 0.1
@@ -124,7 +133,8 @@ async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: floa
         try:
             return await send(id=update_id)
         except RPCError as err:
-            if not is_update_aborted(err) or time.monotonic() + pause > deadline:
+            resend = is_update_aborted(err) or is_update_refused_in_flight(err)
+            if not resend or time.monotonic() + pause > deadline:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
@@ -165,24 +175,41 @@ class UpdateSlots:
     """Temporal refuses a workflow's 11th update in flight, and on a busy server we saw the
     refusals come with the updates it held but had not yet given the workflow dropped, each
     answering "aborted": a burst of creates past the limit made more refusals than it had
-    creates. So a process sends each workflow (an account's registry) at most UPDATES_AT_ONCE
-    at a time; the rest wait here, in order. One per process (with several API replicas, each
-    has its own)."""
+    creates. So a process sends each workflow (an account's registry, an endpoint's flow
+    schedule) at most UPDATES_AT_ONCE at a time; the rest wait here, in order. One per process
+    (with several processes, each has its own: update_kept sends a refused update again)."""
 
     def __init__(self, at_once: int = UPDATES_AT_ONCE, wait_seconds: float = UPDATE_SLOT_WAIT_SECONDS) -> None:
         self._at_once = at_once
         self._wait = wait_seconds
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        # Per workflow, while any update holds or awaits a slot: a worker meets many schedules.
+        self._slots: dict[str, _Slots] = {}
 
     @asynccontextmanager
     async def held(self, workflow_id: str) -> AsyncIterator[None]:
-        slots = self._slots.setdefault(workflow_id, asyncio.Semaphore(self._at_once))
+        slots = self._slots.setdefault(workflow_id, _Slots(asyncio.Semaphore(self._at_once)))
+        slots.users += 1
         try:
-            async with asyncio.timeout(self._wait):
-                await slots.acquire()
-        except TimeoutError:
-            raise UpdatesBusy() from None
-        try:
-            yield
+            try:
+                async with asyncio.timeout(self._wait):
+                    await slots.semaphore.acquire()
+            except TimeoutError:
+                raise UpdatesBusy() from None
+            try:
+                yield
+            finally:
+                slots.semaphore.release()
         finally:
-            slots.release()
+            slots.users -= 1
+            if not slots.users:
+                del self._slots[workflow_id]
+
+    def workflows(self) -> int:
+        """Workflows with an update holding or awaiting a slot."""
+        return len(self._slots)
+
+
+@dataclasses.dataclass
+class _Slots:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # updates holding or awaiting one of them

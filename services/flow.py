@@ -10,7 +10,7 @@ from temporalio.service import RPCError
 
 from domain.flow import FlowState, SlotAnswer, SlotRequest
 from domain.ids import flow_workflow_id
-from infra.temporal import or_none, update_with_start
+from infra.temporal import UpdateSlots, or_none, update_kept, update_with_start
 from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue, OrderRelease, SlotQuestion
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,13 @@ CONTROL_PRIORITY = Priority(priority_key=1)
 class EndpointFlow:
     """One account's endpoints' schedules."""
 
-    def __init__(self, client: Client, task_queue: str, account: str) -> None:
+    def __init__(self, client: Client, task_queue: str, account: str, slots: UpdateSlots | None = None) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
+        # A burst's deliveries ask one schedule at once: past Temporal's 10 updates in flight,
+        # the questions refused ended their runs interrupted, retried seconds later.
+        self._slots = slots or UpdateSlots()
 
     def _start(self, endpoint_id: str) -> WithStartWorkflowOperation[EndpointFlowWorkflow, None]:
         return WithStartWorkflowOperation(
@@ -49,7 +52,13 @@ class EndpointFlow:
 
     async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
         question = SlotQuestion(request=request, held_before=held_before)
-        return await update_with_start(self._client, EndpointFlowWorkflow.ask, question, start=self._start(endpoint_id))
+        async with self._slots.held(flow_workflow_id(self._account, endpoint_id)):
+            return await update_kept(
+                # A start operation is used once: each send gets its own.
+                lambda id: update_with_start(
+                    self._client, EndpointFlowWorkflow.ask, question, start=self._start(endpoint_id), id=id
+                )
+            )
 
     async def enqueue(self, endpoint_id: str, order_id: str, delivery_ids: list[str]) -> None:
         """Record the order of accepted deliveries (starting the workflow if need be)."""

@@ -297,6 +297,26 @@ async def test_a_limited_endpoint_gets_its_rate_from_a_worker_with_a_small_workf
     assert achieved > 0.8 * per_second, f"{achieved:.2f}/s against {per_second}/s"
 
 
+async def test_a_burst_to_a_limited_endpoint_keeps_its_rate(client, settings, receiver):
+    """Every delivery to a limited endpoint asks its schedule by a Temporal update, and Temporal
+    refuses a workflow's 11th update in flight. Behind a burst's first slots, the deliveries told
+    to ask again did so together; the refused ones ended their runs interrupted, retried 1, 2,
+    4 s later, and POSTs stalled for seconds (0.58 of a 10/s limit in the bench). A worker now
+    sends one schedule a few questions at a time, and a refused one again after a tenth of a second."""
+    url = receiver.url(OK)
+    per_second, events = 10, 60
+    async with stack(client, settings) as api:
+        await ready_endpoint(api, client, url, rate_limit={"per_second": per_second})
+        delivery_ids = await asyncio.gather(*(post_events(api, 1) for _ in range(events)))
+        records = [await delivery_outcome(client, d) for [d] in delivery_ids]
+
+    assert {(r.result, r.retry) for r in records} == {("success", 0)}
+    times = sorted(r.at for r in receiver.requests(url)[1:])
+    # Past the first burst (its window), one POST every 1/x s: the rate achieved, not offered.
+    achieved = (events - per_second - 1) / (times[-1] - times[per_second])
+    assert achieved > 0.8 * per_second, f"{achieved:.2f}/s against {per_second}/s"
+
+
 # -- FIFO per order (§10) --------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
-"""An update the server aborted (it cleared the workflow's update registry) is sent again, with
-the same update id, so that the workflow runs it once; any other error is the answer at once."""
+"""An update the server aborted (it cleared the workflow's update registry) or refused for the
+updates already in flight is sent again, with the same update id, so that the workflow runs it
+once; any other error is the answer at once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from infra.temporal import update_kept
 
 ABORTED = RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b"")
+# As the SDK raises it from an update-with-start's failed operation, and from a lone update.
+IN_FLIGHT = RPCError(
+    "Update failed: limit on number of concurrent in-flight updates has been reached (10)",
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    b"",
+)
 
 
 class Server:
@@ -30,6 +37,12 @@ async def test_an_aborted_update_is_sent_again_with_the_same_id() -> None:
     server = Server(ABORTED, ABORTED, "created")
     assert await update_kept(server.send) == "created"
     assert len(server.ids) == 3 and len(set(server.ids)) == 1
+
+
+async def test_an_update_refused_for_the_updates_in_flight_is_sent_again_with_the_same_id() -> None:
+    server = Server(IN_FLIGHT, ABORTED, IN_FLIGHT, "slot")
+    assert await update_kept(server.send) == "slot"
+    assert len(server.ids) == 4 and len(set(server.ids)) == 1
 
 
 async def test_each_update_has_its_own_id() -> None:
