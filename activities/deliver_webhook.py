@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.flow_control import FlowSchedules, HeldBack, NeedsSchedule, is_ordered, log_held, wait_for_turn
-from activities.http_errors import describe
+from activities.http_errors import describe, describe_cut
 from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
 from activities.progress_heartbeats import ProgressHeartbeats
 from domain.activity_contract import (
@@ -336,12 +336,13 @@ class DeliveryActivities:
             # displays "all the information transmitted"), credentials masked.
             sent = self._poster.headers_sent(endpoint.url, body, headers)
             request = request.model_copy(update={"headers": masked_headers(endpoint, sent)})
-            # httpx's timeout bounds each wait (connect, each read), not the exchange: a receiver
-            # sending a byte a second would hold the attempt as long as it liked.
-            async with asyncio.timeout(self._http_timeout):
-                answer = await self._poster.post(endpoint.url, body, headers, timer)
+            deadline = asyncio.get_running_loop().time() + self._http_timeout
+            answer = await self._poster.post(endpoint.url, body, headers, timer, deadline)
             response = answer.record(mask=masked)
-            if answer.complete:
+            error: str | None
+            if answer.cut_short is not None:
+                error = f"HTTP response cut short: {describe_cut(answer.cut_short, self._http_timeout, masked)}"
+            elif answer.complete:
                 error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
             else:
                 error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
@@ -356,8 +357,7 @@ class DeliveryActivities:
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected, masked=masked))
         except TimeoutError:
-            began = "no complete response" if timer.answered else "no response"
-            error = unreachable(f"{began} within {self._http_timeout:g}s")
+            error = unreachable(f"no response within {self._http_timeout:g}s")
         except ForbiddenDestination as exc:
             error, final_type = f"Endpoint not allowed: {exc}", FORBIDDEN_DESTINATION
         except InvalidUrl as exc:

@@ -52,6 +52,14 @@ def describe(
     return f"{type(exc).__name__}: {_clipped(masked(message))}" if message else type(exc).__name__
 
 
+def describe_cut(exc: httpx.TransportError | TimeoutError, timeout: float, masked: Callable[[str], str] = str) -> str:
+    """Why an answer's body stopped before its end: its status and headers had come."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"its body did not end within {timeout:g}s"
+    detail = f" ({_clipped(masked(str(exc)))})" if str(exc) else ""
+    return f"the connection closed before its body ended{detail}"
+
+
 # How httpcore and h11 begin their words for the end of a connection (anything else h11 raises
 # is a malformed answer: its words quote the receiver's bytes, so only their start is read),
 # and for a 101 answer, which h11 refuses as an upgrade nobody proposed.

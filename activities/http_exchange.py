@@ -8,6 +8,8 @@ attempt in the log (CONTRACT §4). The pool avoids the race instead
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ class Exchange:
     # The body did not decode as its Content-Encoding said: judged as if empty (not JSON; a
     # 204 ignores it anyway), and shown as cut.
     undecodable: bool = False
+    # Why the body stopped before its end (the connection closed, or the time ran out): an
+    # answer came all the same, its status and headers kept and its Retry-After honoured.
+    cut_short: httpx.TransportError | TimeoutError | None = None
 
     def record(self, mask: Callable[[str], str]) -> HttpResponseRecord:
         """The answer as the delivery log keeps it: its headers and the first STORED_BODY_BYTES
@@ -77,8 +82,8 @@ class Exchange:
 
 
 class PhaseTimer:
-    """httpcore's trace of a request: whether it opened a connection, whether an answer
-    began, and how long each phase took."""
+    """httpcore's trace of a request: whether it opened a connection, whether the request
+    began to go out, and how long each phase took."""
 
     def __init__(self) -> None:
         self._started = time.monotonic()
@@ -92,10 +97,6 @@ class PhaseTimer:
     def sending(self) -> bool:
         """The request began to go out: from then on the receiver may have it."""
         return "http11.send_request_headers.started" in self._at
-
-    @property
-    def answered(self) -> bool:
-        return "http11.receive_response_headers.complete" in self._at
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         self._at[event] = time.monotonic()
@@ -124,18 +125,29 @@ class WebhookPoster:
         request = self._pooled.build_request("POST", url, content=body, headers=headers)
         return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
-        """The receiver's answer; raises httpx.HTTPError when none came. `timer` times its phases."""
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer, deadline: float
+    ) -> Exchange:
+        """The receiver's answer, by the event loop's `deadline`; raises httpx.HTTPError, or
+        TimeoutError, when none began. `timer` times its phases. httpx's own timeout bounds each
+        wait (connect, each read), not the exchange: a receiver sending a byte a second would
+        hold the attempt as long as it liked."""
         stream = self._pooled.stream("POST", url, content=body, headers=headers, extensions={"trace": timer})
-        async with stream as resp:
+        async with contextlib.AsyncExitStack() as exchange:
+            async with asyncio.timeout_at(deadline):
+                resp = await exchange.enter_async_context(stream)
             chunks: list[bytes] = []
             size = 0
             try:
-                async for chunk in resp.aiter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        return Exchange(resp.status_code, resp.headers, b"".join(chunks)[:MAX_RESPONSE_BYTES], False)
+                async with asyncio.timeout_at(deadline):
+                    async for chunk in resp.aiter_bytes():
+                        chunks.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_RESPONSE_BYTES:
+                            kept = b"".join(chunks)[:MAX_RESPONSE_BYTES]
+                            return Exchange(resp.status_code, resp.headers, kept, complete=False)
             except httpx.DecodingError:  # an answer came, its body unreadable: not "no response"
                 return Exchange(resp.status_code, resp.headers, b"", complete=True, undecodable=True)
+            except (httpx.TransportError, TimeoutError) as cut:  # so did this one, cut short
+                return Exchange(resp.status_code, resp.headers, b"".join(chunks), False, cut_short=cut)
             return Exchange(resp.status_code, resp.headers, b"".join(chunks), True)

@@ -103,6 +103,7 @@ class RawReceiver:
     - `/silent`: reads the request and never answers (until the client hangs up, 60 s at most);
     - `/hangup-headers`: a status line and half a header, then closes;
     - `/hangup-body`: complete headers announcing 100 bytes, 9 of them, then closes;
+    - `/cut503`: 503 with `Retry-After: 3`, headers announcing 50 bytes, one of them, then closes;
     - `/huge`: 200 OK JSON with a chunked body of `huge_bytes`, streamed as fast as the client reads;
     - `/trickle`: complete headers announcing 100 bytes, then one every 0.5 s (each read is quick,
       the whole answer takes 50 s);
@@ -165,6 +166,12 @@ class RawReceiver:
             elif path == "/hangup-body":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
                 writer.write(b'{"receiv')
+                await writer.drain()
+            elif path == "/cut503":
+                writer.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 3\r\n"
+                    b"Content-Length: 50\r\n\r\n{"
+                )
                 await writer.drain()
             elif path == "/huge":
                 await self._stream_huge(writer, exchange)

@@ -27,6 +27,7 @@ from domain.flow import FlowState, SlotAnswer
 from domain.ids import first_connection_id
 from infra.temporal import connect
 from settings import Settings
+from tests.faults.receivers import RawReceiver
 from tests.integration.helpers import (
     api_with,
     ask_schedule,
@@ -153,6 +154,24 @@ async def test_a_502_or_504_without_retry_after_pauses_the_endpoint_until_the_ne
 
         assert [(r.result, r.retry) for r in records] == [("success", 1), ("success", 0), ("success", 0)], status
         assert min(arrivals_after(receiver, url, 1)) - overloaded.at >= 1.9, status
+
+
+async def test_a_503_cut_short_after_its_headers_still_pauses_the_endpoint(client, settings):
+    """A receiver that sent its status and headers, then closed mid-body, was logged as no
+    response at all: its 503's Retry-After was ignored and the endpoint POSTed again at the
+    next backoff (an outside probe found it). The answer is kept, cut, and honoured."""
+    async with RawReceiver() as raw, stack(client, settings) as api:
+        url = raw.url("/cut503")  # Retry-After: 3, against the tests' backoff of 0.05 s
+        endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 1})
+        await throttled(api, endpoint["id"])
+        record = await delivery_outcome(client, first_connection_id(endpoint["id"]))
+
+    assert (record.result, record.retry) == ("failed", 1)
+    cut = record.attempts[0]
+    assert cut.response is not None and (cut.response.status_code, cut.response.body_truncated) == (503, True)
+    assert cut.error is not None and cut.error.startswith("HTTP response cut short: the connection closed"), cut
+    first, retried = raw.exchanges_to(url)
+    assert retried.opened_at - first.opened_at >= 2.9, "the retry did not wait for the Retry-After"
 
 
 async def test_retry_after_is_honoured_beyond_the_longest_retry_interval(client, settings, receiver):

@@ -49,7 +49,8 @@ async def _post(poster: WebhookPoster, url: str, webhook_id: str) -> int | str:
     """The answer's status, or what the poster raised in words."""
     timer = PhaseTimer()
     try:
-        return (await poster.post(url, b"{}", {"webhook-id": webhook_id}, timer)).status_code
+        deadline = asyncio.get_running_loop().time() + 10
+        return (await poster.post(url, b"{}", {"webhook-id": webhook_id}, timer, deadline)).status_code
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__} ({'new' if timer.connected else 'kept-alive'} connection)"
 

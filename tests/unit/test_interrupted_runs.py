@@ -227,9 +227,11 @@ class FaultyPoster(WebhookPoster):
         super().__init__(http)
         self._after_answer = after_answer
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer) -> Exchange:
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timer: PhaseTimer, deadline: float
+    ) -> Exchange:
         if self._after_answer:
-            await super().post(url, body, headers, timer)
+            await super().post(url, body, headers, timer, deadline)
         raise RuntimeError("a message quoting pw-Secret-77")
 
 
