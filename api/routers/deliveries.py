@@ -52,6 +52,10 @@ async def list_deliveries(
         for name in _parameters()
         if len(request.query_params.getlist(name)) > 1
     }
+    # A misspelt filter (`resul=failed`) would widen the page unseen, where a misspelt body field
+    # is refused. Reported on the query as a whole, as an unknown body field is on its object.
+    if not _parameters().issuperset(request.query_params):
+        problems[("query", "query")] = UNKNOWN_PARAMETER
     # Before the retention the log holds nothing: a 422 (CONTRACT §5), not an empty page.
     bounds = {name: moment for name, moment in (("since", since), ("until", until)) if moment is not None}
     if bounds:
@@ -66,6 +70,11 @@ async def list_deliveries(
         raise invalid_input(problems)
     log_filter = LogFilter(endpoint_id, event, result, retried, order_id, since, until, status_code)
     return await log.page(log_filter, limit, page_token)
+
+
+UNKNOWN_PARAMETER = (
+    "has a parameter that is not one of the log's filters (an unknown name is not repeated: it could be a secret)"
+)
 
 
 @cache

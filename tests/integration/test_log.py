@@ -9,6 +9,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from api.routers.deliveries import UNKNOWN_PARAMETER
 from domain.ids import first_connection_id, recovered_id
 from services import log_window
 from tests.conftest import free_port
@@ -362,6 +363,10 @@ async def test_unknown_ids_and_malformed_filters(api):
     # More digits than Python reads: said in words, not pydantic's.
     huge = await api.get("/v1/deliveries", params={"limit": "1" * 5000})
     assert huge.json()["errors"] == [{"field": "limit", "message": "is too large a number"}]
+    # A third probe: a misspelt filter was ignored, and the page held every result. Not named back.
+    misspelt = await api.get("/v1/deliveries", params={"resul": "failed", "limit": "5"})
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"] == [{"field": "query", "message": UNKNOWN_PARAMETER}]
 
 
 async def test_filters_no_query_can_hold_are_422_naming_them_at_once(api):
