@@ -60,6 +60,11 @@ OLD_URLS_REPORTS_IGNORED = "old-urls-reports-ignored"
 # updated_at and the version alone: it answers what is there. Credentials sent again are
 # sealed anew (another nonce), so they count as a change.
 UNCHANGED_EDITS_KEEP_VERSION = "unchanged-edits-keep-version"
+# A rotation keeps at most PREVIOUS_SECRETS_KEPT earlier secrets signing through their grace,
+# the newest: every one signs every POST, and hundreds of rotations in a day made a
+# `webhook-signature` header receivers refused (74 KB after 800: an outside probe).
+PREVIOUS_SECRETS_CAPPED = "previous-secrets-capped"
+PREVIOUS_SECRETS_KEPT = 2
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -310,6 +315,8 @@ class EndpointRegistryWorkflow:
             for s in current.signing_secrets
             if s.active_at(now)
         ]
+        if len(kept) > PREVIOUS_SECRETS_KEPT and workflow.patched(PREVIOUS_SECRETS_CAPPED):
+            kept = sorted(kept, key=lambda s: s.created_at)[-PREVIOUS_SECRETS_KEPT:]
         new = SigningSecret(
             secret=rotation.secret, created_at=now, scheme=rotation.scheme, public_key=rotation.public_key
         )

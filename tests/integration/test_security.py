@@ -254,6 +254,21 @@ async def test_signed_webhooks_verify_and_rotate_with_a_grace_period(api, client
     assert stopped.json()["signing"] is None and "webhook-signature" not in unsigned
 
 
+async def test_a_rotation_keeps_the_two_newest_previous_secrets_signing(api, client, receiver):
+    """Every secret in its grace signed every POST, and an outside probe's 800 rotations made a
+    74 KB `webhook-signature` header its receiver could not read: every delivery then failed for
+    a day. The new secret and the two newest before it sign; an older one stops at the rotation."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"])
+    secrets = [(await api.post(f"/v1/endpoints/{endpoint['id']}/secret")).json()["secret"] for _ in range(5)]
+    signed = await _deliver_once(api, client, receiver, url)
+
+    body = signed["_body"].encode()
+    assert len(signed["webhook-signature"].split()) == 3
+    assert [any(_verify(secret, signed, body)) for secret in secrets] == [False, False, True, True, True]
+    assert _verify(secrets[-1], signed, body)[0], "the newest secret signs first"
+
+
 async def test_oversized_bodies_are_413_and_accept_nothing(api, receiver):
     huge = {"url": receiver.url(), "events": ["ORDER_SHIPPED"], "description": "x" * (2 * 1024 * 1024)}
 
