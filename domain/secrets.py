@@ -13,6 +13,7 @@ secret field therefore reads either form (`str | Sealed`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -48,8 +49,13 @@ class SealedOr:
         self._plain: TypeAdapter[str] = TypeAdapter(plain)
 
     def _validate(self, value: Any) -> str | Sealed:
-        if isinstance(value, Sealed | dict):
-            return Sealed.model_validate(value)
+        if isinstance(value, Sealed):
+            return value
+        # Any other object is refused below as the plain type refuses non-text, not by naming
+        # the sealed form's fields, which the API does not take.
+        if isinstance(value, dict):
+            with contextlib.suppress(ValidationError):
+                return Sealed.model_validate(value)
         try:
             return self._plain.validate_python(value)
         except ValidationError as err:

@@ -333,7 +333,7 @@ class EndpointRegistry:
 
     def _seal(self, value: str | Sealed, field: SecretField) -> Sealed:
         if isinstance(value, Sealed):  # only this process seals: what a caller sends is text
-            raise EndpointRejected([{"field": field, "message": "must be a string"}])
+            raise EndpointRejected([{"field": field, "message": "must be text"}])
         if self._secrets is None:
             raise RuntimeError("this registry client was given no SecretBox: it cannot store secrets")
         return self._secrets.seal(value, self._account, field)

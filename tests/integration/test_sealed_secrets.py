@@ -127,9 +127,14 @@ async def test_the_api_takes_secrets_as_text_only(api, receiver):
     }
 
     refused = await api.post("/v1/endpoints", json=body)
+    # An outside probe: any other object was refused by naming the sealed form's fields.
+    other = body | {"custom_header": {"key": "X-Shop", "value": {"x": "y"}}, "auth": None}
+    refused_other = await api.post("/v1/endpoints", json=other)
 
     assert refused.status_code == 422
-    assert refused.json()["errors"] == [{"field": "auth.password", "message": "must be a string"}]
+    assert refused.json()["errors"] == [{"field": "auth.password", "message": "must be text"}]
+    assert refused_other.status_code == 422
+    assert refused_other.json()["errors"] == [{"field": "custom_header.value", "message": "must be text"}]
     assert (await api.get("/v1/endpoints")).json() == []
 
 
