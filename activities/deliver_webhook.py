@@ -21,6 +21,7 @@ from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPost
 from activities.progress_heartbeats import ProgressHeartbeats
 from domain.activity_contract import (
     ATTEMPT_INTERRUPTED,
+    ATTEMPT_TIMEOUT_SECONDS,
     DELIVER_WEBHOOK,
     DELIVERY_FAILED,
     ENDPOINT_DELETED,
@@ -42,6 +43,10 @@ from domain.validation import check_endpoint_url
 from domain.wire import echoed_credentials, mask_echoes, masked_headers, request_headers
 from infra.network_guard import ForbiddenDestination
 from infra.secrets import SecretBox, UnopenableSecret
+
+# Time a run keeps beyond its POST's own timeout, to record the POST before Temporal ends the run.
+POST_MARGIN_SECONDS = 5.0
+OUT_OF_TIME = "the run's time went on the endpoint's registry and schedule; the POST goes in the next run"
 
 
 class EndpointSource(Protocol):
@@ -123,6 +128,9 @@ class DeliveryActivities:
         task (no heartbeats, no retry: any failure carries what it did to this activity,
         which the workflow then schedules for the retries).
         """
+        # The POST must end within this run's time in Temporal, or the next run, not knowing it
+        # was made, would make it again: a run that spent its time waiting does not begin it.
+        post_by = time.monotonic() + ATTEMPT_TIMEOUT_SECONDS - self._http_timeout - POST_MARGIN_SECONDS
         # Runs before this one: this activity's, and those of the first-attempt activity it resumes.
         run = activity.info().attempt + attempt.prior_runs
         details = activity.info().heartbeat_details
@@ -148,6 +156,8 @@ class DeliveryActivities:
                         # Time passed asking for its slot: a change made meanwhile (a new URL, a delete) holds.
                         turn = progress.model_copy(update={"ordered": ordered})
                         endpoint = await self._endpoint_to_post(registry, attempt, turn, None)
+                    if time.monotonic() > post_by:
+                        raise HeldBack(datetime.now(UTC) + timedelta(seconds=1), OUT_OF_TIME)
                 except NeedsSchedule:
                     raise NeedsSchedule.failure(progress.model_copy(update={"ordered": ordered})) from None
                 except HeldBack as held:

@@ -56,7 +56,11 @@ def describe_cut(exc: httpx.TransportError | TimeoutError, timeout: float, maske
     """Why an answer's body stopped before its end: its status and headers had come."""
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"its body did not end within {timeout:g}s"
-    detail = f" ({_clipped(masked(str(exc)))})" if str(exc) else ""
+    message = str(exc)
+    if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
+        # A malformed chunk: h11 quotes the receiver's bytes, which may echo a credential.
+        return f"its body is not valid HTTP/1.1 ({_clipped(masked(_unquoted(message)))})"
+    detail = f" ({_clipped(masked(message))})" if message else ""
     return f"the connection closed before its body ended{detail}"
 
 

@@ -74,8 +74,10 @@ async def get_registry(
 RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
 
 
-async def get_endpoint_flow(client: ClientDep, settings: SettingsDep, account: AccountDep) -> EndpointFlow:
-    return EndpointFlow(client, settings.task_queue, account)
+async def get_endpoint_flow(
+    request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep
+) -> EndpointFlow:
+    return EndpointFlow(client, settings.task_queue, account, request.app.state.registry_update_slots)
 
 
 EndpointFlowDep = Annotated[EndpointFlow, Depends(get_endpoint_flow)]

@@ -23,13 +23,14 @@ CONTROL_PRIORITY = Priority(priority_key=1)
 class EndpointFlow:
     """One account's endpoints' schedules."""
 
-    def __init__(self, client: Client, task_queue: str, account: str, slots: UpdateSlots | None = None) -> None:
+    def __init__(self, client: Client, task_queue: str, account: str, slots: UpdateSlots) -> None:
         self._client = client
         self._task_queue = task_queue
         self._account = account
         # A burst's deliveries ask one schedule at once: past Temporal's 10 updates in flight,
-        # the questions refused ended their runs interrupted, retried seconds later.
-        self._slots = slots or UpdateSlots()
+        # the questions refused ended their runs interrupted, retried seconds later. The process's
+        # own, shared by every account's EndpointFlow.
+        self._slots = slots
 
     def _start(self, endpoint_id: str) -> WithStartWorkflowOperation[EndpointFlowWorkflow, None]:
         return WithStartWorkflowOperation(

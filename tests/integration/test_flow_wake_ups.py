@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig
 
 from devstack.devserver import start_dev_server, wait_until_serving
+from infra.temporal import UpdateSlots
 from services.flow import EndpointFlow
 from tests.conftest import free_port
 
@@ -27,7 +28,7 @@ async def test_a_wake_up_that_fails_is_logged_and_the_change_stands(settings, ca
     try:
         await wait_until_serving(f"127.0.0.1:{port}", server)
         client = await Client.connect(f"127.0.0.1:{port}", retry_config=_FAIL_FAST)
-        flow = EndpointFlow(client, settings.task_queue, "tests")
+        flow = EndpointFlow(client, settings.task_queue, "tests", UpdateSlots())
     finally:
         server.terminate()  # by its PID
         server.wait(30)

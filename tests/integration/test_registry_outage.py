@@ -21,6 +21,7 @@ from domain.activity_contract import AttemptProgress
 from domain.endpoints import DeliveryOutcome, Endpoint
 from domain.ids import first_connection_id
 from infra.http import http_client
+from infra.temporal import UpdateSlots
 from services.deliveries import start_delivery
 from services.endpoints import EndpointRegistry, SnapshotCache
 from services.flow import EndpointFlow
@@ -64,12 +65,12 @@ class RegistryDown:
 async def worker_with(client: Client, settings: Settings, registry: RegistryDown, queue: str) -> AsyncIterator[None]:
     """A delivery worker on its own task queue, as worker.py builds one, reading `registry`."""
     secrets = settings.secret_box()
-    snapshots = SnapshotCache()
+    snapshots, flow_slots = SnapshotCache(), UpdateSlots()
     async with http_client(settings.http_timeout, allow_private_networks=True) as pooled:
         activities = DeliveryActivities(
             poster=WebhookPoster(pooled),
             endpoints=lambda _account: registry,
-            schedules=lambda account: EndpointFlow(client, queue, account),
+            schedules=lambda account: EndpointFlow(client, queue, account, flow_slots),
             notices=lambda account: Notices(
                 client, queue, account, EndpointRegistry(client, settings.task_queue, account, snapshots, secrets)
             ),

@@ -7,7 +7,7 @@ from functools import partial
 
 import httpx
 
-from activities.http_errors import describe
+from activities.http_errors import describe, describe_cut
 from domain.wire import mask_echoes
 
 
@@ -52,3 +52,19 @@ def test_an_echoed_credential_is_masked_before_the_quote_is_cut_and_with_its_tab
     assert describe(tab, 5, masked=masked).endswith('(illegal status line: "X-Shop-Token: ********")')
     quoted = describe(cut, 5, masked=partial(mask_echoes, credentials=[long_token]))
     assert long_token[:8] not in quoted and "********" in quoted
+
+
+def test_a_body_cut_short_says_how_and_masks_what_it_quotes() -> None:
+    """A second read: a malformed chunk in a body was called a closed connection, and h11's quote
+    of it (Python's bytes repr) went into the log unmasked: a credential echoed there showed."""
+    secret = "tok'\"-ABCDEFGHIJKLMNOP"
+    masked = partial(mask_echoes, credentials=[secret])
+    chunk = httpx.RemoteProtocolError(f"illegal chunk header: bytearray({(secret + chr(13) + chr(10)).encode()!r})")
+    closed = httpx.RemoteProtocolError(
+        "peer closed connection without sending complete message body (received 1 bytes)"
+    )
+
+    assert describe_cut(chunk, 5, masked) == 'its body is not valid HTTP/1.1 (illegal chunk header: "********\\r\\n")'
+    assert describe_cut(closed, 5, masked).startswith("the connection closed before its body ended (peer closed")
+    assert describe_cut(httpx.ReadTimeout("timed out"), 5, masked) == "its body did not end within 5s"
+    assert describe_cut(TimeoutError(), 5, masked) == "its body did not end within 5s"

@@ -10,6 +10,7 @@ interruptions, however many, must never add up to that.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
@@ -20,18 +21,20 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import deliver_webhook
 from activities.deliver_webhook import DeliveryActivities
 from activities.http_exchange import Exchange, PhaseTimer, WebhookPoster
 from domain.activity_contract import (
     ATTEMPT_INTERRUPTED,
     DELIVERY_FAILED,
+    HELD_BACK,
     LOST_RUNS_ALLOWED,
     AttemptInput,
     AttemptProgress,
 )
 from domain.endpoints import BasicAuth, DeliveryOutcome, Endpoint, HealthPolicy
 from domain.events import EventType
-from domain.flow import RateLimit
+from domain.flow import RateLimit, SlotAnswer, SlotRequest
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
 from infra.secrets import SecretBox
@@ -192,6 +195,34 @@ async def test_a_first_attempt_handed_to_the_schedule_is_a_known_run_not_a_lost_
     progress = AttemptProgress.model_validate(handed.value.details[0])
     # What the workflow gives the retries' activity, whose first run is the delivery's second.
     assert progress.attempts == 0 and progress.lost_runs(2) == 0
+
+
+class SlowSchedule:
+    """An endpoint's schedule that answers "go now", after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
+        await asyncio.sleep(self._seconds)
+        return SlotAnswer(go_at=datetime.now(UTC))
+
+
+async def test_a_run_whose_time_went_on_its_schedule_does_not_begin_its_post(monkeypatch) -> None:
+    """A POST that Temporal's limit on the run could cut off would be made again by the next run,
+    which does not know of it (the schedule's questions can wait for a slot and be re-sent)."""
+    monkeypatch.setattr(deliver_webhook, "ATTEMPT_TIMEOUT_SECONDS", 5 + 5.0 + 0.2)  # margin, HTTP, 0.2 s
+    # Nothing listens there: a POST begun would fail as refused, not be held back.
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    registry = OneEndpoint(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, registry)
+        activities._schedules = lambda _account: SlowSchedule(0.5)  # type: ignore[assignment,return-value]
+        with pytest.raises(ApplicationError) as held:
+            await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
+
+    assert held.value.type == HELD_BACK and deliver_webhook.OUT_OF_TIME in held.value.message
+    assert AttemptProgress.model_validate(held.value.details[0]).attempts == 1  # no POST was made
 
 
 class ThrottleNotTaken(OneEndpoint):
