@@ -66,7 +66,10 @@ async def _record(into: Path, names: set[str]) -> None:
             endpoint = (await api.post("/v1/endpoints", json=spec)).json()
             first = first_connection_id(endpoint["id"])
             await ended_record(client.get_workflow_handle(first))
-            await api.post(f"/v1/endpoints/{endpoint['id']}/secret")
+            # Four rotations: the last one keeps only the two newest earlier secrets (patch
+            # previous-secrets-capped).
+            for _ in range(4):
+                await api.post(f"/v1/endpoints/{endpoint['id']}/secret")
             receiver.script(url, error(500))
             accepted = (await api.post("/v1/events", json=tracking_event(event_id="evt-replay-1"))).json()
             failed = accepted["deliveries"][0]["id"]
@@ -117,6 +120,8 @@ async def _record(into: Path, names: set[str]) -> None:
                 "endpoint_registry": "endpoints/default",
                 # With an ENDPOINT_DISABLED notice started as a child (its id is a command).
                 "endpoint_registry_disabled_notice": "endpoints/default",
+                # With a rotation that capped the earlier secrets still signing.
+                "endpoint_registry_secrets_capped": "endpoints/default",
                 "recovery": recoveries[0],
                 # Started in the first-attempt-local shape (DeliveryInput.first_attempt_local),
                 # without its version marker.
