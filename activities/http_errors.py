@@ -40,7 +40,7 @@ def describe(
     if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
         # A body after a 204 (or 304) is read as the start of the next answer on its connection.
         reused = ", on a connection kept alive from an earlier POST whose answer may have left bytes behind"
-        quoted = _clipped(masked(_unquoted(message)))
+        quoted = _quoted(message, masked)
         return f"the receiver's answer is not valid HTTP/1.1 ({quoted}){reused if kept_alive else ''}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         # A closed connection often comes with no message at all: say what happened.
@@ -59,7 +59,7 @@ def describe_cut(exc: httpx.TransportError | TimeoutError, timeout: float, maske
     message = str(exc)
     if isinstance(exc, httpx.RemoteProtocolError) and message and not message.startswith(_CLOSED):
         # A malformed chunk: h11 quotes the receiver's bytes, which may echo a credential.
-        return f"its body is not valid HTTP/1.1 ({_clipped(masked(_unquoted(message)))})"
+        return f"its body is not valid HTTP/1.1 ({_quoted(message, masked)})"
     detail = f" ({_clipped(masked(message))})" if message else ""
     return f"the connection closed before its body ended{detail}"
 
@@ -93,6 +93,11 @@ def _unquoted(message: str) -> str:
         return '"' + "".join(c if c.isprintable() else _ESCAPED.get(c, f"\\x{ord(c):02x}") for c in text) + '"'
 
     return _BYTES_QUOTED.sub(as_text, message)
+
+
+def _quoted(message: str, masked: Callable[[str], str]) -> str:
+    """h11's words for a malformed answer, as text, credentials masked before the cut."""
+    return _clipped(masked(_unquoted(message)))
 
 
 def _clipped(text: str) -> str:

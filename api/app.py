@@ -42,7 +42,7 @@ def create_app(
         app.state.resolve = resolve
         app.state.temporal = await connect(settings, lazy=True, tracing=tracing)
         app.state.registry_snapshots = SnapshotCache()
-        app.state.registry_update_slots = UpdateSlots()
+        app.state.update_slots = UpdateSlots()  # for every workflow it updates: registries, flow schedules
         app.state.log_retention = NamespaceRetention()
         yield
         if tracing:

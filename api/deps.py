@@ -67,7 +67,7 @@ async def get_registry(
 ) -> EndpointRegistry:
     state = request.app.state
     return EndpointRegistry(
-        client, settings.task_queue, account, state.registry_snapshots, state.secrets, state.registry_update_slots
+        client, settings.task_queue, account, state.registry_snapshots, state.secrets, state.update_slots
     )
 
 
@@ -77,7 +77,7 @@ RegistryDep = Annotated[EndpointRegistry, Depends(get_registry)]
 async def get_endpoint_flow(
     request: Request, client: ClientDep, settings: SettingsDep, account: AccountDep
 ) -> EndpointFlow:
-    return EndpointFlow(client, settings.task_queue, account, request.app.state.registry_update_slots)
+    return EndpointFlow(client, settings.task_queue, account, request.app.state.update_slots)
 
 
 EndpointFlowDep = Annotated[EndpointFlow, Depends(get_endpoint_flow)]
