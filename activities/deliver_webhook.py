@@ -1,23 +1,20 @@
-"""`deliver_webhook`: one POST to an endpoint, classified by the seed's rule."""
+"""`deliver_webhook`: a delivery's attempt, within its endpoint's flow control, health and retries."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Protocol
 
-import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.flow_control import FlowSchedules, HeldBack, NeedsSchedule, is_ordered, log_held, wait_for_turn
-from activities.http_errors import describe, describe_cut
-from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
+from activities.http_exchange import WebhookPoster
+from activities.post_attempt import AttemptPoster
 from activities.progress_heartbeats import ProgressHeartbeats
 from domain.activity_contract import (
     ATTEMPT_INTERRUPTED,
@@ -26,9 +23,6 @@ from domain.activity_contract import (
     DELIVERY_FAILED,
     ENDPOINT_DELETED,
     ENDPOINT_DISABLED,
-    FORBIDDEN_DESTINATION,
-    INVALID_ENDPOINT_HEADER,
-    INVALID_ENDPOINT_URL,
     LOST_RUNS_ALLOWED,
     RUNS_LOST,
     AttemptInput,
@@ -36,12 +30,8 @@ from domain.activity_contract import (
 )
 from domain.endpoints import DeliveryOutcome, Endpoint, HealthPolicy
 from domain.notices import DeliveryFailedNotice, failed_delivery_notice
-from domain.outcome import INVALID_HEADER_ERROR, classify, unreachable
-from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
-from domain.retry import GONE, THROTTLE_STATUSES, Backoff, parse_retry_after
-from domain.validation import check_endpoint_url
-from domain.wire import echoed_credentials, mask_echoes, masked_headers, request_headers
-from infra.network_guard import ForbiddenDestination
+from domain.records import AttemptRecord
+from domain.retry import GONE, THROTTLE_STATUSES, Backoff
 from infra.secrets import SecretBox, UnopenableSecret
 
 # Time a run keeps beyond its POST's own timeout, to record the POST before Temporal ends the run.
@@ -106,8 +96,7 @@ class DeliveryActivities:
         health: HealthPolicy,
         secrets: SecretBox,
     ) -> None:
-        self._poster = poster
-        self._secrets = secrets
+        self._attempts = AttemptPoster(poster, secrets, http_timeout)
         self._endpoints = endpoints
         self._schedules = schedules
         self._notices = notices
@@ -165,7 +154,7 @@ class DeliveryActivities:
                     held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
                     heartbeats.record(held_progress)
                     raise held.failure(datetime.now(UTC), held_progress, run) from None
-                record, retry_after, final_type = await self._post(
+                record, retry_after, final_type = await self._attempts.post(
                     endpoint, attempt, progress.attempts + 1, progress.last
                 )
                 heartbeats.record(
@@ -319,108 +308,3 @@ class DeliveryActivities:
             # An endpoint answering badly is business as usual, not a worker error.
             category=ApplicationErrorCategory.BENIGN,
         )
-
-    async def _post(
-        self, endpoint: Endpoint, attempt: AttemptInput, number: int, previous: AttemptRecord | None
-    ) -> tuple[AttemptRecord, float | None, str | None]:
-        """The attempt's record (after `previous`, the delivery's last), the receiver's
-        Retry-After, and the type of a failure no retry can mend."""
-        started_at = datetime.now(UTC)
-        reveal = self._secrets.reveal_for(attempt.account)
-        headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
-        request = HttpRequestRecord(
-            method="POST", url=endpoint.url, headers=masked_headers(endpoint, headers), body=attempt.body
-        )
-        clock = time.monotonic()
-        timer = PhaseTimer()
-        response: HttpResponseRecord | None = None
-        retry_after: float | None = None
-        final_type: str | None = None
-        # A receiver may echo the request, in its answer or a malformed one an error quotes:
-        # the log shows no credential it sent back.
-        masked = partial(mask_echoes, credentials=echoed_credentials(endpoint, headers))
-        try:
-            _require_valid_url(endpoint.url)
-            body = attempt.body.encode()
-            # The log shows every header that went out, those httpx adds too (the seed's Test
-            # displays "all the information transmitted"), credentials masked.
-            sent = self._poster.headers_sent(endpoint.url, body, headers)
-            request = request.model_copy(update={"headers": masked_headers(endpoint, sent)})
-            deadline = asyncio.get_running_loop().time() + self._http_timeout
-            answer = await self._poster.post(endpoint.url, body, headers, timer, deadline)
-            response = answer.record(mask=masked)
-            error: str | None
-            if answer.cut_short is not None:
-                error = f"HTTP response cut short: {describe_cut(answer.cut_short, self._http_timeout, masked)}"
-            elif answer.complete:
-                error = classify(answer.status_code, answer.headers.get("content-type"), answer.body)
-            else:
-                error = f"HTTP response body is larger than {MAX_RESPONSE_BYTES} bytes"
-            if error and answer.status_code in THROTTLE_STATUSES:
-                retry_after = parse_retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
-        except httpx.LocalProtocolError:
-            # h11 refused to send the request (never echo its message: it quotes the header).
-            # The custom header's value is what can cause it: a value stored before the API
-            # refused a leading or trailing space or tab. No retry can mend it.
-            error = INVALID_HEADER_ERROR if endpoint.custom_header else "The request is not valid HTTP: not sent"
-            final_type = INVALID_ENDPOINT_HEADER
-        except httpx.HTTPError as exc:
-            error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected, masked=masked))
-        except TimeoutError:
-            error = unreachable(f"no response within {self._http_timeout:g}s")
-        except ForbiddenDestination as exc:
-            error, final_type = f"Endpoint not allowed: {exc}", FORBIDDEN_DESTINATION
-        except InvalidUrl as exc:
-            error, final_type = f"Endpoint URL is invalid: it {exc}", INVALID_ENDPOINT_URL
-        except (UnicodeError, httpx.InvalidURL):
-            # What httpx's URL parser or a resolver refuses beyond our rules, should they ever be stricter.
-            error, final_type = "Endpoint URL is invalid: its host is not a valid DNS name", INVALID_ENDPOINT_URL
-        except Exception as exc:
-            if not timer.sending:
-                raise  # nothing went out: the run is interrupted, and no POST is counted
-            # A fault of this worker's once the POST began: it counts, and the delivery ends
-            # within its retries. Its message is not kept: it might quote what was sent.
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            activity.logger.error(
-                "POST %s: %s at %s:%d", attempt.delivery_id, type(exc).__name__, where.filename, where.lineno
-            )
-            error = f"The attempt failed in the worker ({type(exc).__name__}); the endpoint may have received it"
-        elapsed_ms = round((time.monotonic() - clock) * 1000)
-        record = AttemptRecord(
-            number=number,
-            started_at=started_at,
-            duration_ms=elapsed_ms,
-            request=request,
-            response=response,
-            error=error,
-            timings=timer.timings(),
-            earlier=previous.all_attempts() if previous else [],
-        )
-        # A failed POST is a warning: the receiver is down or refusing, and someone may need to act.
-        if error:
-            activity.logger.warning("POST %s attempt %d: %s", attempt.delivery_id, number, error)
-        else:
-            activity.logger.info("POST %s attempt %d: delivered", attempt.delivery_id, number)
-        _measure(response, error, elapsed_ms)
-        return record, retry_after, final_type
-
-
-class InvalidUrl(Exception):
-    """The endpoint's URL breaks a rule of today's (it was stored before the rule)."""
-
-
-def _require_valid_url(url: str) -> None:
-    """Refuses, before any resolver does with its raw error, a host that none would take."""
-    try:
-        check_endpoint_url(url)
-    except ValueError as exc:
-        raise InvalidUrl(str(exc)) from None
-
-
-def _measure(response: HttpResponseRecord | None, error: str | None, elapsed_ms: int) -> None:
-    """Attempts by outcome and their HTTP latency, on the worker's Prometheus endpoint."""
-    meter = activity.metric_meter()
-    outcome = "delivered" if error is None else ("failed" if response is not None else "unreachable")
-    meter.create_counter("webhook_attempts", "POSTs made to endpoints").add(1, {"outcome": outcome})
-    latency = meter.create_histogram_float("webhook_http_latency", "Time one POST took", "s")
-    latency.record(elapsed_ms / 1000, {"outcome": outcome})
