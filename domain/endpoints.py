@@ -23,6 +23,7 @@ from domain.validation import (
     NO_COLON_OR_CONTROL_CHARACTERS,
     NO_CONTROL_CHARACTERS,
     AbsoluteHttpUrl,
+    Description,
     EndpointUrl,
     HeaderName,
     HeaderValue,
@@ -170,7 +171,8 @@ class CustomHeaderRequest(CustomHeader):
 
 
 class EndpointRequest(EndpointSpec):
-    """`POST /v1/endpoints` as the API accepts it today: a spec whose URL's host a resolver takes.
+    """`POST /v1/endpoints` as the API accepts it today: a spec whose URL's host a resolver takes,
+    and whose description shows as it is written.
 
     What is stored (`EndpointSpec`, `Endpoint`, the registry's update arguments) keeps the
     rules it was accepted under, so a registry holding a URL from before a rule still loads and
@@ -180,6 +182,7 @@ class EndpointRequest(EndpointSpec):
     url: EndpointUrl
     rate_limit: RateLimitRequest | None = None
     custom_header: CustomHeaderRequest | None = None
+    description: Description = ""
 
 
 class EndpointPatchRequest(EndpointPatch):
@@ -188,6 +191,7 @@ class EndpointPatchRequest(EndpointPatch):
     url: EndpointUrl | None = None
     rate_limit: RateLimitRequest | None = None
     custom_header: CustomHeaderRequest | None = None
+    description: Description | None = None
 
 
 class EndpointHealth(BaseModel):

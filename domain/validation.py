@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import idna
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 MAX_URL_LENGTH = 2048
 # RFC 1035: a DNS name is at most 253 characters (without the root's dot), each label 1 to 63.
@@ -134,6 +134,21 @@ def check_printable(value: str) -> str:
     return value
 
 
+# Characters that reorder the text around them on screen ("Trojan Source", CVE-2021-42574):
+# in a description they could make a dashboard show one thing where the text says another.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_description(value: str) -> str:
+    """Free text a person reads: lines and tabs, but no other control character (a NUL, an
+    escape sequence for a terminal) and no character that reorders what is shown."""
+    if any(ch not in "\t\n" and unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    if not _BIDI_CONTROLS.isdisjoint(value):
+        raise ValueError("must not contain characters that change the direction of text")
+    return value
+
+
 def utc_instant(value: datetime) -> datetime:
     """The instant in UTC; refuses one UTC cannot hold, such as 0001-01-01T00:00:00+23:59, which
     is in year 0. (The API's instants state their zone: UtcInstant. A time without one, from a
@@ -181,6 +196,7 @@ EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 PrintableText = Annotated[str, AfterValidator(check_printable)]
+Description = Annotated[str, Field(max_length=1024), AfterValidator(check_description)]
 
 
 def query_flag(value: object) -> object:

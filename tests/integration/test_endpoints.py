@@ -108,6 +108,8 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_never_echoes_it(api, rece
             "auth.username",
         ),
         ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "colour": "blue"}, "body"),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "description": "shop \u202enoitpircsed"}, "description"),
+        ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "description": "shop\x00"}, "description"),
         # Issue 13: the port and the unknown key were echoed.
         ({"url": "https://shop.example.com:p4ss-secret/h", "events": ["ORDER_SHIPPED"]}, "url"),
         ({"url": receiver.url(), "events": ["ORDER_SHIPPED"], "p4ss-secret": "x"}, "body"),

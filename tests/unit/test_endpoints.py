@@ -411,3 +411,20 @@ def test_flags_and_rates_are_taken_as_json_types_not_as_text(change: dict[str, A
     [problem] = rejected(MINIMAL | change, EndpointRequest)
     field = next(iter(change))
     assert problem["field"].startswith(field)
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["a NUL\x00cuts text short", "an escape \x1b[2J clears a terminal", "shop \u202eanil\u202c", "x\u2067y"],
+)
+def test_a_description_that_would_not_show_as_written_is_refused(description: str) -> None:
+    """A control character or a direction override (an outside probe stored both)."""
+    assert fields(rejected(MINIMAL | {"description": description}, EndpointRequest)) == {"description"}
+    assert fields(rejected({"description": description}, EndpointPatchRequest)) == {"description"}
+
+
+def test_a_description_keeps_its_lines_tabs_and_any_script() -> None:
+    text = "Main shop\n\tinvoices: 請求書, فاتورة"
+    assert EndpointRequest.model_validate(MINIMAL | {"description": text}).description == text
+    # What was stored before the rule still loads: the registry's state and its history replay.
+    assert EndpointSpec.model_validate(MINIMAL | {"description": "old\x00"}).description == "old\x00"
