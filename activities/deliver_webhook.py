@@ -247,8 +247,8 @@ class DeliveryActivities:
         record: AttemptRecord,
         heartbeats: ProgressHeartbeats,
     ) -> None:
-        """Health counts deliveries, not attempts: report ends, and successes only when they end a run."""
-        if self._health.failures == 0 or (record.succeeded and not endpoint.health.failed_deliveries):
+        """Health counts deliveries, not attempts: report the ends that can change the endpoint's health."""
+        if self._health.failures == 0:
             return
         outcome = DeliveryOutcome(
             endpoint_id=endpoint.id,
@@ -258,6 +258,8 @@ class DeliveryActivities:
             policy=self._health,
             url=record.request.url,
         )
+        if not endpoint.health.changed_by(outcome):
+            return
         heartbeats.send()  # the POST is recorded before a wait on the registry
         await registry.record_outcome(outcome)
 

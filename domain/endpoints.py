@@ -211,6 +211,20 @@ class EndpointHealth(BaseModel):
             failing_since=self.failing_since or outcome.at,
         )
 
+    def changed_by(self, outcome: DeliveryOutcome) -> bool:
+        """Whether the registry's answer to `outcome` could differ from this health's: a success
+        ends a run of failures; a failure counts until the run holds `policy.failures`, and from
+        then on only the one that finds the run long enough to disable the endpoint matters.
+        Reporting the others would rewrite the registry on every failure of an endpoint that is
+        down for hours, each time sending every reader of it back for a fresh copy."""
+        if outcome.succeeded:
+            return bool(self.failed_deliveries)
+        if outcome.delivery_id in self.failed_deliveries:
+            return False
+        if len(self.failed_deliveries) < max(outcome.policy.failures, 1):
+            return True
+        return self.after(outcome).should_disable(outcome.policy, outcome.at)
+
     def should_disable(self, policy: HealthPolicy, now: datetime) -> bool:
         return (
             policy.failures > 0

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from domain.ids import first_connection_id, recovered_id
+from domain.ids import first_connection_id, recovered_id, registry_workflow_id
 from tests.integration.helpers import api_with, delivery_outcome, tracking_event
 from tests.receiver import OK, error
 from tests.waiting import eventually
@@ -68,3 +68,41 @@ async def test_failing_deliveries_disable_an_endpoint_whose_events_are_then_skip
     # The five failures and the skipped one are re-run, once each.
     assert recovered.json() == {"found": 6, "started": 6}
     assert rerun.result == "success" and rerun.rerun_of == skipped_id
+
+
+async def test_an_endpoint_down_for_long_reports_only_the_failures_its_health_counts(settings, client, receiver):
+    """An outside run found a busy account's registry rewritten on every failed delivery of a
+    down endpoint (3,562 reports in 8 minutes), until its replays outgrew their task timeout
+    and the account's events were refused. Failures beyond the run the rule counts change
+    nothing until the run is long enough, so they are not reported."""
+    health = settings.model_copy(
+        update={
+            "task_queue": settings.task_queue + "-health-quiet",
+            "api_tokens": {"quiet": SecretStr("token-q")},
+            "disable_after_failures": 3,
+            "disable_after_hours": 1,
+        }
+    )
+    auth = {"Authorization": "Bearer token-q"}
+    url = receiver.url()
+    receiver.script(url, OK, *[error(500)] * 8)
+    async with delivery_worker(client, health) as worker, worker, api_with(health) as http:
+        created = await http.post("/v1/endpoints", json={"url": url, "events": ["TRACKING_UPDATE"]}, headers=auth)
+        endpoint_id = created.json()["id"]
+        await delivery_outcome(client, first_connection_id(endpoint_id))
+        results = []
+        for _ in range(8):
+            response = await http.post("/v1/events", json=tracking_event(), headers=auth)
+            [delivery] = response.json()["deliveries"]
+            results.append((await delivery_outcome(client, delivery["id"])).result)
+        endpoint = (await http.get(f"/v1/endpoints/{endpoint_id}", headers=auth)).json()
+        registry = client.get_workflow_handle(registry_workflow_id("quiet"))
+        reports = [
+            event
+            async for event in registry.fetch_history_events()
+            if event.workflow_execution_signaled_event_attributes.signal_name == "record_outcome"
+        ]
+
+    assert results == ["failed"] * 8
+    assert endpoint["failed_deliveries_in_a_row"] == 3 and endpoint["disabled"] is False
+    assert len(reports) == 3
