@@ -65,6 +65,12 @@ UNCHANGED_EDITS_KEEP_VERSION = "unchanged-edits-keep-version"
 # `webhook-signature` header receivers refused (74 KB after 800: an outside probe).
 PREVIOUS_SECRETS_CAPPED = "previous-secrets-capped"
 PREVIOUS_SECRETS_KEPT = 2
+# A registry continues as new once its history holds HISTORY_EVENTS_KEPT events, long before
+# the server suggests it (thousands): one the worker's cache let go replays its whole history
+# in its next task, and 5,600 events took 12-21 s on a loaded worker, past the task's 10 s
+# timeout, so it answered no one (an outside run, 2026-12-01). Asked once, as a run begins.
+SHORT_HISTORIES = "short-histories"
+HISTORY_EVENTS_KEPT = 1_000
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -123,12 +129,16 @@ class EndpointRegistryWorkflow:
     @workflow.run
     async def run(self, state: RegistryState) -> None:
         # Lives as long as the account; continue-as-new keeps its history short.
-        await workflow.wait_condition(
-            lambda: (
-                workflow.info().is_continue_as_new_suggested()
-                and workflow.all_handlers_finished()
-                and not self._starting
+        short = workflow.patched(SHORT_HISTORIES)
+
+        def history_long() -> bool:
+            info = workflow.info()
+            return info.is_continue_as_new_suggested() or (
+                short and info.get_current_history_length() >= HISTORY_EVENTS_KEPT
             )
+
+        await workflow.wait_condition(
+            lambda: history_long() and workflow.all_handlers_finished() and not self._starting
         )
         workflow.continue_as_new(
             RegistryState(account=self._account, endpoints=self._endpoints, version=self._version),

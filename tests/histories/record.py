@@ -122,6 +122,8 @@ async def _record(into: Path, names: set[str]) -> None:
                 "endpoint_registry_disabled_notice": "endpoints/default",
                 # With a rotation that capped the earlier secrets still signing.
                 "endpoint_registry_secrets_capped": "endpoints/default",
+                # Started with the short-histories marker (its own continue-as-new limit).
+                "endpoint_registry_short_histories": "endpoints/default",
                 "recovery": recoveries[0],
                 # Started in the first-attempt-local shape (DeliveryInput.first_attempt_local),
                 # without its version marker.
