@@ -7,9 +7,12 @@ which is what makes those steps idempotent.
 
 from __future__ import annotations
 
+import re
+
 DELIVERY_PREFIX = "delivery/"
 FIRST_CONNECTION = "first-connection"
 RECOVERED_SUFFIX = "/recovered"
+_RERUN_SEGMENTS = re.compile(r"(/rerun-[0-9a-f]+|/recovered)+$")
 
 
 def event_delivery_id(account: str, event_id: str, index: int) -> str:
@@ -35,8 +38,17 @@ def test_delivery_id(test_id: str, endpoint_id: str) -> str:
 
 
 def rerun_id(delivery_id: str, token: str) -> str:
-    """A re-run asked for by a person: a new id each time (`token` is random)."""
-    return f"{delivery_id}/rerun-{token}"
+    """A re-run asked for by a person: a new id each time (`token` is random), under the first
+    delivery of its chain (its `rerun_of` names the one it re-ran). Re-running a re-run by its
+    own id made the id longer each time, until Temporal refused it (over 1,000 characters,
+    after 64 re-runs: an outside probe) and the delivery could not be re-run again."""
+    return f"{first_of_chain(delivery_id)}/rerun-{token}"
+
+
+def first_of_chain(delivery_id: str) -> str:
+    """The delivery a chain of re-runs and recoveries began with. No first delivery's id ends
+    in one of their segments: its last part is an index or an endpoint id."""
+    return _RERUN_SEGMENTS.sub("", delivery_id)
 
 
 def recovered_id(delivery_id: str) -> str:

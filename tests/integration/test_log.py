@@ -274,6 +274,13 @@ async def test_a_failed_delivery_re_run_succeeds_as_a_new_delivery(api, client, 
     detail = (await api.get(f"/v1/deliveries/{response.json()['id']}")).json()
     assert detail["rerun_of"] == original_id
 
+    # A re-run of the re-run names the one it re-ran, and its id stays as short (an outside
+    # probe: ids grew by each re-run until Temporal refused them).
+    again = await api.post(f"/v1/deliveries/{response.json()['id']}/retry")
+    second_rerun = await delivery_outcome(client, again.json()["id"])
+    assert again.json()["rerun_of"] == response.json()["id"] and second_rerun.rerun_of == response.json()["id"]
+    assert again.json()["id"].startswith(f"{original_id}/rerun-") and len(again.json()["id"]) == len(rerun.id)
+
 
 async def test_recover_re_runs_exactly_the_failed_ones_once(api, client, receiver):
     url = receiver.url()

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from domain.delivery import event_deliveries, notice_deliveries
 from domain.endpoints import RetrySettings, Subscription
 from domain.events import EventType, OrderEvent
+from domain.ids import event_delivery_id, first_connection_id, first_of_chain, recovered_id, rerun_id
 from domain.notices import EndpointDisabledNotice, notice_id
 from tests.contract import CONTRACT_EVENT
 
@@ -53,3 +54,12 @@ def test_the_registrys_endpoint_disabled_notices_stay_numbered() -> None:
     deliveries = event_deliveries("default", _notice(), _subscribers("a", "b"))
 
     assert [d.delivery_id for d in deliveries] == [f"delivery/default/{_notice().id}/{n}" for n in (0, 1)]
+
+
+def test_a_re_run_of_a_re_run_is_named_under_the_first_delivery_so_chains_do_not_lengthen_ids() -> None:
+    first = event_delivery_id("default", "evt-1999-01-01T00:00:00Z", 0)
+    chain = first
+    for n in range(100):
+        chain = rerun_id(recovered_id(chain) if n % 10 == 9 else chain, f"{n:08x}")
+    assert chain == f"{first}/rerun-00000063"
+    assert first_of_chain(f"{first_connection_id('ep_1')}/rerun-ab12cd34/recovered") == first_connection_id("ep_1")
