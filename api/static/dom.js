@@ -127,24 +127,23 @@ export function errorPanel(error, retry) {
   );
 }
 
-// An instant as the API writes it (2026-11-29T08:00:00.123456+00:00 or …Z), inside a sentence.
-const INSTANT = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
+// An instant as the API writes it (2026-11-29T08:00:00.123456+00:00 or …Z), ending a sentence.
+const CLOSING_INSTANT = /(?:^|\s)(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))$/;
 
-/** The instants a sentence from the API holds, in order. */
-export function instantsIn(text) {
-  return [...(text ?? "").matchAll(INSTANT)].map((match) => match[0]);
+/**
+ * The instant that ends a sentence from the API (a disabled endpoint's reason ends with when),
+ * or null. Only that one: an instant elsewhere may belong to a name, as in an event id
+ * `evt-1999-01-01T00:00:00Z` that a reason quotes.
+ */
+export function closingInstant(text) {
+  const match = (text ?? "").match(CLOSING_INSTANT);
+  return match ? match[1] : null;
 }
 
-/** A sentence from the API with each instant in it shown in the browser's zone. */
+/** A sentence from the API with the instant that ends it shown in the browser's zone. */
 export function withLocalTimes(text) {
-  const parts = [];
-  let last = 0;
-  for (const match of text.matchAll(INSTANT)) {
-    parts.push(text.slice(last, match.index), time(match[0]));
-    last = match.index + match[0].length;
-  }
-  parts.push(text.slice(last));
-  return parts;
+  const instant = closingInstant(text);
+  return instant ? [text.slice(0, text.length - instant.length), time(instant)] : [text];
 }
 
 /** `moment` as a datetime-local input's value, in the browser's zone, to the minute. */

@@ -3,7 +3,7 @@
 
 import { ApiError, call, endpointPath } from "./api.js";
 import { modal } from "./dialogs.js";
-import { EVENTS, errorPanel, h, instantsIn, localInputValue, notice, time, timeZone } from "./dom.js";
+import { EVENTS, closingInstant, errorPanel, h, localInputValue, notice, time, timeZone } from "./dom.js";
 import { exchange } from "./exchange.js";
 import { flash, link, render } from "./router.js";
 
@@ -170,12 +170,11 @@ export function recoverSince(endpoint) {
 }
 
 /**
- * Where recovery of a disabled endpoint starts: the first moment its reason names (the start of
+ * Where recovery of a disabled endpoint starts: the moment its reason ends with (the start of
  * its run of failures, or its 410), else when it was last changed (disabled by hand).
  */
 function failingSince(endpoint) {
-  const [first] = instantsIn(endpoint.disabled_reason).sort((a, b) => new Date(a) - new Date(b));
-  return new Date(first ?? endpoint.updated_at);
+  return new Date(closingInstant(endpoint.disabled_reason) ?? endpoint.updated_at);
 }
 
 export function reenableAndRecover(endpoint) {
