@@ -8,25 +8,32 @@ from typing import Any
 from pydantic import SecretStr
 
 from domain.ids import first_connection_id, recovered_id, registry_workflow_id
+from settings import Settings
 from tests.integration.helpers import api_with, delivery_outcome, tracking_event
 from tests.receiver import OK, error
 from tests.waiting import eventually
 from worker import delivery_worker
 
 
+def _own_account(settings: Settings, account: str, hours: float) -> tuple[Settings, dict[str, str]]:
+    """Settings for an account of the test's own, on its own task queue, whose endpoints are
+    disabled by 3 failed deliveries in a row spanning `hours`; and its requests' auth header."""
+    own = settings.model_copy(
+        update={
+            "task_queue": f"{settings.task_queue}-{account}",
+            "api_tokens": {account: SecretStr(f"token-{account}")},
+            "disable_after_failures": 3,
+            "disable_after_hours": hours,
+        }
+    )
+    return own, {"Authorization": f"Bearer token-{account}"}
+
+
 async def test_failing_deliveries_disable_an_endpoint_whose_events_are_then_skipped_and_recoverable(
     settings, client, receiver
 ):
     # Its own account and worker: three failures in a row (over any time) disable.
-    health = settings.model_copy(
-        update={
-            "task_queue": settings.task_queue + "-health",
-            "api_tokens": {"health": SecretStr("token-h")},
-            "disable_after_failures": 3,
-            "disable_after_hours": 0,
-        }
-    )
-    auth = {"Authorization": "Bearer token-h"}
+    health, auth = _own_account(settings, "health", hours=0)
     url = receiver.url()
     since = datetime.now(UTC).isoformat()
     async with delivery_worker(client, health) as worker, worker, api_with(health) as http:
@@ -75,15 +82,7 @@ async def test_an_endpoint_down_for_long_reports_only_the_failures_its_health_co
     down endpoint (3,562 reports in 8 minutes), until its replays outgrew their task timeout
     and the account's events were refused. Failures beyond the run the rule counts change
     nothing until the run is long enough, so they are not reported."""
-    health = settings.model_copy(
-        update={
-            "task_queue": settings.task_queue + "-health-quiet",
-            "api_tokens": {"quiet": SecretStr("token-q")},
-            "disable_after_failures": 3,
-            "disable_after_hours": 1,
-        }
-    )
-    auth = {"Authorization": "Bearer token-q"}
+    health, auth = _own_account(settings, "quiet", hours=1)
     url = receiver.url()
     receiver.script(url, OK, *[error(500)] * 8)
     async with delivery_worker(client, health) as worker, worker, api_with(health) as http:
