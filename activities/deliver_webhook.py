@@ -75,6 +75,12 @@ def _is_last(record: AttemptRecord, attempt: AttemptInput, final_type: str | Non
     return final_type is not None or _is_gone(record) or record.number >= attempt.max_attempts
 
 
+def _reported(endpoint: Endpoint, outcome: DeliveryOutcome) -> bool:
+    """Whether the registry is told of a delivery's end: when it can change the endpoint's health.
+    A failure while the endpoint is disabled cannot (re-enabling starts a fresh count)."""
+    return endpoint.health.changed_by(outcome) and (outcome.succeeded or not endpoint.disabled)
+
+
 def _stop(message: str, kind: str, last: AttemptRecord | None = None) -> ApplicationError:
     """A delivery that ends without a (further) POST: nothing to retry."""
     details = [last.model_dump(mode="json")] if last else []
@@ -258,8 +264,15 @@ class DeliveryActivities:
             policy=self._health,
             url=record.request.url,
         )
-        if not endpoint.health.changed_by(outcome):
-            return
+        if not _reported(endpoint, outcome):
+            if record.succeeded:
+                return
+            # The endpoint was read before the POST: a success or a re-enable since may have begun
+            # a fresh count, which this failure belongs to. Skipped only if it still changes
+            # nothing. (A failed POST's heartbeat has recorded it before this wait.)
+            now = await registry.for_delivery(endpoint.id)
+            if now is None or not _reported(now, outcome):
+                return
         heartbeats.send()  # the POST is recorded before a wait on the registry
         await registry.record_outcome(outcome)
 

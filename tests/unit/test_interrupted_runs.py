@@ -90,7 +90,10 @@ class ReportsTaken(OneEndpoint):
 
 
 def _activities(
-    pooled: httpx.AsyncClient, registry: RegistryDown, poster: WebhookPoster | None = None
+    pooled: httpx.AsyncClient,
+    registry: RegistryDown,
+    poster: WebhookPoster | None = None,
+    health: HealthPolicy | None = None,
 ) -> DeliveryActivities:
     return DeliveryActivities(
         poster=poster or WebhookPoster(pooled),
@@ -99,7 +102,7 @@ def _activities(
         notices=_unused,
         backoff=Backoff(1.0, 2.0, 60.0),
         http_timeout=5.0,
-        health=HealthPolicy(failures=50, seconds=0),
+        health=health or HealthPolicy(failures=50, seconds=0),
         secrets=SecretBox(os.urandom(32)),
     )
 
