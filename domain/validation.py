@@ -142,7 +142,7 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u20
 def check_description(value: str) -> str:
     """Free text a person reads: lines and tabs, but no other control character (a NUL, an
     escape sequence for a terminal) and no character that reorders what is shown."""
-    if any(ch not in "\t\n" and unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+    if any(ch not in "\t\n\r\x85" and unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
         raise ValueError("must not contain control characters other than tabs and line breaks")
     if not _BIDI_CONTROLS.isdisjoint(value):
         raise ValueError("must not contain characters that change the direction of text")

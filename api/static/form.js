@@ -237,13 +237,15 @@ export async function endpointForm(id) {
       url: url.value.trim(),
       events: events.filter(([box]) => box.checked).map(([box]) => box.value),
       retry: { enabled: retryOn.checked, max_retries: maxRetries.value === "" ? null : Number(maxRetries.value) },
-      description: description.value,
       rate_limit: perSecond.value === "" ? null : { per_second: Number(perSecond.value) },
       ordering: ordering.value,
     };
     // Only a status the merchant changed is sent: one the service set meanwhile (a 410, the
     // health rule) is not undone by saving another field.
     if (endpoint && active.checked === endpoint.disabled) body.disabled = !active.checked;
+    // Nor is a description left as it was: one stored before today's rules (with a control
+    // character) would make every other edit a 422.
+    if (!endpoint || description.value !== endpoint.description) body.description = description.value;
     const problems = [];
     const changes = {
       auth: maskedChange(

@@ -10,7 +10,10 @@ from playwright.async_api import Page, expect
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from domain.delivery import DEFAULT_ACCOUNT
+from domain.endpoints import EndpointSpec
 from domain.ids import first_connection_id
+from services.endpoints import EndpointRegistry
 from settings import Settings
 from tests.integration.helpers import api_with, delivery_outcome, list_ids, post_event, tracking_event
 from tests.receiver import OK, Receiver, error
@@ -251,3 +254,23 @@ async def test_saving_an_edit_keeps_a_status_the_service_set_meanwhile(
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
     assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()["disabled"] is False
+
+
+async def test_an_endpoint_whose_description_predates_the_rule_can_still_be_edited(
+    page: Page, dashboard: str, api: httpx.AsyncClient, client: Client, settings: Settings, receiver: Receiver
+) -> None:
+    """Descriptions with a control character were accepted until 2026-12-01. The form sends the
+    description only when it was changed, so such an endpoint's other fields stay editable."""
+    url = receiver.url()
+    registry = EndpointRegistry(client, settings.task_queue, DEFAULT_ACCOUNT)
+    legacy = EndpointSpec.model_validate({"url": url, "events": ["ORDER_SHIPPED"], "description": "old\x00shop"})
+    endpoint = await registry.create(legacy)
+    assert (await api.patch(f"/v1/endpoints/{endpoint.id}", json={"description": "old\x00shop"})).status_code == 422
+
+    await page.goto(f"{dashboard}/ui/#/endpoints/{endpoint.id}")
+    await expect(page.get_by_label("Endpoint URL")).to_have_value(url)
+    await page.get_by_label("Endpoint URL").fill(f"{url}-moved")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    saved = (await api.get(f"/v1/endpoints/{endpoint.id}")).json()
+    assert (saved["url"], saved["description"]) == (f"{url}-moved", "old\x00shop")

@@ -424,7 +424,7 @@ def test_a_description_that_would_not_show_as_written_is_refused(description: st
 
 
 def test_a_description_keeps_its_lines_tabs_and_any_script() -> None:
-    text = "Main shop\n\tinvoices: 請求書, فاتورة"
+    text = "Main shop\r\n\tinvoices: 請求書, فاتورة\nrefunds"
     assert EndpointRequest.model_validate(MINIMAL | {"description": text}).description == text
     # What was stored before the rule still loads: the registry's state and its history replay.
     assert EndpointSpec.model_validate(MINIMAL | {"description": "old\x00"}).description == "old\x00"
