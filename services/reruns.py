@@ -56,7 +56,7 @@ async def rerun_delivery(
     is gone), EndpointDisabledForReruns and, for a `new_id` already taken,
     WorkflowAlreadyStartedError.
     """
-    rerun = await _rerun_of(log, registry, delivery_id, new_id or rerun_id(delivery_id, uuid.uuid4().hex[:8]), kind)
+    rerun = await _rerun_of(log, registry, delivery_id, new_id or rerun_id(delivery_id, uuid.uuid4().hex[:12]), kind)
     await start_delivery(client, task_queue, rerun)
     return rerun
 
