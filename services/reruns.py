@@ -16,7 +16,7 @@ from domain.records import SAMPLE_KINDS, DeliveryKind, DeliveryResult
 from services.deliveries import start_delivery
 from services.delivery_log import DeliveryLog, LogFilter, delivery_result
 from services.endpoints import EndpointRegistry
-from services.log_window import quoted
+from services.log_window import quoted, visibility_time
 from workflows import search_attributes as sa
 from workflows.recovery import RecoveryWorkflow
 
@@ -122,6 +122,9 @@ async def recover_failed(
 ) -> RecoveryResult:
     """Re-run once each event whose delivery to the endpoint failed (or was skipped) since a
     moment and has not gone through since (Svix's recovery resends messages, not attempts).
+    "Failed since" is when it ended: a delivery whose retries began before the moment and ran
+    out after it failed since then (the moment a 410 or a run of failures disabled the
+    endpoint is later than the start of the delivery that caused it).
 
     An event's deliveries to one endpoint are its first delivery and every re-run of it: the
     newest one speaks for the event. Re-run when it failed, unless it is itself a recovery's
@@ -133,7 +136,7 @@ async def recover_failed(
     """
     log = DeliveryLog(client, request.account, web_ui_url="")
     endpoint = LogFilter(endpoint_id=request.endpoint_id).visibility_query(request.account)
-    since = LogFilter(endpoint_id=request.endpoint_id, since=request.since).visibility_query(request.account)
+    since = f"{endpoint} AND CloseTime >= {quoted(visibility_time(request.since))}"
     unsent = f"{sa.RESULT.name} IN ({quoted(DeliveryResult.FAILED)}, {quoted(DeliveryResult.SKIPPED)})"
     not_tests = f"{sa.KIND.name} != {quoted(DeliveryKind.TEST)}"
     events: set[str] = set()

@@ -121,7 +121,7 @@ function recoveryDialog(title, intro, since, action, act) {
       "recover-since",
       "Failed since",
       input,
-      `In your time zone (${timeZone}). Deliveries started since then that failed or were skipped are each sent again once.`,
+      `In your time zone (${timeZone}). Deliveries that ended failed or skipped since then are each sent again once, even if they began earlier.`,
     ),
     h(
       "div",

@@ -20,6 +20,7 @@ from domain.ids import first_connection_id, recovered_id, recovery_workflow_id
 from infra.tracing import Tracing
 from services.reruns import RecoveryUnfinished, recover_endpoint
 from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.receiver import OK, Reply, error
 from tests.waiting import eventually
 from workflows.recovery import RecoveryWorkflow
 
@@ -146,3 +147,25 @@ async def test_a_disabled_endpoints_deliveries_are_re_run_only_once_it_is_enable
     recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since})
     assert recovered.json() == {"found": 1, "started": 1}
     assert (await delivery_outcome(client, recovered_id(skipped))).result == "success"
+
+
+async def test_a_delivery_that_began_before_since_and_failed_after_it_is_recovered(api, client, receiver):
+    """ "Failed since" is when a delivery ended: the 410 or the run of failures that disables an
+    endpoint names a moment after the start of the delivery that caused it."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 1})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    answer_now = asyncio.Event()
+    receiver.script(url, error(500), error(500), Reply(status=500, answer_when=answer_now), error(500), OK)
+    ended_before = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+    assert (await delivery_outcome(client, ended_before)).result == "failed"
+    ended_after = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+    await receiver.wait_for(url, 4)  # its first POST is at the receiver: it has begun
+    since = datetime.now(UTC)
+    answer_now.set()
+    assert (await delivery_outcome(client, ended_after)).result == "failed"
+
+    recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since.isoformat()})
+    assert recovered.json() == {"found": 1, "started": 1}
+    assert (await delivery_outcome(client, recovered_id(ended_after))).result == "success"
+    assert [r.headers["webhook-id"] for r in receiver.requests(url)][1:] == [ended_before] * 2 + [ended_after] * 3
