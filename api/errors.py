@@ -102,6 +102,12 @@ def without_fastapi_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+_REFUSED_BY_TEMPORAL = (
+    "Temporal refused this request as invalid, and the same request will be refused again; "
+    "it passed this API's own checks, so the service's log says more"
+)
+
+
 def _busy() -> JSONResponse:
     busy = "Temporal is busy (a limit on requests at once was reached): retry in a second"
     return _answer(status.HTTP_503_SERVICE_UNAVAILABLE, busy, [], headers={"Retry-After": "1"})
@@ -225,6 +231,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            # Input this API's checks let through and Temporal refuses (an id past its length
+            # limit was one): the same request is refused again, so it is no "try again" 503.
+            log.error("Temporal refused a request as invalid: %s", exc.message)
+            return _answer(status.HTTP_400_BAD_REQUEST, _REFUSED_BY_TEMPORAL, [])
         log.warning("Temporal call failed: %s (%s)", exc.message, exc.status.name)
         if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
             # A limit, not an outage: most often the 10 changes one account's endpoints may have

@@ -1,4 +1,4 @@
-"""Temporal's refusals as the API answers them: a limit is not an outage."""
+"""Temporal's refusals as the API answers them: a limit is not an outage, nor is an invalid request."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ async def test_a_temporal_limit_is_a_503_saying_so_with_when_to_retry(
     assert answer.status_code == 503
     assert answer.json()["detail"].startswith(detail)
     assert answer.headers.get("retry-after") == retry_after
+
+
+async def test_a_request_temporal_refuses_as_invalid_is_a_400_not_a_503_to_retry(caplog) -> None:
+    app = FastAPI()
+    install(app)
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise RPCError("WorkflowId length exceeds limit.", RPCStatusCode.INVALID_ARGUMENT, b"")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        answer = await http.get("/refused")
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("Temporal refused this request as invalid")
+    assert "retry-after" not in answer.headers
+    assert "WorkflowId length exceeds limit" in caplog.text  # the operator learns which limit
