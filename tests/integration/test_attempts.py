@@ -8,7 +8,7 @@ import httpx
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
-from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.integration.stacks import post_events, ready_endpoint, stack
 from tests.receiver import OK, error
 from tests.waiting import eventually
 

@@ -11,7 +11,7 @@ from domain.events import EventType
 from domain.ids import first_connection_id, notice_delivery_id
 from domain.notices import notice_id
 from tests.integration.helpers import create_endpoint, delivery_outcome
-from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.integration.stacks import post_events, ready_endpoint, stack
 from tests.receiver import OK, Receiver, error
 from tests.waiting import eventually
 

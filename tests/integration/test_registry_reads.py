@@ -15,7 +15,7 @@ from domain.ids import first_connection_id
 from services.endpoints import EndpointRegistry, SnapshotCache
 from settings import Settings
 from tests.integration.helpers import create_endpoint, delivery_outcome
-from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.integration.stacks import post_events, ready_endpoint, stack
 from tests.receiver import OK, error
 from tests.waiting import eventually
 

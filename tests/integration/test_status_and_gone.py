@@ -10,7 +10,7 @@ import httpx
 from temporalio.client import Client
 
 from tests.integration.helpers import delivery_outcome
-from tests.integration.test_flow_control import post_events, ready_endpoint, stack
+from tests.integration.stacks import post_events, ready_endpoint, stack
 from tests.receiver import NO_CONTENT, OK, Receiver, Reply, error
 from tests.waiting import eventually
 
