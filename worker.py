@@ -95,7 +95,13 @@ async def delivery_worker(
     async def recover(request: RecoveryRequest, progress: Callable[[int, int], None]) -> RecoveryResult:
         return await recover_failed(client, settings.task_queue, registries(request.account), request, progress)
 
-    http = http_client(settings.http_timeout, allow_private_networks=settings.allow_private_networks, resolve=resolve)
+    http = http_client(
+        settings.http_timeout,
+        allow_private_networks=settings.allow_private_networks,
+        resolve=resolve,
+        # Retries' activities and first attempts' local activities, each up to this many at once.
+        posts_at_once=2 * settings.worker_max_activities,
+    )
     if tracing:
         tracing.instrument_http(http)
 

@@ -85,6 +85,10 @@ class AttemptPoster:
             # refused a leading or trailing space or tab. No retry can mend it.
             error = INVALID_HEADER_ERROR if endpoint.custom_header else "The request is not valid HTTP: not sent"
             final_type = INVALID_ENDPOINT_HEADER
+        except httpx.PoolTimeout:
+            # No connection of the worker's pool came free in time: nothing went out, and the
+            # receiver is not to blame. The run is interrupted and retried; no POST is counted.
+            raise
         except httpx.HTTPError as exc:
             error = unreachable(describe(exc, self._http_timeout, kept_alive=not timer.connected, masked=masked))
         except TimeoutError:

@@ -16,11 +16,19 @@ KEEPALIVE_EXPIRY_SECONDS = 1.5
 
 
 def http_client(
-    timeout: float, *, allow_private_networks: bool, resolve: Resolver = system_resolver
+    timeout: float,
+    *,
+    allow_private_networks: bool,
+    resolve: Resolver = system_resolver,
+    posts_at_once: int = 200,
 ) -> httpx.AsyncClient:
     """The worker's HTTP client: pooled connections, no redirects followed, and unless private
-    networks are allowed, connections only to public addresses."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
+    networks are allowed, connections only to public addresses. `posts_at_once`: the most POSTs
+    the worker can have in flight, each holding a connection; the pool holds as many, so no
+    POST waits for one (a wait would eat into the receiver's time)."""
+    limits = httpx.Limits(
+        max_connections=posts_at_once, max_keepalive_connections=50, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS
+    )
     transport = httpx.AsyncHTTPTransport(limits=limits)
     if not allow_private_networks:
         # httpx takes no network backend, so its connection pool is built here with ours.

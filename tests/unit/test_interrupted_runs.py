@@ -39,7 +39,7 @@ from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
 from infra.secrets import SecretBox
 from tests.conftest import free_port
-from tests.receiver import BackgroundServer, Receiver, error
+from tests.receiver import BackgroundServer, Receiver, Reply, error
 
 
 class RegistryDown:
@@ -288,3 +288,29 @@ async def test_a_worker_fault_is_an_attempt_only_once_the_post_went_out(after_an
     else:  # nothing went out: retried, no POST counted
         assert (ended.value.type, len(receiver.requests(url))) == (ATTEMPT_INTERRUPTED, 0)
         assert AttemptProgress.model_validate(ended.value.details[0]).attempts == 1  # as resumed
+
+
+async def test_a_post_that_waited_in_vain_for_a_pooled_connection_is_not_an_attempt() -> None:
+    """With every connection of the worker's pool in use, a POST that finds none in time never
+    left the worker: it is retried, not counted, and not blamed on the receiver."""
+    receiver = Receiver()
+    answer_held = asyncio.Event()
+    one_connection = httpx.Limits(max_connections=1)
+    async with (
+        BackgroundServer(receiver, free_port()) as server,
+        httpx.AsyncClient(limits=one_connection, timeout=httpx.Timeout(0.2)) as pooled,
+    ):
+        receiver.base_url = server.url
+        url = receiver.url(Reply(answer_when=answer_held))
+        holding = asyncio.create_task(pooled.post(url, content=b"{}", timeout=10))
+        await receiver.wait_for(url, 1)
+        activities = _activities(pooled, OneEndpoint(_endpoint(url=url)))
+        with pytest.raises(ApplicationError) as ended:
+            await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
+        answer_held.set()
+        await holding
+
+    assert ended.value.type == ATTEMPT_INTERRUPTED
+    assert ended.value.message == "Attempt interrupted: PoolTimeout"
+    assert AttemptProgress.model_validate(ended.value.details[0]).attempts == 1  # as resumed: no POST counted
+    assert len(receiver.requests(url)) == 1  # the one that held the connection
