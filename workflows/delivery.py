@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError, is_cancelled_exception
 from temporalio.exceptions import CancelledError as ActivityCancelled
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -56,6 +56,12 @@ RETRY_PRIORITY = 3
 # without asking (in_current_shape).
 FIRST_ATTEMPT_LOCAL = "first-attempt-local"
 DEFAULT_PRIORITY = 3  # Temporal's, for a run started without one
+# And this one: a delivery cancelled while an attempt runs (the Web UI's Cancel, `temporal
+# workflow cancel`) ends cancelled. Before it, a cancel during the retries ended the delivery
+# failed, "lost with their workers", and one during a first attempt run as an activity (runs
+# before FIRST_ATTEMPT_LOCAL) was taken for its worker's shutdown and the retries went on.
+# Asked only of a run that was cancelled.
+CANCELS_END_DELIVERIES = "cancels-end-deliveries"
 # And this one: a delivery queued behind another of its order on a FIFO endpoint waits here,
 # woken by the endpoint's flow workflow (TURN_CAME) when the one ahead ends, instead of in its
 # activity's retries, which asked again at up to 30 s intervals and so, after a stall, drained
@@ -110,6 +116,8 @@ class DeliveryWorkflow:
                     # of every delivery go ahead of everyone's retries.
                     attempt = await self._attempts(attempt_input, _ONCE, Priority.default)
             except (ActivityError, ApplicationError) as first:
+                if _cancelled(first):
+                    raise
                 resume = _resumable(_cause(first))
                 if resume is None or not (local_first or workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS)):
                     raise
@@ -121,6 +129,8 @@ class DeliveryWorkflow:
                 attempt = await self._retries(retries_input, retry_priority, delivery.waits_for_turn)
             retries = attempt.number - 1
         except (ActivityError, ApplicationError) as failure:
+            if _cancelled(failure):
+                raise
             cause = _cause(failure)
             attempt, error = _failed_attempt(cause, failure)
             retries = attempt.number - 1 if attempt else 0
@@ -238,6 +248,13 @@ _RETRIES = RetryPolicy(
 )
 
 
+def _cancelled(failure: ActivityError | ApplicationError) -> bool:
+    """The attempt ended because its delivery was cancelled, not because its worker stopped:
+    the run ends cancelled (the SDK does so for a cancellation raised after a cancel request)."""
+    cancel_requested = workflow.cancellation_reason() is not None
+    return cancel_requested and is_cancelled_exception(failure) and workflow.patched(CANCELS_END_DELIVERIES)
+
+
 def _cause(failure: ActivityError | ApplicationError) -> BaseException | None:
     """Why an attempt failed. An activity's failure wraps it; a local activity's application
     failure is raised as it is (a local activity's timeout still comes wrapped)."""
@@ -259,7 +276,7 @@ def _resumable(cause: BaseException | None) -> AttemptProgress | None:
         return AttemptProgress()  # an unexpected error: what it did is unknown, like a run lost
     if isinstance(cause, ActivityTimeout):  # lost with its worker: go on from its last heartbeat
         return AttemptProgress.from_details(cause.last_heartbeat_details)
-    if isinstance(cause, ActivityCancelled):  # its worker shut down: as if lost
+    if isinstance(cause, ActivityCancelled):  # not by a cancel of the delivery: its worker shut down, as if lost
         return AttemptProgress()
     return None
 

@@ -9,6 +9,7 @@ Encrypted with a fixed, published test key (it protects nothing real).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
+from temporalio.client import WorkflowFailureError
 
 from api.app import create_app
 from devstack.devserver import start_dev_server, wait_until_serving
@@ -107,6 +109,19 @@ async def _record(into: Path, names: set[str]) -> None:
             await ended_record(client.get_workflow_handle(first_connection_id(gone["id"])))
             await receiver.wait_for(watching, 2)  # its first connection, then the notice
             await client.get_workflow_handle("endpoints/default").query("endpoints")  # the task has completed
+            # A delivery cancelled during a retry (patch cancels-end-deliveries).
+            answer = asyncio.Event()
+            cancelled_url = receiver.url(OK, error(500), Reply(status=500, answer_when=answer))
+            cancelled_spec = {"url": cancelled_url, "events": ["TRACKING_UPDATE"]} | {"retry": spec["retry"]}
+            to_cancel = (await api.post("/v1/endpoints", json=cancelled_spec)).json()["id"]
+            event = tracking_event(event_id="evt-replay-cancelled")
+            accepted = (await api.post("/v1/events", json=event)).json()
+            [cancelled] = [d["id"] for d in accepted["deliveries"] if d["endpoint_id"] == to_cancel]
+            await receiver.wait_for(cancelled_url, 3)  # the first connection, the first attempt, a retry
+            await client.get_workflow_handle(cancelled).cancel()
+            with contextlib.suppress(WorkflowFailureError):
+                await client.get_workflow_handle(cancelled).result()
+            answer.set()
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -139,6 +154,7 @@ async def _record(into: Path, names: set[str]) -> None:
                 # the schedule told of the ordering switched off (patch tells-unordered).
                 "fifo_woken_in_shape": delivery_id,
                 "endpoint_flow_unordered": flow_workflow_id("default", ordered["id"]),
+                "delivery_cancelled_in_a_retry": cancelled,
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

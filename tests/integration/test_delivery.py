@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import datetime, timedelta
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 from domain.ids import first_connection_id
 from domain.outcome import NOT_JSON
@@ -175,3 +178,32 @@ async def test_a_receiver_slower_than_the_timeout_fails_in_bounded_time(api, cli
     assert len(requests) == 1
     assert record.error == f"Endpoint unreachable: no response within {settings.http_timeout:g}s"
     assert record.time_spent_ms is not None and record.time_spent_ms < (settings.http_timeout + 1) * 1000
+
+
+@pytest.mark.parametrize("cancelled_in", ["the first attempt", "a retry"])
+async def test_a_delivery_cancelled_during_an_attempt_ends_cancelled_and_posts_no_more(
+    api, client, receiver, cancelled_in
+):
+    """The Web UI's Cancel on a delivery stops it as cancelled: one during a retry ended it
+    failed, "lost with their workers" (a cancel during the local first attempt already ended
+    the run cancelled; this keeps it so)."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    answer = asyncio.Event()
+    earlier = [error(500)] if cancelled_in == "a retry" else []
+    receiver.script(url, *earlier, Reply(status=500, answer_when=answer), error(500))
+    delivery_id = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+    posts = 2 + len(earlier)  # the first connection's, then the delivery's up to the held one
+    await receiver.wait_for(url, posts)
+
+    handle = client.get_workflow_handle(delivery_id)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as ended:
+        await handle.result()
+    answer.set()
+
+    assert isinstance(ended.value.cause, CancelledError)
+    assert len(receiver.requests(url)) == posts
+    shown = await api.get(f"/v1/deliveries/{delivery_id}")
+    assert shown.json()["result"] == "failed", shown.text  # not delivered, as a terminated run
