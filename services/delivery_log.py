@@ -51,7 +51,7 @@ class LogFilter:
         if self.event is not None:
             clauses.append(f"{sa.EVENT_TYPE.name} = {quoted(self.event.value)}")
         if self.result is not None:
-            clauses.append(_RESULT_CLAUSES[self.result])
+            clauses.append(RESULT_CLAUSES[self.result])
         if self.retried is not None:
             clauses.append(f"{sa.RETRIES.name} {'>' if self.retried else '='} 0")
         if self.order_id is not None:
@@ -68,7 +68,7 @@ class LogFilter:
 # A delivery's result in visibility terms. A first-attempt success records no result
 # (see DeliveryWorkflow): it is a completed run without one. A run closed any other
 # way than completing did not deliver.
-_RESULT_CLAUSES = {
+RESULT_CLAUSES = {
     DeliveryResult.PENDING: 'ExecutionStatus = "Running"',
     DeliveryResult.SUCCESS: f'ExecutionStatus = "Completed" AND ({sa.RESULT.name} IS NULL '
     f'OR {sa.RESULT.name} = "{DeliveryResult.SUCCESS}")',

@@ -14,7 +14,7 @@ from domain.delivery import DeliveryInput
 from domain.ids import recovered_id, recovery_workflow_id, rerun_id
 from domain.records import SAMPLE_KINDS, DeliveryKind, DeliveryResult
 from services.deliveries import start_delivery
-from services.delivery_log import DeliveryLog, LogFilter, delivery_result
+from services.delivery_log import RESULT_CLAUSES, DeliveryLog, LogFilter, delivery_result
 from services.endpoints import EndpointRegistry
 from services.log_window import quoted, visibility_time
 from workflows import search_attributes as sa
@@ -137,7 +137,8 @@ async def recover_failed(
     log = DeliveryLog(client, request.account, web_ui_url="")
     endpoint = LogFilter(endpoint_id=request.endpoint_id).visibility_query(request.account)
     since = f"{endpoint} AND CloseTime >= {quoted(visibility_time(request.since))}"
-    unsent = f"{sa.RESULT.name} IN ({quoted(DeliveryResult.FAILED)}, {quoted(DeliveryResult.SKIPPED)})"
+    # As the log reads them: failed also covers runs terminated, cancelled or timed out.
+    unsent = f"({RESULT_CLAUSES[DeliveryResult.FAILED]} OR {RESULT_CLAUSES[DeliveryResult.SKIPPED]})"
     not_tests = f"{sa.KIND.name} != {quoted(DeliveryKind.TEST)}"
     events: set[str] = set()
     async for execution in client.list_workflows(f"{since} AND {unsent} AND {not_tests}"):

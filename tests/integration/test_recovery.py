@@ -19,7 +19,14 @@ from domain.activity_contract import INVALID_RECOVERY_REQUEST, RecoveryRequest
 from domain.ids import first_connection_id, recovered_id, recovery_workflow_id
 from infra.tracing import Tracing
 from services.reruns import RecoveryUnfinished, recover_endpoint
-from tests.integration.helpers import api_with, create_endpoint, delivery_outcome, post_event, tracking_event
+from tests.integration.helpers import (
+    api_with,
+    create_endpoint,
+    delivery_outcome,
+    list_ids,
+    post_event,
+    tracking_event,
+)
 from tests.receiver import OK, Reply, error
 from tests.waiting import eventually
 from workflows.recovery import RecoveryWorkflow
@@ -169,3 +176,30 @@ async def test_a_delivery_that_began_before_since_and_failed_after_it_is_recover
     assert recovered.json() == {"found": 1, "started": 1}
     assert (await delivery_outcome(client, recovered_id(ended_after))).result == "success"
     assert [r.headers["webhook-id"] for r in receiver.requests(url)][1:] == [ended_before] * 2 + [ended_after] * 3
+
+
+async def test_deliveries_an_operator_stopped_are_recovered_as_the_log_lists_them_failed(api, client, receiver):
+    """A delivery terminated or cancelled in the Web UI is `failed` in the log, so a recovery
+    re-runs it: it records no result of its own."""
+    url = receiver.url()
+    endpoint = await create_endpoint(api, url, retry={"enabled": True, "max_retries": 3})
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    since = datetime.now(UTC)
+    answers = [asyncio.Event(), asyncio.Event()]
+    receiver.script(url, *(Reply(status=500, answer_when=answer) for answer in answers), OK)
+    stopped: list[str] = []
+    for stop in ("terminate", "cancel"):
+        delivery_id = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+        await receiver.wait_for(url, 2 + len(stopped))  # its first POST is at the receiver
+        handle = client.get_workflow_handle(delivery_id)
+        await (handle.terminate("stopped by an operator") if stop == "terminate" else handle.cancel())
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        stopped.append(delivery_id)
+    for answer in answers:
+        answer.set()
+    assert set(stopped) <= set(await list_ids(api, endpoint_id=endpoint["id"], result="failed"))
+
+    recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since.isoformat()})
+    assert recovered.json() == {"found": 2, "started": 2}
+    assert [(await delivery_outcome(client, recovered_id(d))).result for d in stopped] == ["success"] * 2
