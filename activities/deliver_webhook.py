@@ -130,15 +130,15 @@ class DeliveryActivities:
         run = activity.info().attempt + attempt.prior_runs
         details = activity.info().heartbeat_details
         progress = AttemptProgress.from_details(details) if details else attempt.resume or AttemptProgress()
-        if progress.last is not None and (progress.last.succeeded or _is_last(progress.last, attempt, None)):
-            return await self._ended_before(attempt, progress, progress.last)
-        if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
-            await self._release(attempt, progress.ordered)
-            lost = progress.lost_runs(run)
-            raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
         heartbeats = ProgressHeartbeats(progress)
         retry_wait: float | None = None  # once this run's POST failed without ending the delivery
         try:
+            if progress.last is not None and (progress.last.succeeded or _is_last(progress.last, attempt, None)):
+                return await self._ended_before(attempt, progress, progress.last)
+            if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
+                await self._release(attempt, progress.ordered)
+                lost = progress.lost_runs(run)
+                raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
             async with heartbeats:
                 registry = self._endpoints(attempt.account)
                 # The activity's first run may read the registry as ingest saw it; a retry reads it now.

@@ -169,6 +169,28 @@ async def test_a_run_after_an_interrupted_410_still_disables_the_endpoint_and_co
     assert [(o.delivery_id, o.succeeded) for o in registry.outcomes] == [(RETRIES.delivery_id, False)]
 
 
+async def test_a_run_that_finishes_an_ended_delivery_while_the_registry_is_down_is_interrupted_not_lost() -> None:
+    """The reports left undone by a run lost after the delivery's last POST are made by the next
+    run; a registry that does not answer then interrupts it like any other run: retried on
+    the delivery's terms, counted as held, with the last POST kept for the run after it."""
+    delivered = AttemptRecord(
+        number=2,
+        started_at=datetime.now(UTC),
+        duration_ms=3,
+        request=HttpRequestRecord(method="POST", url="https://receiver.example/hook", headers={}, body="{}"),
+        response=HttpResponseRecord(status_code=200, status_text="OK", headers={}, body=""),
+        error=None,
+    )
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, RegistryDown())
+        resumed = RETRIES.model_copy(update={"resume": AttemptProgress(attempts=2, last=delivered)})
+        with pytest.raises(ApplicationError) as ended:
+            await ActivityEnvironment().run(activities.deliver_webhook, resumed)
+
+    assert ended.value.type == ATTEMPT_INTERRUPTED
+    assert AttemptProgress.model_validate(ended.value.details[0]) == AttemptProgress(attempts=2, last=delivered, held=1)
+
+
 async def test_a_credential_this_worker_cannot_open_is_named_and_retried_without_a_post() -> None:
     # Sealed with a key this worker does not hold (rotated without WEBHOOKS_SECRETS_OLD_KEYS).
     sealed = SecretBox(os.urandom(32)).seal("hunter2-password", "default", "auth.password")
