@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.converter import PayloadCodec
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
@@ -153,10 +153,15 @@ async def update_with_start(
     all, as "Future exception was never retrieved", for every busy or aborted answer."""
     try:
         return await client.execute_update_with_start_workflow(update, arg, id=id, start_workflow_operation=start)
-    except BaseException:
+    except BaseException as err:
         handle = start._workflow_handle  # no public read that does not wait
         if handle.done() and not handle.cancelled():
             handle.exception()
+        task = asyncio.current_task()
+        if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError) and task and task.cancelling():
+            # The SDK answers a cancel of its caller with this error: the caller (an activity
+            # cancelled, a timeout around the call) must see its cancellation for what it is.
+            raise asyncio.CancelledError from err
         raise
 
 

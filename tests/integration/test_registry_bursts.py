@@ -134,3 +134,26 @@ async def test_a_failed_update_with_start_leaves_nothing_for_asyncio_to_log(
     gc.collect()
     unread = [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
     assert not unread, unread[0].getMessage()
+
+
+async def test_an_update_with_start_cancelled_by_its_caller_raises_the_cancellation(client: Client) -> None:
+    """The SDK turns its caller's cancellation into WorkflowUpdateRPCTimeoutOrCancelledError: a
+    delivery activity cancelled while it asked its flow schedule reported an interruption
+    instead of its cancellation. Here a timeout cancels the call, and must see it."""
+    account = f"cancels-{uuid.uuid4().hex[:8]}"
+    task_queue = f"nobody-{account}"  # no worker: the update is never answered
+    workflow_id, state = registry_workflow_id(account), RegistryState(account=account)
+    start = WithStartWorkflowOperation(
+        EndpointRegistryWorkflow.run,
+        state,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    spec = EndpointSpec(url="https://shop.example/hooks", events=[WebhookEvent.ORDER_ERROR])
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await update_with_start(client, EndpointRegistryWorkflow.create_endpoint, spec, start=start)
+    finally:
+        await client.get_workflow_handle(workflow_id).terminate("test over")
