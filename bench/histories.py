@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 
 from bench.phases import POLL, Bench
 from domain.cloud_actions import cloud_actions
@@ -77,9 +77,12 @@ def error_event(event_id: str) -> dict[str, Any]:
 
 
 async def failure_costs(bench: Bench, into: Path | None, retries: int = 2, deliveries: int = 3) -> dict[str, Any]:
-    """`deliveries` to an endpoint that answers 500 with `retries` retries, on a worker whose
-    backoff is one second, until each ended failed; their histories. The endpoint is deleted
-    after, and the worker restarted with the run's own backoff."""
+    """Deliveries to an endpoint that answers 500, with `retries` retries, on a worker whose
+    backoff is one second, until each ended failed; their histories. The first one finds the
+    endpoint healthy and tries its first POST inside its workflow task; once the registry
+    counts its failure, `deliveries` more make every attempt in the retries' activity (the
+    shape of an endpoint's failures after its first: domain.endpoints.starts_in_activity).
+    The endpoint is deleted after, and the worker restarted with the run's own backoff."""
     stack = bench.stack
     await stack.restart_worker(WEBHOOKS_RETRY_INITIAL_INTERVAL="1", WEBHOOKS_RETRY_BACKOFF="1")
     body = {
@@ -91,20 +94,41 @@ async def failure_costs(bench: Bench, into: Path | None, retries: int = 2, deliv
     response.raise_for_status()
     endpoint = response.json()["id"]
     prefix = f"{bench.run_id}-failure-"
-    ids: list[str] = []
-    for i in range(deliveries):
-        posted = await bench.api.post("/v1/events", json=error_event(f"{prefix}{i:03d}"))
-        posted.raise_for_status()
-        ids += [d["id"] for d in posted.json()["deliveries"]]
-    query = f'WorkflowType = "DeliveryWorkflow" AND WorkflowId STARTS_WITH "delivery/default/{prefix}"'
-    deadline = time.monotonic() + 60 + 10 * retries
-    while (await bench.client.count_workflows(f'{query} AND ExecutionStatus = "Running"')).count:
-        stack.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"failed deliveries still running after {retries} retries: {ids}")
-        await asyncio.sleep(POLL)
+    first = await _failed_deliveries(bench, [f"{prefix}first"], retries)
+    await _until_counted(bench, endpoint)
+    later = await _failed_deliveries(bench, [f"{prefix}{i:03d}" for i in range(deliveries)], retries)
     # Deleted, not disabled: a disabled endpoint still gets (skipped) deliveries of its events.
     (await bench.api.delete(f"/v1/endpoints/{endpoint}")).raise_for_status()
     await stack.restart_worker()
-    histories = [await bench.client.get_workflow_handle(d).fetch_history() for d in ids]
-    return {"retries": retries, **_costs(histories, into, f"failure_{retries}_retries")}
+    return {
+        "retries": retries,
+        **_costs(later, into, f"failure_{retries}_retries"),
+        "first_of_a_run": _costs(first, into, f"failure_{retries}_retries_first_of_a_run"),
+    }
+
+
+async def _failed_deliveries(bench: Bench, event_ids: list[str], retries: int) -> list[WorkflowHistory]:
+    """Post these events at once; their deliveries' histories once every one has ended."""
+    ids: list[str] = []
+    for event_id in event_ids:
+        posted = await bench.api.post("/v1/events", json=error_event(event_id))
+        posted.raise_for_status()
+        ids += [d["id"] for d in posted.json()["deliveries"]]
+    deadline = time.monotonic() + 60 + 10 * retries
+    for delivery_id in ids:
+        handle = bench.client.get_workflow_handle(delivery_id)
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            bench.stack.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"failed deliveries still running after {retries} retries: {ids}")
+            await asyncio.sleep(POLL)
+    return [await bench.client.get_workflow_handle(d).fetch_history() for d in ids]
+
+
+async def _until_counted(bench: Bench, endpoint_id: str) -> None:
+    """Until the registry counts the endpoint's failed delivery, as ingest reads it."""
+    deadline = time.monotonic() + 30
+    while not (await bench.api.get(f"/v1/endpoints/{endpoint_id}")).json()["failed_deliveries_in_a_row"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the registry did not count {endpoint_id}'s failed delivery")
+        await asyncio.sleep(POLL)

@@ -83,6 +83,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         billed = with_fairness(actions) if actions is not None else None
         name = f"Actions, failure after {n} retries, Fairness on"
         out.append(_target(name, billed, f"<= {goal}", _at_most(billed, goal), _FAIRNESS_NOTE))
+        # The first failure of a run found its endpoint healthy: a local first attempt, then a timer.
+        first = failure.get("first_of_a_run")
+        if first:
+            actions = first.get("actions_per_delivery")
+            note = f"its endpoint healthy when it was accepted; {first['events_per_delivery']} events"
+            name = f"Actions, an endpoint's first failure after {n} retries"
+            out.append(_target(name, actions, f"<= {goal}", _at_most(actions, goal), note))
     limited = results.get("rate_limit")
     for name, phase in (limited or {}).items():
         ratio = phase["ratio"]
@@ -202,9 +209,14 @@ def render(results: dict[str, Any]) -> str:
     f = results.get("failure")
     if f:
         out.append(
-            f"History per failure after {f['retries']} retries: {f['events_per_delivery']} events, "
-            f"{f['bytes_per_delivery']} bytes, {f['actions_per_delivery']} Actions"
+            f"History per failure after {f['retries']} retries, its endpoint failing: {f['events_per_delivery']} "
+            f"events, {f['bytes_per_delivery']} bytes, {f['actions_per_delivery']} Actions"
         )
+        if first := f.get("first_of_a_run"):
+            out.append(
+                f"History of an endpoint's first failure after {f['retries']} retries: {first['events_per_delivery']}"
+                f" events, {first['bytes_per_delivery']} bytes, {first['actions_per_delivery']} Actions"
+            )
     idle = results["probes_idle"]
     out.append(
         f"Probes, idle: registry read (one per attempt and event) p50 {idle['registry_read_ms']['p50']} ms, "

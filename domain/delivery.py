@@ -54,6 +54,11 @@ class DeliveryInput(BaseModel):
     # The same for its waits in a FIFO queue: its workflow waits for its turn (patch
     # turn-signalled), a version marker every ordered delivery would otherwise ask for.
     waits_for_turn: bool = False
+    # Every attempt runs in the retries' activity, the first too, behind first attempts
+    # (domain.endpoints.starts_in_activity says when). Its own shape: false in every input
+    # recorded before the field, and a worker that does not know it runs the first attempt
+    # locally, as before.
+    attempts_in_activity: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -270,6 +270,11 @@ class Endpoint(EndpointSpec):
     def subscription(self) -> Subscription:
         return Subscription(endpoint_id=self.id, url=self.url, retry=self.retry, ordering=self.ordering)
 
+    def starts_in_activity(self, now: datetime) -> bool:
+        """See `starts_in_activity`."""
+        failed = len(self.health.failed_deliveries)
+        return starts_in_activity(self.rate_limit, self.ordering, failed, self.throttled_until, now)
+
     def masked(self) -> EndpointView:
         auth = self.auth and MaskedAuth(username=self.auth.username)
         header = self.custom_header and MaskedHeader(key=self.custom_header.key)
@@ -334,6 +339,11 @@ class EndpointView(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    def starts_in_activity(self, now: datetime) -> bool:
+        """See `starts_in_activity`."""
+        failed = self.failed_deliveries_in_a_row
+        return starts_in_activity(self.rate_limit, self.ordering, failed, self.throttled_until, now)
+
     def as_of(self, now: datetime) -> EndpointView:
         """The view at `now`: a previous secret whose grace has ended signs nothing more, so it
         is not shown as if it still did (the registry keeps it until its next change)."""
@@ -341,6 +351,24 @@ class EndpointView(BaseModel):
         if signing is None or signing.previous_secret_expires_at is None or signing.previous_secret_expires_at > now:
             return self
         return self.model_copy(update={"signing": signing.model_copy(update={"previous_secret_expires_at": None})})
+
+
+def starts_in_activity(
+    rate_limit: RateLimit | None,
+    ordering: Ordering,
+    failed_in_a_row: int,
+    throttled_until: datetime | None,
+    now: datetime,
+) -> bool:
+    """Whether a delivery to an endpoint starting now makes all its attempts in the retries'
+    activity, the first too (DeliveryInput.attempts_in_activity), rather than a first attempt
+    inside its workflow task. The local attempt pays only when it is likely to POST at once
+    and succeed. One to a rate-limited or ordered endpoint would only hand over (it may not
+    ask the endpoint's schedule); one held by a receiver's pause would only wait; one to an
+    endpoint whose last delivery failed is likely to fail too, and a local failure waits for
+    the retries on a timer (a billed Action), where the activity's retry policy waits for free."""
+    paused = throttled_until is not None and throttled_until > now
+    return rate_limit is not None or ordering == Ordering.FIFO or failed_in_a_row > 0 or paused
 
 
 class Subscription(BaseModel):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.delivery import AcceptedEvent, DeliveryInput, DeliveryRef, event_deliveries
-from domain.endpoints import RetrySettings, Subscription
+from domain.endpoints import Endpoint, RetrySettings, Subscription
 from domain.events import OrderEvent
 from domain.flow import Ordering
 from domain.ids import event_delivery_id
@@ -59,7 +61,9 @@ class EventIngest:
             # Nothing to start and nothing recorded, unless an earlier post of this id was.
             earlier = await self._earlier(event.id)
             return await self._again(event, accepted, earlier) if earlier else []
-        first, *rest = event_deliveries(self._account, event, subscriptions, snapshot.version if snapshot else None)
+        assert snapshot is not None, "subscriptions come from a snapshot"
+        deliveries = event_deliveries(self._account, event, subscriptions, snapshot.version)
+        first, *rest = _shaped(deliveries, snapshot.endpoints)
         try:
             await start_delivery(self._client, self._task_queue, first, memo={ACCEPTED_EVENT_MEMO: accepted})
         except WorkflowAlreadyStartedError:
@@ -111,10 +115,18 @@ class EventIngest:
             else Subscription(endpoint_id=endpoint_id, url="(deleted)", retry=RetrySettings())
             for endpoint_id in earlier.endpoint_ids
         ]
-        _, *rest = event_deliveries(self._account, event, subscriptions)
+        _, *rest = _shaped(event_deliveries(self._account, event, subscriptions), endpoints)
         await asyncio.gather(*(self._start_if_missing(d) for d in rest))
         return earlier.refs(self._account, event.id)
 
     async def _start_if_missing(self, delivery: DeliveryInput) -> None:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_delivery(self._client, self._task_queue, delivery)
+
+
+def _shaped(deliveries: list[DeliveryInput], endpoints: Mapping[str, Endpoint]) -> list[DeliveryInput]:
+    """Deliveries to an endpoint that a first attempt inside the workflow task would not serve
+    make every attempt in the retries' activity (domain.endpoints.starts_in_activity)."""
+    now = datetime.now(UTC)
+    in_activity = {endpoint_id for endpoint_id, e in endpoints.items() if e.starts_in_activity(now)}
+    return [d.model_copy(update={"attempts_in_activity": d.endpoint_id in in_activity}) for d in deliveries]

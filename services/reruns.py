@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -83,6 +84,7 @@ async def _rerun_of(
             # The original's was the registry as its event found it: the re-run reads it anew,
             # or a snapshot from before an edit (say, enabling the endpoint) could serve it.
             "registry_version": None,
+            "attempts_in_activity": endpoint.starts_in_activity(datetime.now(UTC)),
         }
     )
 

@@ -106,27 +106,14 @@ class DeliveryWorkflow:
         attempt: AttemptRecord | None
         error: str | None = None
         result = DeliveryResult.SUCCESS
-        local_first = delivery.first_attempt_local or workflow.patched(FIRST_ATTEMPT_LOCAL)
+        in_activity = delivery.attempts_in_activity
+        local_first = not in_activity and (delivery.first_attempt_local or workflow.patched(FIRST_ATTEMPT_LOCAL))
         try:
-            try:
-                if local_first:
-                    attempt = await self._local_first_attempt(attempt_input)
-                else:
-                    # The first attempt runs at the delivery's own priority, once: first attempts
-                    # of every delivery go ahead of everyone's retries.
-                    attempt = await self._attempts(attempt_input, _ONCE, Priority.default)
-            except (ActivityError, ApplicationError) as first:
-                if _cancelled(first):
-                    raise
-                resume = _resumable(_cause(first))
-                if resume is None or not (local_first or workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS)):
-                    raise
-                if (wait := _next_retry_delay(_cause(first))) is not None:
-                    await workflow.sleep(wait)
-                retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
-                own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
-                retry_priority = Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
-                attempt = await self._retries(retries_input, retry_priority, delivery.waits_for_turn)
+            if in_activity:
+                # Its endpoint is limited, ordered, paused or failing (DeliveryInput.attempts_in_activity).
+                attempt = await self._retries(attempt_input, _retry_priority(delivery), True, may_queue=True)
+            else:
+                attempt = await self._first_attempt_then_retries(attempt_input, delivery, local_first)
             retries = attempt.number - 1
         except (ActivityError, ApplicationError) as failure:
             if _cancelled(failure):
@@ -145,7 +132,7 @@ class DeliveryWorkflow:
             date=workflow.info().workflow_start_time,
             date_end=workflow.now(),
         )
-        new_shape = self._record_outcome(record, indexed=local_first)
+        new_shape = self._record_outcome(record, indexed=in_activity or local_first)
         deliveries = workflow.metric_meter().create_counter("webhook_deliveries", "Deliveries ended")
         deliveries.add(1, {"event": record.event.value, "result": record.result.value})
         # Shown in the Web UI beside the summary, so the run reads like its log line.
@@ -161,6 +148,27 @@ class DeliveryWorkflow:
             )
         return record
 
+    async def _first_attempt_then_retries(
+        self, attempt_input: AttemptInput, delivery: DeliveryInput, local_first: bool
+    ) -> AttemptRecord:
+        """A first attempt of its own, at the delivery's priority (first attempts of every
+        delivery go ahead of everyone's retries); if it fails, the retries' activity, after
+        the first failure's delay."""
+        try:
+            if local_first:
+                return await self._local_first_attempt(attempt_input)
+            return await self._attempts(attempt_input, _ONCE, Priority.default)
+        except (ActivityError, ApplicationError) as first:
+            if _cancelled(first):
+                raise
+            resume = _resumable(_cause(first))
+            if resume is None or not (local_first or workflow.patched(RETRIES_BEHIND_FIRST_ATTEMPTS)):
+                raise
+            if (wait := _next_retry_delay(_cause(first))) is not None:
+                await workflow.sleep(wait)
+            retries_input = attempt_input.model_copy(update={"resume": resume, "prior_runs": 1})
+            return await self._retries(retries_input, _retry_priority(delivery), delivery.waits_for_turn)
+
     @staticmethod
     async def _attempts(attempt: AttemptInput, policy: RetryPolicy, priority: Priority) -> AttemptRecord:
         return await workflow.execute_activity_method(
@@ -173,11 +181,15 @@ class DeliveryWorkflow:
             priority=priority,
         )
 
-    async def _retries(self, attempt: AttemptInput, priority: Priority, in_shape: bool) -> AttemptRecord:
+    async def _retries(
+        self, attempt: AttemptInput, priority: Priority, in_shape: bool, *, may_queue: bool = False
+    ) -> AttemptRecord:
         """The retries' activity. A delivery queued behind another of its order waits here
         between its runs, until its turn came or, should no word come, until the time its
-        schedule said to ask again. `in_shape`: started in that shape (DeliveryInput.waits_for_turn)."""
-        ordered = attempt.resume is not None and attempt.resume.ordered
+        schedule said to ask again. `in_shape`: started in that shape (DeliveryInput.waits_for_turn).
+        `may_queue`: its first POST is made here, so it may still have to queue (an endpoint's
+        ordering is read by the activity); else only one handed over in its queue waits."""
+        ordered = may_queue or (attempt.resume is not None and attempt.resume.ordered)
         if not (ordered and (in_shape or workflow.patched(TURN_SIGNALLED))):
             return await self._attempts(attempt, _RETRIES, priority)
         attempt = attempt.model_copy(update={"turn_signalled": True})
@@ -246,6 +258,12 @@ _RETRIES = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION, RUNS_LOST],
 )
+
+
+def _retry_priority(delivery: DeliveryInput) -> Priority:
+    """The retries' activity runs behind every delivery's first attempts, in the delivery's account."""
+    own = workflow.info().priority.priority_key or DEFAULT_PRIORITY
+    return Priority(priority_key=max(own, RETRY_PRIORITY), fairness_key=delivery.account)
 
 
 def _cancelled(failure: ActivityError | ApplicationError) -> bool:

@@ -14,6 +14,7 @@ import os
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from settings import Settings
 from tests.conftest import free_port
 from tests.integration.helpers import tracking_event
 from tests.receiver import OK, BackgroundServer, Receiver, Reply, error
+from tests.waiting import eventually
 from worker import delivery_worker
 
 HERE = Path(__file__).parent
@@ -122,6 +124,26 @@ async def _record(into: Path, names: set[str]) -> None:
             with contextlib.suppress(WorkflowFailureError):
                 await client.get_workflow_handle(cancelled).result()
             answer.set()
+            # Deliveries to an endpoint whose last delivery failed make every attempt in the
+            # activity (DeliveryInput.attempts_in_activity): a failure, then a success.
+            failing_url = receiver.url(OK, error(500))
+            failing_spec = {"url": failing_url, "events": ["TRACKING_UPDATE"], "retry": spec["retry"]}
+            failing = (await api.post("/v1/endpoints", json=failing_spec)).json()["id"]
+            await ended_record(client.get_workflow_handle(first_connection_id(failing)))
+            in_activity = []
+            for n, failures in enumerate((1, 2, 0)):
+                if n == 2:
+                    receiver.script(failing_url, OK)
+                event = tracking_event(event_id=f"evt-replay-failing-{n}")
+                accepted = (await api.post("/v1/events", json=event)).json()
+                [delivery] = [d["id"] for d in accepted["deliveries"] if d["endpoint_id"] == failing]
+                await ended_record(client.get_workflow_handle(delivery))
+                in_activity.append(delivery)
+                await eventually(
+                    lambda: api.get(f"/v1/endpoints/{failing}"),
+                    partial(_counts_failures, failures),
+                    what="the registry counting the delivery",
+                )
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -129,7 +151,7 @@ async def _record(into: Path, names: set[str]) -> None:
                 "delivery_recovered": recovered_id(failed),
                 # Of the first attempt run locally (patch first-attempt-local): a first-attempt
                 # success, a failure after its retries, and a success after a retry.
-                "local_first_attempt_succeeded": recovered_id(failed),
+                "local_first_attempt_succeeded": first_connection_id(failing),
                 "local_first_then_failed_after_retries": failed,
                 "local_first_then_retried_succeeded": first,
                 "endpoint_registry": "endpoints/default",
@@ -142,7 +164,7 @@ async def _record(into: Path, names: set[str]) -> None:
                 "recovery": recoveries[0],
                 # Started in the first-attempt-local shape (DeliveryInput.first_attempt_local),
                 # without its version marker.
-                "in_shape_first_attempt_succeeded": recovered_id(failed),
+                "in_shape_first_attempt_succeeded": first_connection_id(failing),
                 "in_shape_failed_after_retries": failed,
                 "in_shape_retried_succeeded": first,
                 "endpoint_flow": flow_workflow_id("default", ordered["id"]),
@@ -155,6 +177,9 @@ async def _record(into: Path, names: set[str]) -> None:
                 "fifo_woken_in_shape": delivery_id,
                 "endpoint_flow_unordered": flow_workflow_id("default", ordered["id"]),
                 "delivery_cancelled_in_a_retry": cancelled,
+                # Started in the attempts-in-activity shape (its endpoint failing).
+                "in_activity_failed_after_retries": in_activity[1],
+                "in_activity_succeeded": in_activity[2],
             }
             for name in sorted(names):
                 path = into / f"{name}.json"
@@ -166,6 +191,10 @@ async def _record(into: Path, names: set[str]) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _counts_failures(count: int, answer: httpx.Response) -> bool:
+    return bool(answer.json()["failed_deliveries_in_a_row"] == count)
 
 
 if __name__ == "__main__":

@@ -69,12 +69,25 @@ def test_a_namespace_with_fairness_pays_a_tenth_more_for_every_action():
 def test_a_delivery_with_n_retries_costs_n_plus_4_actions(name: str, retries: int):
     """Started, the first workflow task's markers, the timer until the first retry, one activity
     run per retry, the outcome's search attributes: N + 4. The target was N + 3; the wait before
-    the first retry costs the one more (a timer, or an activity run that only waits: both billed)."""
+    the first retry costs the one more (a timer, or an activity run that only waits: both billed).
+    Only the first failures of an endpoint cost it: see the shape below."""
     actions = cloud_actions(_events(name))
 
     assert actions["activity run"] == retries
     assert actions["timer started"] == 1
     assert sum(actions.values()) == retries + 4
+
+
+def test_a_delivery_making_every_attempt_in_the_activity_costs_n_plus_3_actions():
+    """Accepted for an endpoint already failing: no local attempt, so no timer before the
+    retries; the activity's retry policy waits the backoff (13 events, measured 22,585 bytes).
+    Its success at once costs 2, as a local one does (11 events, 9,165 bytes)."""
+    failed = cloud_actions(_events("next/in_activity_failed_after_retries"))
+    assert failed == {"workflow started": 1, "activity run": 3, "search attribute upsert": 1}
+    assert sum(failed.values()) == 2 + 3
+    assert _size("next/in_activity_failed_after_retries")[0] == 13
+    assert _actions("next/in_activity_succeeded") == 2
+    assert _size("next/in_activity_succeeded")[0] == 11
 
 
 def test_the_retry_shape_before_it_cost_more():
