@@ -8,7 +8,7 @@ from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import ClientDep, DeliveryLogDep, RegistryDep, SettingsDep
 from api.errors import documented, invalid_input
@@ -89,11 +89,24 @@ async def get_delivery(delivery_id: str, log: DeliveryLogDep) -> DeliveryDetail:
     return await log.detail(delivery_id)
 
 
+class RetryRequest(BaseModel):
+    """What `POST …/retry` may carry: nothing, or `{}`; a field is refused like in every body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 @router.post(
-    "/{delivery_id:path}/retry", status_code=status.HTTP_202_ACCEPTED, responses=documented(401, 404, 409, 503)
+    "/{delivery_id:path}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(401, 404, 409, 413, 422, 503),
 )
 async def retry_delivery(
-    delivery_id: str, log: DeliveryLogDep, registry: RegistryDep, client: ClientDep, settings: SettingsDep
+    delivery_id: str,
+    log: DeliveryLogDep,
+    registry: RegistryDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    body: RetryRequest | None = None,  # read only so that a body with fields is refused
 ) -> RerunStarted:
     """Re-run a finished delivery as a new one, with the endpoint's current configuration.
 

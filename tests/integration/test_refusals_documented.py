@@ -89,6 +89,8 @@ def _refusals(ids: dict[str, Any]) -> list[Refusal]:
         one("get", "/v1/deliveries/{delivery_id}", 404, missing_delivery),
         one("post", "/v1/deliveries/{delivery_id}/retry", 404, f"{missing_delivery}/retry"),
         one("post", "/v1/deliveries/{delivery_id}/retry", 409, f"/v1/deliveries/{ids['pending']}/retry"),
+        one("post", "/v1/deliveries/{delivery_id}/retry", 413, f"/v1/deliveries/{ids['pending']}/retry", **big),
+        one("post", "/v1/deliveries/{delivery_id}/retry", 422, f"/v1/deliveries/{ids['pending']}/retry", json={"x": 1}),
     ]
 
 
