@@ -24,6 +24,7 @@ from domain.activity_contract import (
     ENDPOINT_DELETED,
     ENDPOINT_DISABLED,
     LOST_RUNS_ALLOWED,
+    RETRIES_STOPPED_BY_DISABLE,
     RUNS_LOST,
     AttemptInput,
     AttemptProgress,
@@ -216,8 +217,12 @@ class DeliveryActivities:
             raise _stop(message, ENDPOINT_DELETED, progress.last)
         if endpoint.disabled and attempt.skip_if_disabled:
             await self._release(attempt, progress.ordered or is_ordered(endpoint, attempt))
+            if progress.last is not None:
+                message = f"Endpoint {attempt.endpoint_id} was disabled: no more retries"
+                await self._notify_failure(attempt, progress.last, stopped=message)
+                raise _stop(message, RETRIES_STOPPED_BY_DISABLE, progress.last)
             message = f"Endpoint {attempt.endpoint_id} is disabled: delivery skipped"
-            raise _stop(message, ENDPOINT_DISABLED, progress.last)
+            raise _stop(message, ENDPOINT_DISABLED)
         return endpoint
 
     async def _ended_before(
@@ -278,7 +283,7 @@ class DeliveryActivities:
 
     async def _notify_failure(self, attempt: AttemptInput, last: AttemptRecord | None, stopped: str = "") -> None:
         """A delivery that ended failed raises DELIVERY_FAILED, with the body it sent: after its
-        last POST, or `stopped` without one more (its endpoint was deleted)."""
+        last POST, or `stopped` without one more (its endpoint was deleted, or disabled)."""
         if not attempt.notify_failure or (not stopped and (last is None or last.succeeded)):
             return
         error = stopped or (last.error if last else None)

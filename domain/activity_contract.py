@@ -27,6 +27,9 @@ INVALID_ENDPOINT_URL = "InvalidEndpointUrl"
 # The endpoint's stored custom header value is not valid HTTP (registered before the rule).
 INVALID_ENDPOINT_HEADER = "InvalidEndpointHeader"
 ENDPOINT_DISABLED = "EndpointDisabled"
+# The endpoint was disabled after the delivery's failed POST: its retries stop, and it failed
+# (a skipped delivery is one that made no POST).
+RETRIES_STOPPED_BY_DISABLE = "RetriesStoppedByDisable"
 # A failed POST; retried until the delivery's attempts are spent.
 DELIVERY_FAILED = "DeliveryFailed"
 # Not a POST: the endpoint's throttle, rate limit or FIFO queue holds the delivery back

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         HEARTBEAT_TIMEOUT_SECONDS,
         HELD_BACK,
         QUEUED_IN_ORDER,
+        RETRIES_STOPPED_BY_DISABLE,
         RUNS_LOST,
         AttemptInput,
         AttemptProgress,
@@ -248,12 +249,14 @@ class DeliveryWorkflow:
 _ONCE = RetryPolicy(maximum_attempts=1)
 
 # Failures that end a delivery without a (further) POST.
-STOPS = frozenset({ENDPOINT_DELETED, ENDPOINT_DISABLED, RUNS_LOST})
+STOPS = frozenset({ENDPOINT_DELETED, ENDPOINT_DISABLED, RETRIES_STOPPED_BY_DISABLE, RUNS_LOST})
 
 # The retries' activity. It sets each failure's next_retry_delay itself (backoff from the
 # worker's settings, the receiver's Retry-After, or the wait its endpoint's flow control asks
 # for) and ends the retries itself: at the delivery's count of POSTs, or after
 # LOST_RUNS_ALLOWED runs lost with their worker. Runs held back by flow control are unbounded.
+# Each of these is raised non-retryable too, as is RETRIES_STOPPED_BY_DISABLE, which came later:
+# the list is part of the command that schedules the activity.
 _RETRIES = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[ENDPOINT_DELETED, ENDPOINT_DISABLED, FORBIDDEN_DESTINATION, RUNS_LOST],

@@ -185,3 +185,30 @@ async def test_a_delivery_stopped_because_its_endpoint_was_deleted_is_announced(
         "date": notice["date"],
         "Payload": sent,
     }
+
+
+async def test_a_delivery_whose_endpoint_is_disabled_after_its_failed_post_ends_failed_and_is_announced(
+    client, settings, receiver
+):
+    """Its retries stop, as a delete's do; having made a POST it failed, not skipped (a skipped
+    delivery is one that made none, CONTRACT §8), so the log's failed filter lists it."""
+    disabled_url = receiver.url(OK, error(503, **{"retry-after": "2"}))
+    watcher = receiver.url(OK)
+    async with stack(client, settings) as api:
+        source = await ready_endpoint(api, client, disabled_url, retry={"enabled": True, "max_retries": 10})
+        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
+        [stopped_id] = await post_events(api, 1)
+        await receiver.wait_for(disabled_url, 2)  # its first attempt failed; a retry waits 2 s
+        disabled = await api.patch(f"/v1/endpoints/{source['id']}", json={"disabled": True})
+        assert disabled.status_code == 200, disabled.text
+        stopped = await delivery_outcome(client, stopped_id)
+        [notice] = await eventually(
+            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
+        )
+        failed = (await api.get("/v1/deliveries", params={"result": "failed", "endpoint_id": source["id"]})).json()
+
+    assert (stopped.result, stopped.error) == ("failed", f"Endpoint {source['id']} was disabled: no more retries")
+    assert [a.response and a.response.status_code for a in stopped.attempts] == [503]
+    assert [row["id"] for row in failed["data"]] == [stopped_id]
+    assert (notice["DeliveryID"], notice["Error"]) == (stopped_id, stopped.error)
+    assert len(receiver.requests(disabled_url)) == 2  # the first connection, the one failed POST
