@@ -112,7 +112,7 @@ class DeliveryWorkflow:
         try:
             if in_activity:
                 # Its endpoint is limited, ordered, paused or failing (DeliveryInput.attempts_in_activity).
-                attempt = await self._retries(attempt_input, _retry_priority(delivery), True, may_queue=True)
+                attempt = await self._retries(attempt_input, _retry_priority(delivery), in_shape=True, may_queue=True)
             else:
                 attempt = await self._first_attempt_then_retries(attempt_input, delivery, local_first)
             retries = attempt.number - 1
