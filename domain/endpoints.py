@@ -339,11 +339,6 @@ class EndpointView(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    def starts_in_activity(self, now: datetime) -> bool:
-        """See `starts_in_activity`."""
-        failed = self.failed_deliveries_in_a_row
-        return starts_in_activity(self.rate_limit, self.ordering, failed, self.throttled_until, now)
-
     def as_of(self, now: datetime) -> EndpointView:
         """The view at `now`: a previous secret whose grace has ended signs nothing more, so it
         is not shown as if it still did (the registry keeps it until its next change)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -84,7 +83,9 @@ async def _rerun_of(
             # The original's was the registry as its event found it: the re-run reads it anew,
             # or a snapshot from before an edit (say, enabling the endpoint) could serve it.
             "registry_version": None,
-            "attempts_in_activity": endpoint.starts_in_activity(datetime.now(UTC)),
+            # Only ingest, in the API, names that shape: a worker starting a recovery's re-runs
+            # during a rolling deploy could hand one to an older worker (docs/releasing.md).
+            "attempts_in_activity": False,
         }
     )
 
