@@ -137,7 +137,9 @@ class DeliveryActivities:
             if progress.last is not None and (progress.last.succeeded or _is_last(progress.last, attempt, None)):
                 return await self._ended_before(attempt, progress, progress.last)
             if progress.lost_runs(run) > LOST_RUNS_ALLOWED:
-                await self._release(attempt, progress.ordered)
+                # One that made every attempt here may head its order without a run having said
+                # so (its progress is ordered once a run held or POSTed): released all the same.
+                await self._release(attempt, progress.ordered or attempt.turn_signalled)
                 lost = progress.lost_runs(run)
                 raise _stop(f"Delivery attempts were lost with their workers {lost} times", RUNS_LOST, progress.last)
             async with heartbeats:

@@ -39,4 +39,8 @@ def http_client(
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedNetworkBackend(resolve),
         )
-    return httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(timeout), transport=transport)
+    # A POST that waited half its time for a free connection is interrupted and retried, not sent
+    # with what is left of its time (a full pool wait would end on the attempt's own deadline,
+    # which reads as the receiver not answering).
+    timeouts = httpx.Timeout(timeout, pool=timeout / 2)
+    return httpx.AsyncClient(follow_redirects=False, timeout=timeouts, transport=transport)

@@ -29,6 +29,7 @@ from domain.activity_contract import (
     DELIVERY_FAILED,
     HELD_BACK,
     LOST_RUNS_ALLOWED,
+    RUNS_LOST,
     AttemptInput,
     AttemptProgress,
 )
@@ -37,6 +38,7 @@ from domain.events import EventType
 from domain.flow import RateLimit, SlotAnswer, SlotRequest
 from domain.records import AttemptRecord, HttpRequestRecord, HttpResponseRecord
 from domain.retry import Backoff
+from infra.http import http_client
 from infra.secrets import SecretBox
 from tests.conftest import free_port
 from tests.receiver import BackgroundServer, Receiver, Reply, error
@@ -89,6 +91,9 @@ class ReportsTaken(OneEndpoint):
         self.outcomes.append(outcome)
 
 
+HTTP_TIMEOUT = 2.0
+
+
 def _activities(
     pooled: httpx.AsyncClient,
     registry: RegistryDown,
@@ -101,7 +106,7 @@ def _activities(
         schedules=lambda _account: NoFlowControl(),  # type: ignore[arg-type,return-value]
         notices=_unused,
         backoff=Backoff(1.0, 2.0, 60.0),
-        http_timeout=5.0,
+        http_timeout=HTTP_TIMEOUT,
         health=health or HealthPolicy(failures=50, seconds=0),
         secrets=SecretBox(os.urandom(32)),
     )
@@ -236,7 +241,7 @@ class SlowSchedule:
 async def test_a_run_whose_time_went_on_its_schedule_does_not_begin_its_post(monkeypatch) -> None:
     """A POST that Temporal's limit on the run could cut off would be made again by the next run,
     which does not know of it (the schedule's questions can wait for a slot and be re-sent)."""
-    monkeypatch.setattr(deliver_webhook, "ATTEMPT_TIMEOUT_SECONDS", 5 + 5.0 + 0.2)  # margin, HTTP, 0.2 s
+    monkeypatch.setattr(deliver_webhook, "ATTEMPT_TIMEOUT_SECONDS", 5 + HTTP_TIMEOUT + 0.2)  # margin, HTTP, 0.2 s
     # Nothing listens there: a POST begun would fail as refused, not be held back.
     url = f"http://127.0.0.1:{free_port()}/hook"
     registry = OneEndpoint(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
@@ -317,10 +322,10 @@ async def test_a_post_that_waited_in_vain_for_a_pooled_connection_is_not_an_atte
     left the worker: it is retried, not counted, and not blamed on the receiver."""
     receiver = Receiver()
     answer_held = asyncio.Event()
-    one_connection = httpx.Limits(max_connections=1)
+    # The worker's own client (its HTTP timeout as the activity's), with room for one POST.
     async with (
         BackgroundServer(receiver, free_port()) as server,
-        httpx.AsyncClient(limits=one_connection, timeout=httpx.Timeout(0.2)) as pooled,
+        http_client(HTTP_TIMEOUT, allow_private_networks=True, posts_at_once=1) as pooled,
     ):
         receiver.base_url = server.url
         url = receiver.url(Reply(answer_when=answer_held))
@@ -336,3 +341,32 @@ async def test_a_post_that_waited_in_vain_for_a_pooled_connection_is_not_an_atte
     assert ended.value.message == "Attempt interrupted: PoolTimeout"
     assert AttemptProgress.model_validate(ended.value.details[0]).attempts == 1  # as resumed: no POST counted
     assert len(receiver.requests(url)) == 1  # the one that held the connection
+
+
+class Releases:
+    """An endpoint's flow schedule that records the releases it is told."""
+
+    def __init__(self) -> None:
+        self.released: list[tuple[str, str]] = []
+
+    async def release(self, endpoint_id: str, order_id: str, delivery_id: str) -> None:
+        self.released.append((order_id, delivery_id))
+
+
+async def test_a_delivery_out_of_lost_runs_releases_its_order_though_no_run_said_it_was_queued() -> None:
+    """A delivery making every attempt in the activity is queued in its order from ingest on; its
+    runs lost before any said so, it must still let the next delivery of its order go."""
+    schedule = Releases()
+    async with httpx.AsyncClient() as pooled:
+        activities = _activities(pooled, RegistryDown())
+        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
+        in_activity = RETRIES.model_copy(
+            update={"resume": None, "prior_runs": 0, "order_id": "order-7", "turn_signalled": True}
+        )
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, attempt=LOST_RUNS_ALLOWED + 2)  # every run before lost
+        with pytest.raises(ApplicationError) as ended:
+            await env.run(activities.deliver_webhook, in_activity)
+
+    assert ended.value.type == RUNS_LOST
+    assert schedule.released == [("order-7", RETRIES.delivery_id)]
