@@ -120,7 +120,7 @@ class AttemptProgress(BaseModel):
 
 
 class RecoveryRequest(BaseModel):
-    """Re-run every failed delivery of an endpoint started since a moment."""
+    """Re-run every failed (or skipped) delivery of an endpoint that ended since a moment."""
 
     account: str = DEFAULT_ACCOUNT
     endpoint_id: str

@@ -171,6 +171,11 @@ async def test_a_delivery_that_began_before_since_and_failed_after_it_is_recover
     since = datetime.now(UTC)
     answer_now.set()
     assert (await delivery_outcome(client, ended_after)).result == "failed"
+    await eventually(  # the search index, which recovery lists, lags a moment behind the run's end
+        lambda: list_ids(api, endpoint_id=endpoint["id"], result="failed"),
+        lambda listed: ended_after in listed,
+        what="the delivery listed as failed",
+    )
 
     recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since.isoformat()})
     assert recovered.json() == {"found": 1, "started": 1}
@@ -198,7 +203,12 @@ async def test_deliveries_an_operator_stopped_are_recovered_as_the_log_lists_the
         stopped.append(delivery_id)
     for answer in answers:
         answer.set()
-    assert set(stopped) <= set(await list_ids(api, endpoint_id=endpoint["id"], result="failed"))
+    # The log lists them failed, once the search index has them (it lags a moment).
+    await eventually(
+        lambda: list_ids(api, endpoint_id=endpoint["id"], result="failed"),
+        lambda listed: set(stopped) <= set(listed),
+        what="the stopped deliveries listed as failed",
+    )
 
     recovered = await api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": since.isoformat()})
     assert recovered.json() == {"found": 2, "started": 2}

@@ -53,9 +53,15 @@ def test_a_local_first_attempts_hops_are_the_same_in_every_time_zone() -> None:
 
 
 def test_retries_after_a_failed_local_first_attempt_are_not_a_hand_over() -> None:
-    history = _history("failure_2_retries")
+    history = _history("failure_2_retries_first_of_a_run")  # its endpoint healthy: a local first attempt
     found = delivery_hops(history.events, accepted_at=_utc(history, 0), arrived_at=_utc(history, 2))
     assert found is not None and found[1] is False
+
+
+def test_a_delivery_making_every_attempt_in_the_activity_posts_from_the_activity() -> None:
+    history = _history("failure_2_retries")  # its endpoint already failing
+    found = delivery_hops(history.events, accepted_at=_utc(history, 0), arrived_at=_utc(history, 5))
+    assert found is not None and found[1] is True
 
 
 def test_a_history_without_its_first_workflow_task_has_no_hops() -> None:
