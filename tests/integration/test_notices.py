@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from domain.events import EventType
 from domain.ids import first_connection_id, notice_delivery_id
@@ -157,58 +158,41 @@ async def _bodies(receiver: Receiver, url: str, event: str) -> list[dict[str, An
     return bodies(receiver, url, event)
 
 
-async def test_a_delivery_stopped_because_its_endpoint_was_deleted_is_announced(client, settings, receiver):
-    """It ends failed (CONTRACT §1: its pending retries stop), so DELIVERY_FAILED goes out (§11)."""
-    deleted_url = receiver.url(OK, error(503, **{"retry-after": "2"}))
+@pytest.mark.parametrize(
+    ("stop", "why"), [("delete", "was deleted: delivery stopped"), ("disable", "was disabled: no more retries")]
+)
+async def test_a_delivery_stopped_because_its_endpoint_was_deleted_or_disabled_is_announced(
+    client, settings, receiver, stop, why
+):
+    """Its pending retries stop (CONTRACT §1). Having made a POST it failed, whether deleted or
+    disabled: a skipped delivery is one that made none (§8). So DELIVERY_FAILED goes out (§11)."""
+    stopped_url = receiver.url(OK, error(503, **{"retry-after": "2"}))
     watcher = receiver.url(OK)
     async with stack(client, settings) as api:
-        source = await ready_endpoint(api, client, deleted_url, retry={"enabled": True, "max_retries": 10})
+        source = await ready_endpoint(api, client, stopped_url, retry={"enabled": True, "max_retries": 10})
         await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
         [stopped_id] = await post_events(api, 1)
-        await receiver.wait_for(deleted_url, 2)  # its first attempt failed; a retry waits 2 s
-        assert (await api.delete(f"/v1/endpoints/{source['id']}")).status_code == 204
+        await receiver.wait_for(stopped_url, 2)  # its first attempt failed; a retry waits 2 s
+        path = f"/v1/endpoints/{source['id']}"
+        answer = await (api.delete(path) if stop == "delete" else api.patch(path, json={"disabled": True}))
+        assert answer.status_code in (200, 204), answer.text
         stopped = await delivery_outcome(client, stopped_id)
         [notice] = await eventually(
             lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
         )
 
-    assert (stopped.result, stopped.error) == ("failed", f"Endpoint {source['id']} was deleted: delivery stopped")
-    sent = json.loads(receiver.requests(deleted_url)[-1].body)
+    assert (stopped.result, stopped.error) == ("failed", f"Endpoint {source['id']} {why}")
+    assert [a.response and a.response.status_code for a in stopped.attempts] == [503]
+    assert len(receiver.requests(stopped_url)) == 2  # the first connection, the one failed POST
+    sent = json.loads(receiver.requests(stopped_url)[-1].body)
     assert notice == {
         "Event": "DELIVERY_FAILED",
         "DeliveryID": stopped_id,
         "EndpointID": source["id"],
-        "EndpointURL": deleted_url,
+        "EndpointURL": stopped_url,
         "OrderID": sent["OrderID"],
         "Error": stopped.error,
-        "Retries": stopped.retry,  # those made before the delete (0 unless it came late)
+        "Retries": stopped.retry,  # those made before the stop (0 unless it came late)
         "date": notice["date"],
         "Payload": sent,
     }
-
-
-async def test_a_delivery_whose_endpoint_is_disabled_after_its_failed_post_ends_failed_and_is_announced(
-    client, settings, receiver
-):
-    """Its retries stop, as a delete's do; having made a POST it failed, not skipped (a skipped
-    delivery is one that made none, CONTRACT §8), so the log's failed filter lists it."""
-    disabled_url = receiver.url(OK, error(503, **{"retry-after": "2"}))
-    watcher = receiver.url(OK)
-    async with stack(client, settings) as api:
-        source = await ready_endpoint(api, client, disabled_url, retry={"enabled": True, "max_retries": 10})
-        await ready_endpoint(api, client, watcher, **FAILED_WATCHER)
-        [stopped_id] = await post_events(api, 1)
-        await receiver.wait_for(disabled_url, 2)  # its first attempt failed; a retry waits 2 s
-        disabled = await api.patch(f"/v1/endpoints/{source['id']}", json={"disabled": True})
-        assert disabled.status_code == 200, disabled.text
-        stopped = await delivery_outcome(client, stopped_id)
-        [notice] = await eventually(
-            lambda: _bodies(receiver, watcher, "DELIVERY_FAILED"), lambda b: len(b) == 1, what="the notice"
-        )
-        failed = (await api.get("/v1/deliveries", params={"result": "failed", "endpoint_id": source["id"]})).json()
-
-    assert (stopped.result, stopped.error) == ("failed", f"Endpoint {source['id']} was disabled: no more retries")
-    assert [a.response and a.response.status_code for a in stopped.attempts] == [503]
-    assert [row["id"] for row in failed["data"]] == [stopped_id]
-    assert (notice["DeliveryID"], notice["Error"]) == (stopped_id, stopped.error)
-    assert len(receiver.requests(disabled_url)) == 2  # the first connection, the one failed POST

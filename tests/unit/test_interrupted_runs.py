@@ -151,17 +151,18 @@ def _endpoint(**fields: Any) -> Endpoint:
     return Endpoint(id="ep_1", created_at=now, updated_at=now, **(defaults | fields))
 
 
+def _posted(number: int, response: HttpResponseRecord, error: str | None) -> AttemptRecord:
+    """A POST an earlier run made and recorded."""
+    request = HttpRequestRecord(method="POST", url="https://receiver.example/hook", headers={}, body="{}")
+    return AttemptRecord(
+        number=number, started_at=datetime.now(UTC), duration_ms=3, request=request, response=response, error=error
+    )
+
+
 async def test_a_run_after_an_interrupted_410_still_disables_the_endpoint_and_counts_the_failure() -> None:
     # The first attempt got a 410, then the registry did not answer its report: the run was
     # interrupted with the POST recorded. The retries' run must make the reports, not just end.
-    gone = AttemptRecord(
-        number=1,
-        started_at=datetime.now(UTC),
-        duration_ms=3,
-        request=HttpRequestRecord(method="POST", url="https://receiver.example/hook", headers={}, body="{}"),
-        response=HttpResponseRecord(status_code=410, status_text="Gone", headers={}, body=""),
-        error="HTTP 410 Gone",
-    )
+    gone = _posted(1, HttpResponseRecord(status_code=410, status_text="Gone", headers={}, body=""), "HTTP 410 Gone")
     registry = ReportsTaken(_endpoint())
     async with httpx.AsyncClient() as pooled:
         activities = _activities(pooled, registry)
@@ -178,14 +179,7 @@ async def test_a_run_that_finishes_an_ended_delivery_while_the_registry_is_down_
     """The reports left undone by a run lost after the delivery's last POST are made by the next
     run; a registry that does not answer then interrupts it like any other run: retried on
     the delivery's terms, counted as held, with the last POST kept for the run after it."""
-    delivered = AttemptRecord(
-        number=2,
-        started_at=datetime.now(UTC),
-        duration_ms=3,
-        request=HttpRequestRecord(method="POST", url="https://receiver.example/hook", headers={}, body="{}"),
-        response=HttpResponseRecord(status_code=200, status_text="OK", headers={}, body=""),
-        error=None,
-    )
+    delivered = _posted(2, HttpResponseRecord(status_code=200, status_text="OK", headers={}, body=""), None)
     async with httpx.AsyncClient() as pooled:
         activities = _activities(pooled, RegistryDown())
         resumed = RETRIES.model_copy(update={"resume": AttemptProgress(attempts=2, last=delivered)})
