@@ -55,9 +55,10 @@ class DeliveryInput(BaseModel):
     # turn-signalled), a version marker every ordered delivery would otherwise ask for.
     waits_for_turn: bool = False
     # Every attempt runs in the retries' activity, the first too, behind first attempts
-    # (domain.endpoints.starts_in_activity says when). Its own shape: false in every input
-    # recorded before the field, and a worker that does not know it runs the first attempt
-    # locally, as before.
+    # (domain.endpoints.starts_in_activity says when; only ingest sets it). Its own shape:
+    # false in every input recorded before the field. A worker that does not know it would
+    # try the first POST locally, which a newer worker cannot replay: workers are deployed
+    # before the API (docs/releasing.md).
     attempts_in_activity: bool = False
 
     @model_validator(mode="before")
