@@ -49,6 +49,8 @@ class EndpointSource(Protocol):
 
     async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None: ...
 
+    async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None: ...
+
     async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None: ...
 
 
@@ -177,6 +179,8 @@ class DeliveryActivities:
                 if _is_gone(record):
                     heartbeats.send()  # the POST is recorded before a wait on the registry
                     await registry.gone(endpoint.id, attempt.delivery_id, record.started_at, record.request.url)
+                else:
+                    await self._posts_failing(registry, endpoint, record, heartbeats)
                 if ends:
                     await self._ended(registry, endpoint, attempt, record, heartbeats)
                     if ordered:
@@ -252,6 +256,19 @@ class DeliveryActivities:
             heartbeats.send()  # the POST is recorded before a wait on the registry
             await registry.throttle(endpoint.id, until, endpoint.url)
 
+    async def _posts_failing(
+        self, registry: EndpointSource, endpoint: Endpoint, record: AttemptRecord, heartbeats: ProgressHeartbeats
+    ) -> None:
+        """A POST that failed like an outage marks its endpoint, so its next deliveries make no
+        local first attempt (they would fail, and wait for their retries on a billed timer)."""
+        if endpoint.disabled or not endpoint.health.begins_failing_posts(record):
+            return
+        heartbeats.send()  # the POST is recorded before a wait on the registry
+        # The run read the registry as ingest saw it: another POST may have marked it since.
+        now = await registry.for_delivery(endpoint.id)
+        if now is not None and not now.disabled and now.health.begins_failing_posts(record):
+            await registry.posts_failing(endpoint.id, record.started_at, record.request.url)
+
     async def _ended(
         self,
         registry: EndpointSource,
@@ -260,8 +277,9 @@ class DeliveryActivities:
         record: AttemptRecord,
         heartbeats: ProgressHeartbeats,
     ) -> None:
-        """Health counts deliveries, not attempts: report the ends that can change the endpoint's health."""
-        if self._health.failures == 0:
+        """Health counts deliveries, not attempts: report the ends that can change the endpoint's
+        health (with the rule off, only a success that ends a run of failed POSTs)."""
+        if self._health.failures == 0 and not record.succeeded:
             return
         outcome = DeliveryOutcome(
             endpoint_id=endpoint.id,

@@ -17,6 +17,7 @@ from pydantic import (
 
 from domain.events import EventType
 from domain.flow import Ordering, RateLimit, RateLimitRequest
+from domain.records import Attempt
 from domain.secrets import Sealed, SealedOr
 from domain.signing import Scheme, SigningSecret
 from domain.validation import (
@@ -200,15 +201,21 @@ class EndpointHealth(BaseModel):
     failed_deliveries: list[str] = []  # ids, so a repeated report counts once
     failing_since: datetime | None = None
     disabled_reason: str | None = None
+    # When a POST to the endpoint began a run of failed POSTs that looks like an outage (see
+    # `marks_posts_failing`); a success ends it. Its deliveries start in the activity meanwhile.
+    posts_failing_since: datetime | None = None
 
     def after(self, outcome: DeliveryOutcome) -> EndpointHealth:
         if outcome.succeeded:
             return EndpointHealth()
         if outcome.delivery_id in self.failed_deliveries:
             return self
-        return EndpointHealth(
-            failed_deliveries=[*self.failed_deliveries, outcome.delivery_id][-max(outcome.policy.failures, 1) :],
-            failing_since=self.failing_since or outcome.at,
+        # Keeps the mark of failing POSTs, which only a success ends.
+        return self.model_copy(
+            update={
+                "failed_deliveries": [*self.failed_deliveries, outcome.delivery_id][-max(outcome.policy.failures, 1) :],
+                "failing_since": self.failing_since or outcome.at,
+            }
         )
 
     def changed_by(self, outcome: DeliveryOutcome) -> bool:
@@ -218,12 +225,23 @@ class EndpointHealth(BaseModel):
         Reporting the others would rewrite the registry on every failure of an endpoint that is
         down for hours, each time sending every reader of it back for a fresh copy."""
         if outcome.succeeded:
-            return bool(self.failed_deliveries)
+            return bool(self.failed_deliveries) or self.posts_failing_since is not None
+        if outcome.policy.failures == 0:
+            return False  # the rule is off: no failure is counted
         if outcome.delivery_id in self.failed_deliveries:
             return False
         if len(self.failed_deliveries) < max(outcome.policy.failures, 1):
             return True
         return self.after(outcome).should_disable(outcome.policy, outcome.at)
+
+    def begins_failing_posts(self, failed: Attempt) -> bool:
+        """Whether a POST begins a run of failed POSTs that looks like an outage, none being
+        known: it failed and was a retry (the delivery's POST before it failed too), or no
+        answer came at all (refused, timed out). A working receiver's one-off error does not,
+        so a flaky endpoint does not change its registry, sending every reader of it back for
+        a fresh copy, twice for each error (once marked, once cleared by a success)."""
+        outage_like = failed.number > 1 or failed.response is None
+        return self.posts_failing_since is None and not failed.succeeded and outage_like
 
     def should_disable(self, policy: HealthPolicy, now: datetime) -> bool:
         return (
@@ -272,8 +290,8 @@ class Endpoint(EndpointSpec):
 
     def starts_in_activity(self, now: datetime) -> bool:
         """See `starts_in_activity`."""
-        failed = len(self.health.failed_deliveries)
-        return starts_in_activity(self.rate_limit, self.ordering, failed, self.throttled_until, now)
+        failing = bool(self.health.failed_deliveries) or self.health.posts_failing_since is not None
+        return starts_in_activity(self.rate_limit, self.ordering, failing, self.throttled_until, now)
 
     def masked(self) -> EndpointView:
         auth = self.auth and MaskedAuth(username=self.auth.username)
@@ -295,6 +313,7 @@ class Endpoint(EndpointSpec):
             signing=signing,
             disabled_reason=self.health.disabled_reason if self.disabled else None,
             failed_deliveries_in_a_row=len(self.health.failed_deliveries),
+            posts_failing_since=self.health.posts_failing_since,
         )
 
 
@@ -332,6 +351,9 @@ class EndpointView(BaseModel):
     disabled: bool
     disabled_reason: str | None
     failed_deliveries_in_a_row: int
+    # Since when its POSTs fail like an outage (a retry failed too, or no answer came); null
+    # once one succeeds. Its deliveries make every attempt in the retries' activity meanwhile.
+    posts_failing_since: datetime | None = None
     rate_limit: RateLimit | None = None
     ordering: Ordering = Ordering.NONE
     # When the receiver last asked us to slow down (429, 502, 503, 504): nothing is POSTed before.
@@ -351,7 +373,7 @@ class EndpointView(BaseModel):
 def starts_in_activity(
     rate_limit: RateLimit | None,
     ordering: Ordering,
-    failed_in_a_row: int,
+    failing: bool,
     throttled_until: datetime | None,
     now: datetime,
 ) -> bool:
@@ -359,11 +381,12 @@ def starts_in_activity(
     activity, the first too (DeliveryInput.attempts_in_activity), rather than a first attempt
     inside its workflow task. The local attempt pays only when it is likely to POST at once
     and succeed. One to a rate-limited or ordered endpoint would only hand over (it may not
-    ask the endpoint's schedule); one held by a receiver's pause would only wait; one to an
-    endpoint whose last delivery failed is likely to fail too, and a local failure waits for
-    the retries on a timer (a billed Action), where the activity's retry policy waits for free."""
+    ask the endpoint's schedule); one held by a receiver's pause would only wait; one to a
+    `failing` endpoint (its last delivery failed, or its POSTs fail like an outage) is likely
+    to fail too, and a local failure waits for the retries on a timer (a billed Action), where
+    the activity's retry policy waits for free."""
     paused = throttled_until is not None and throttled_until > now
-    return rate_limit is not None or ordering == Ordering.FIFO or failed_in_a_row > 0 or paused
+    return rate_limit is not None or ordering == Ordering.FIFO or failing or paused
 
 
 class Subscription(BaseModel):

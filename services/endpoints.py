@@ -37,6 +37,7 @@ from workflows.endpoint_registry import INVALID, NOT_FOUND, NOTHING_TO_SEAL, VER
 from workflows.registry_messages import (
     EndpointEdit,
     EndpointGone,
+    EndpointPostsFailing,
     EndpointThrottle,
     PlainSecretsSealed,
     PlainSecretsSealing,
@@ -316,6 +317,11 @@ class EndpointRegistry:
         """The receiver at `url` asked for a pause (ignored if the endpoint has moved since)."""
         throttle = EndpointThrottle(endpoint_id=endpoint_id, until=until, url=url)
         await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
+
+    async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None:
+        """A POST to `url` at `at` failed like an outage (ignored if the endpoint has moved since)."""
+        failing = EndpointPostsFailing(endpoint_id=endpoint_id, at=at, url=url)
+        await self._handle().signal(EndpointRegistryWorkflow.posts_failing, failing)
 
     async def delete(self, endpoint_id: str) -> None:
         await self._change(EndpointRegistryWorkflow.delete_endpoint, endpoint_id, endpoint_id)

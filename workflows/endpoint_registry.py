@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.registry_messages import (
         EndpointEdit,
         EndpointGone,
+        EndpointPostsFailing,
         EndpointThrottle,
         PlainSecretsSealing,
         RegistryState,
@@ -71,6 +72,9 @@ PREVIOUS_SECRETS_KEPT = 2
 # timeout, so it answered no one (an outside run, 2026-12-01). Asked once, as a run begins.
 SHORT_HISTORIES = "short-histories"
 HISTORY_EVENTS_KEPT = 1_000
+# A worker's `posts_failing` signal marks the endpoint. Asked in that handler only: a registry
+# that received the signal on a worker without the handler dropped it, and replays so.
+POSTS_FAILING_MARKED = "posts-failing-marked"
 
 NOT_FOUND = "EndpointNotFound"
 INVALID = "InvalidEndpoint"
@@ -313,6 +317,21 @@ class EndpointRegistryWorkflow:
         if self._from_old_url(endpoint, throttle.url):
             return
         self._endpoints[throttle.endpoint_id] = endpoint.model_copy(update={"throttled_until": throttle.until})
+        self._changed()
+
+    @workflow.signal
+    def posts_failing(self, failing: EndpointPostsFailing) -> None:
+        """Mark the endpoint's POSTs failing, until a delivery to it succeeds (record_outcome):
+        its deliveries accepted meanwhile make every attempt in the retries' activity."""
+        if not workflow.patched(POSTS_FAILING_MARKED):
+            return
+        endpoint = self._endpoints.get(failing.endpoint_id)
+        if endpoint is None or endpoint.disabled or endpoint.health.posts_failing_since is not None:
+            return
+        if self._from_old_url(endpoint, failing.url):
+            return
+        health = endpoint.health.model_copy(update={"posts_failing_since": failing.at})
+        self._endpoints[failing.endpoint_id] = endpoint.model_copy(update={"health": health})
         self._changed()
 
     @workflow.update

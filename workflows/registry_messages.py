@@ -32,6 +32,14 @@ class EndpointThrottle(BaseModel):
     url: str | None = None  # the receiver's (None: sent before reports named it)
 
 
+class EndpointPostsFailing(BaseModel):
+    """A POST to the endpoint failed like an outage (EndpointHealth.begins_failing_posts)."""
+
+    endpoint_id: str
+    at: datetime  # when that POST began
+    url: str  # the receiver's
+
+
 class EndpointGone(BaseModel):
     """The receiver answered `410 Gone` to a delivery: it wants no more webhooks."""
 

@@ -32,8 +32,9 @@ function throttle(endpoint) {
 }
 
 /**
- * Healthy, failing (deliveries failed in a row: enough of them disable it) or disabled, with the
- * reason and its times in the browser's zone.
+ * Healthy, failing (deliveries failed in a row: enough of them disable it; or POSTs failing like
+ * an outage while a delivery still retries) or disabled, with the reason and its times in the
+ * browser's zone.
  */
 function health(endpoint) {
   if (endpoint.disabled) {
@@ -47,6 +48,13 @@ function health(endpoint) {
     return [
       h("span", { class: "badge badge-failed" }, "failing"),
       h("div", { class: "muted small" }, failed === 1 ? "The last delivery failed" : `${failed} deliveries failed in a row`),
+      throttle(endpoint),
+    ];
+  }
+  if (endpoint.posts_failing_since) {
+    return [
+      h("span", { class: "badge badge-failed" }, "failing"),
+      h("div", { class: "muted small" }, "POSTs failing since ", time(endpoint.posts_failing_since)),
       throttle(endpoint),
     ];
   }

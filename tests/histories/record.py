@@ -125,7 +125,8 @@ async def _record(into: Path, names: set[str]) -> None:
                 await client.get_workflow_handle(cancelled).result()
             answer.set()
             # Deliveries to an endpoint whose last delivery failed make every attempt in the
-            # activity (DeliveryInput.attempts_in_activity): a failure, then a success.
+            # activity (DeliveryInput.attempts_in_activity): a failure, then a success. The first
+            # one's failed retry marks the endpoint's POSTs failing; the success clears them.
             failing_url = receiver.url(OK, error(500))
             failing_spec = {"url": failing_url, "events": ["TRACKING_UPDATE"], "retry": spec["retry"]}
             failing = (await api.post("/v1/endpoints", json=failing_spec)).json()["id"]
@@ -180,6 +181,9 @@ async def _record(into: Path, names: set[str]) -> None:
                 # Started in the attempts-in-activity shape (its endpoint failing).
                 "in_activity_failed_after_retries": in_activity[1],
                 "in_activity_succeeded": in_activity[2],
+                # A failed retry marked the failing endpoint's POSTs, and a success cleared them
+                # (patch posts-failing-marked).
+                "endpoint_registry_posts_failing": "endpoints/default",
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

@@ -1,10 +1,12 @@
 """Where a delivery makes its first POST: inside its workflow task (a local activity), or, when
-its endpoint is failing, paused, rate-limited or ordered, in the retries' activity with every
+its endpoint is failing (its last delivery failed, or its POSTs fail like an outage), paused,
+rate-limited or ordered, in the retries' activity with every
 attempt after it (domain.endpoints.starts_in_activity); and what each costs in Temporal Cloud
 Actions, counted from the recorded history by Temporal's rules (domain.cloud_actions)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,8 +15,10 @@ from temporalio.client import Client
 
 from domain.cloud_actions import cloud_actions
 from domain.ids import first_connection_id
+from settings import Settings
 from tests.integration.helpers import create_endpoint, delivery_outcome, post_event, tracking_event
-from tests.receiver import OK, Receiver, error
+from tests.integration.stacks import ready_endpoint, stack
+from tests.receiver import OK, Receiver, Reply, error
 from tests.waiting import eventually
 
 LOCAL_ATTEMPT_MARKER = "core_local_activity"
@@ -52,6 +56,16 @@ async def _failed_in_a_row(api: httpx.AsyncClient, endpoint_id: str, count: int)
         lambda answer: answer.json()["failed_deliveries_in_a_row"] == count,
         what=f"{count} failed deliveries in a row",
     )
+
+
+async def _posts_failing(api: httpx.AsyncClient, endpoint_id: str, failing: bool) -> dict[str, Any]:
+    answer = await eventually(
+        lambda: api.get(f"/v1/endpoints/{endpoint_id}"),
+        lambda answer: (answer.json()["posts_failing_since"] is not None) is failing,
+        what=f"POSTs failing: {failing}",
+    )
+    endpoint: dict[str, Any] = answer.json()
+    return endpoint
 
 
 async def test_an_endpoint_that_fails_gets_its_next_deliveries_in_the_activity_until_one_succeeds(
@@ -103,3 +117,58 @@ async def test_a_rate_limited_endpoints_deliveries_start_in_the_activity_that_as
     assert (record.result, record.retry) == ("success", 0)
     assert _local_attempts(events) == 0
     assert sum(cloud_actions(events).values()) == 2
+
+
+async def test_a_delivery_accepted_while_the_first_failure_still_retries_starts_in_the_activity(
+    client: Client, settings: Settings, receiver: Receiver
+) -> None:
+    """A failed retry marks the endpoint at once: the registry need not wait for the failing
+    delivery to end (its retries can take hours) to send the next ones to the activity."""
+    async with stack(client, settings, http_timeout=30.0) as api:
+        url = receiver.url()
+        endpoint = await ready_endpoint(api, client, url, retry={"enabled": True, "max_retries": 2})
+        held = asyncio.Event()  # its last retry's answer waits for the test
+        receiver.script(url, error(500), error(500), Reply(status=500, answer_when=held))
+        first = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+        await receiver.wait_for(url, 1 + 3)  # the first connection, a first attempt, two retries
+        marked = await _posts_failing(api, endpoint["id"], True)
+        assert marked["failed_deliveries_in_a_row"] == 0  # the first is still retrying
+
+        second = (await post_event(api, tracking_event()))["deliveries"][0]["id"]
+        held.set()
+        for delivery_id in (first, second):
+            assert (await delivery_outcome(client, delivery_id)).result == "failed"
+        history = await client.get_workflow_handle(second).fetch_history()
+        assert _local_attempts(json.loads(history.to_json())["events"]) == 0
+
+
+async def test_posts_failing_like_an_outage_send_the_next_deliveries_to_the_activity_with_the_health_rule_off(
+    client: Client, settings: Settings, receiver: Receiver
+) -> None:
+    """The registry then counts no failed delivery: what marks the endpoint is a failed retry
+    (as it is, with the rule on, while the first failed delivery is still retrying)."""
+    async with stack(client, settings, disable_after_failures=0) as api:
+        url = receiver.url()
+        endpoint = await ready_endpoint(api, client, url, retry={"enabled": True, "max_retries": 2})
+
+        # A one-off error, then a success at the retry: the endpoint is not marked.
+        receiver.script(url, error(500), OK)
+        _, one_off = await _delivered(api, client)
+        assert _local_attempts(one_off) == 1
+        assert (await api.get(f"/v1/endpoints/{endpoint['id']}")).json()["posts_failing_since"] is None
+
+        receiver.script(url, error(500))
+        _, first_failure = await _delivered(api, client)
+        assert (_local_attempts(first_failure), sum(cloud_actions(first_failure).values())) == (1, 2 + 4)
+        marked = await _posts_failing(api, endpoint["id"], True)
+        assert marked["failed_deliveries_in_a_row"] == 0  # the rule is off: nothing counted
+
+        _, next_failure = await _delivered(api, client)
+        assert (_local_attempts(next_failure), sum(cloud_actions(next_failure).values())) == (0, 2 + 3)
+
+        receiver.script(url, OK)
+        _, recovered = await _delivered(api, client)
+        assert (_local_attempts(recovered), sum(cloud_actions(recovered).values())) == (0, 2)
+        await _posts_failing(api, endpoint["id"], False)
+        _, healthy_again = await _delivered(api, client)
+        assert _local_attempts(healthy_again) == 1

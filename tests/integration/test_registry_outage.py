@@ -54,6 +54,9 @@ class RegistryDown:
     async def throttle(self, endpoint_id: str, until: datetime, url: str) -> None:
         await self._registry.throttle(endpoint_id, until, url)
 
+    async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None:
+        await self._registry.posts_failing(endpoint_id, at, url)
+
     async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
         if self.gone_refused:
             self.gone_refused -= 1

@@ -59,10 +59,16 @@ class RegistryDown:
     async def gone(self, endpoint_id: str, delivery_id: str, at: datetime, url: str) -> None:
         raise AssertionError("no 410 without an attempt")
 
+    async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None:
+        raise AssertionError("no failing POSTs without an attempt")
+
 
 class OneEndpoint(RegistryDown):
     def __init__(self, endpoint: Endpoint) -> None:
         self._endpoint = endpoint
+
+    async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None:
+        """Taken: these tests are about what the run does after."""
 
     async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None:
         return self._endpoint

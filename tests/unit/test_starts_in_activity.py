@@ -13,21 +13,21 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("rate_limit", "ordering", "failed_in_a_row", "throttled_until", "in_activity"),
+    ("rate_limit", "ordering", "failing", "throttled_until", "in_activity"),
     [
-        (None, Ordering.NONE, 0, None, False),  # healthy: the first POST is tried in the workflow task
-        (RateLimit(per_second=5), Ordering.NONE, 0, None, True),  # must ask its schedule
-        (None, Ordering.FIFO, 0, None, True),  # likewise, for its place in its order
-        (None, Ordering.NONE, 1, None, True),  # its last delivery failed
-        (None, Ordering.NONE, 0, NOW + timedelta(seconds=1), True),  # the receiver's pause goes on
-        (None, Ordering.NONE, 0, NOW - timedelta(seconds=1), False),  # a pause that has ended
+        (None, Ordering.NONE, False, None, False),  # healthy: the first POST is tried in the workflow task
+        (RateLimit(per_second=5), Ordering.NONE, False, None, True),  # must ask its schedule
+        (None, Ordering.FIFO, False, None, True),  # likewise, for its place in its order
+        (None, Ordering.NONE, True, None, True),  # its last delivery failed, or its POSTs fail
+        (None, Ordering.NONE, False, NOW + timedelta(seconds=1), True),  # the receiver's pause goes on
+        (None, Ordering.NONE, False, NOW - timedelta(seconds=1), False),  # a pause that has ended
     ],
 )
 def test_a_delivery_starts_in_the_activity_when_a_local_attempt_would_not_post_or_would_fail(
     rate_limit: RateLimit | None,
     ordering: Ordering,
-    failed_in_a_row: int,
+    failing: bool,
     throttled_until: datetime | None,
     in_activity: bool,
 ) -> None:
-    assert starts_in_activity(rate_limit, ordering, failed_in_a_row, throttled_until, NOW) is in_activity
+    assert starts_in_activity(rate_limit, ordering, failing, throttled_until, NOW) is in_activity
