@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import datetime
@@ -15,7 +16,7 @@ from temporalio.client import Client
 
 from domain.ids import first_connection_id
 from tests.integration.helpers import create_endpoint, delivery_outcome, list_ids, post_event, tracking_event
-from tests.receiver import OK, Receiver, error
+from tests.receiver import OK, Receiver, Reply, error
 from tests.ui.conftest import TIME_ZONE
 from tests.waiting import eventually
 
@@ -69,6 +70,29 @@ async def test_the_list_shows_health_signing_rate_limit_and_ordering(
     await expect(bad_row.locator('td[data-label="Ordering"]')).to_have_text("any order")
     await expect(bad_row.get_by_role("button", name=re.compile("^Re-enable"))).to_have_count(0)
     await page.screenshot(path=artifacts / "endpoints-health.png", full_page=True)
+
+
+async def test_the_list_shows_posts_failing_while_the_first_failed_delivery_still_retries(
+    page: Page, dashboard: str, api: httpx.AsyncClient, client: Client, receiver: Receiver
+) -> None:
+    held = asyncio.Event()  # from its third POST on, each waits for this, or times out
+    url = receiver.url(OK, error(500), error(500), Reply(status=500, answer_when=held))
+    retry = {"enabled": True, "max_retries": 10}
+    endpoint = await create_endpoint(api, url, events=["TRACKING_UPDATE"], retry=retry)
+    await delivery_outcome(client, first_connection_id(endpoint["id"]))
+    accepted = await post_event(api, tracking_event())
+    [retrying] = [d["id"] for d in accepted["deliveries"] if d["endpoint_id"] == endpoint["id"]]
+    await eventually(
+        lambda: endpoint_state(api, endpoint["id"]),
+        lambda e: e["posts_failing_since"] is not None and e["failed_deliveries_in_a_row"] == 0,
+    )
+
+    await page.goto(f"{dashboard}/ui/")
+    row = page.locator("tbody tr", has_text=url)
+    await expect(row.locator('td[data-label="Health"] .badge')).to_have_text("failing")
+    await expect(row.locator('td[data-label="Health"]')).to_contain_text("POSTs failing since")
+    held.set()
+    assert (await delivery_outcome(client, retrying)).result == "failed"
 
 
 async def test_recover_failed_since_sends_the_failures_again(
