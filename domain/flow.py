@@ -161,6 +161,26 @@ class FlowState(BaseModel):
         self.orders = {}
         return waiting
 
+    def forget_queued(self, delivery_id: str) -> list[str]:
+        """Forget a queued delivery that no longer runs: it ended without word (ingest's word of
+        it came as its endpoint was deleted or its ordering switched off). Returns the deliveries
+        whose turn came: those it headed an order for."""
+        turns = []
+        for order_id, queue in list(self.orders.items()):
+            if delivery_id not in queue:
+                continue
+            headed = queue[0] == delivery_id
+            queue.remove(delivery_id)
+            if not queue:
+                del self.orders[order_id]
+            elif headed:
+                turns.append(queue[0])
+        return turns
+
+    def queued(self) -> list[str]:
+        """Every delivery queued in an order, heads first within each."""
+        return [delivery_id for queue in self.orders.values() for delivery_id in queue]
+
     def head(self, order_id: str) -> str | None:
         queue = self.orders.get(order_id)
         return queue[0] if queue else None

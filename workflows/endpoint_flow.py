@@ -31,6 +31,11 @@ ENDS_WHEN_IDLE = "ends-when-idle"
 FORGETS_WHEN_IDLE = "forgets-when-idle"
 # And of enqueue: word of a delivery that already ended does not queue it again.
 LATE_WORD_OF_ENDED_IGNORED = "late-word-of-ended-ignored"
+# And this one: when idle with orders queued, it forgets the queued deliveries that no longer
+# run. Ingest's word of a delivery that came as its endpoint was deleted or its ordering switched
+# off queued one that would never ask or be released, and kept the run open for good. Asked
+# only by a run idle with orders queued.
+FORGETS_ENDED_ORDERS = "forgets-ended-orders"
 TURNS_AT_ONCE = 50
 
 
@@ -55,6 +60,7 @@ class EndpointFlowWorkflow:
     def __init__(self, state: FlowState) -> None:
         self._state = state
         self._questions = 0
+        self._words = 0  # of orders, from ingest (enqueue)
         self._signals_turns: bool | None = None  # SIGNALS_TURN's answer, once asked
 
     @workflow.run
@@ -63,18 +69,22 @@ class EndpointFlowWorkflow:
         # run, so no question is lost; a run is kept short so replays stay cheap.
         idle_close = self._state.idle_close if workflow.patched(ENDS_WHEN_IDLE) else None
         while True:
-            asked = self._questions
+            asked, told = self._questions, self._words
             try:
                 await workflow.wait_condition(self._time_to_continue, timeout=idle_close, timeout_summary="idle?")
                 break
             except TimeoutError:
                 # A question that comes as the run ends fails, and its delivery asks again,
-                # which starts the next run (update-with-start).
-                if self._questions == asked and self._idle() and workflow.all_handlers_finished():
+                # which starts the next run (update-with-start). One that came while the idle
+                # check waited on deliveries keeps the run.
+                idle = self._questions == asked and await self._idle(told)
+                if idle and self._questions == asked and workflow.all_handlers_finished():
                     return
         workflow.continue_as_new(self._state)
 
-    def _idle(self) -> bool:
+    async def _idle(self, told: int) -> bool:
+        """Whether the schedule holds nothing once it forgot what no longer runs, after an idle
+        period that began when `told` words of orders had come."""
         if self._state.holds_nothing():
             return True
         # Deliveries that waited for a slot and stopped asking (their endpoint was deleted or
@@ -82,7 +92,23 @@ class EndpointFlowWorkflow:
         if not workflow.patched(FORGETS_WHEN_IDLE):
             return False
         self._state.forget_stale(workflow.now())
+        # A queued delivery that runs asks within the idle period (at its recheck, at most
+        # FIFO_RECHECK_MAX apart, or its next retry), so one that did not may have ended unseen.
+        # Ingest's word of a delivery just started may come without a question: not idle then.
+        if self._state.orders and self._words == told and workflow.patched(FORGETS_ENDED_ORDERS):
+            await self._forget_ended_orders()
         return self._state.holds_nothing()
+
+    async def _forget_ended_orders(self) -> None:
+        """Each queued delivery is told its turn came: one that runs asks again (a head goes on
+        as it was), one that does not is forgotten, and the delivery behind it told in turn."""
+        queued = self._state.queued()
+        for start in range(0, len(queued), TURNS_AT_ONCE):
+            batch = queued[start : start + TURNS_AT_ONCE]
+            runs = await asyncio.gather(*(self._tell_turn(d) for d in batch))
+            for delivery_id, running in zip(batch, runs, strict=True):
+                if not running:
+                    await self._tell_turns(self._state.forget_queued(delivery_id))
 
     def _time_to_continue(self) -> bool:
         suggested = workflow.info().is_continue_as_new_suggested()
@@ -97,6 +123,7 @@ class EndpointFlowWorkflow:
     @workflow.signal
     def enqueue(self, enqueue: OrderEnqueue) -> None:
         """Ingest tells the order of accepted events before it answers 202."""
+        self._words += 1
         for delivery_id in enqueue.delivery_ids:
             # A delivery may have asked, POSTed and ended before this word of it came: queued
             # again, it would head its order for good. Versioned: it changes whose turn is told.
@@ -127,12 +154,15 @@ class EndpointFlowWorkflow:
             await asyncio.gather(*(self._tell_turn(d) for d in delivery_ids[start : start + TURNS_AT_ONCE]))
 
     @staticmethod
-    async def _tell_turn(delivery_id: str) -> None:
+    async def _tell_turn(delivery_id: str) -> bool:
+        """Whether the delivery was told (its workflow runs)."""
         try:
             await workflow.get_external_workflow_handle(delivery_id).signal(TURN_CAME)
+            return True
         except ApplicationError:
             # Not running: not started yet, or ended; either way it finds its turn when it asks.
             workflow.logger.info("Delivery %s was not told its turn came: it does not run", delivery_id)
+            return False
 
     @workflow.query
     def summary(self) -> FlowSummary:

@@ -23,6 +23,7 @@ from temporalio.client import WorkflowFailureError
 
 from api.app import create_app
 from devstack.devserver import start_dev_server, wait_until_serving
+from domain.flow import FlowState
 from domain.ids import first_connection_id, flow_workflow_id, recovered_id
 from infra.temporal import connect
 from services.deliveries import ended_record
@@ -32,6 +33,7 @@ from tests.integration.helpers import tracking_event
 from tests.receiver import OK, BackgroundServer, Receiver, Reply, error
 from tests.waiting import eventually
 from worker import delivery_worker
+from workflows.endpoint_flow import EndpointFlowWorkflow, OrderEnqueue
 
 HERE = Path(__file__).parent
 TEST_KEY = "cmVwbGF5LXRlc3Qta2V5LW5vdC1hLXNlY3JldC0zMmI="  # base64url of 32 bytes, public on purpose
@@ -145,6 +147,17 @@ async def _record(into: Path, names: set[str]) -> None:
                     partial(_counts_failures, failures),
                     what="the registry counting the delivery",
                 )
+            # A schedule idle with an order queued by a delivery that does not run forgets it
+            # and ends (patch forgets-ended-orders).
+            left_queued = await client.start_workflow(
+                EndpointFlowWorkflow.run,
+                FlowState(account="default", endpoint_id="ep_left_queued", idle_close=timedelta(seconds=1)),
+                id=flow_workflow_id("default", "ep_left_queued"),
+                task_queue=settings.task_queue,
+                start_signal="enqueue",
+                start_signal_args=[OrderEnqueue(order_id="o1", delivery_ids=["delivery/default/ended-unseen"])],
+            )
+            await left_queued.result()
             recoveries = [e.id async for e in client.list_workflows('WorkflowType = "RecoveryWorkflow"')]
             recorded = {
                 "delivery_retried_then_succeeded": first,
@@ -184,6 +197,7 @@ async def _record(into: Path, names: set[str]) -> None:
                 # A failed retry marked the failing endpoint's POSTs, and a success cleared them
                 # (patch posts-failing-marked).
                 "endpoint_registry_posts_failing": "endpoints/default",
+                "endpoint_flow_forgets_ended_orders": left_queued.id,
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

@@ -150,6 +150,19 @@ def test_a_delivery_that_asks_before_ingest_enqueued_it_takes_the_next_place() -
     assert flow.orders["o1"] == ["a", "b"]
 
 
+def test_forgetting_a_queued_delivery_that_ended_unseen_names_whose_turn_came() -> None:
+    flow = state()
+    for order, deliveries in (("o1", "abc"), ("o2", "x")):
+        for delivery in deliveries:
+            flow.enqueue(order, delivery)
+
+    assert flow.queued() == ["a", "b", "c", "x"]
+    assert flow.forget_queued("b") == []  # not a head: nobody's turn changed
+    assert flow.forget_queued("a") == ["c"]
+    assert flow.forget_queued("x") == [] and "o2" not in flow.orders
+    assert flow.orders == {"o1": ["c"]}
+
+
 def test_a_waiter_asks_less_often_the_longer_it_waits() -> None:
     flow = state()
     flow.enqueue("o1", "a")
