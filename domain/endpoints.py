@@ -202,7 +202,7 @@ class EndpointHealth(BaseModel):
     failing_since: datetime | None = None
     disabled_reason: str | None = None
     # When a POST to the endpoint began a run of failed POSTs that looks like an outage (see
-    # `marks_posts_failing`); a success ends it. Its deliveries start in the activity meanwhile.
+    # `begins_failing_posts`); a success ends it. Its deliveries start in the activity meanwhile.
     posts_failing_since: datetime | None = None
 
     def after(self, outcome: DeliveryOutcome) -> EndpointHealth:
@@ -236,12 +236,11 @@ class EndpointHealth(BaseModel):
 
     def begins_failing_posts(self, failed: Attempt) -> bool:
         """Whether a POST begins a run of failed POSTs that looks like an outage, none being
-        known: it failed and was a retry (the delivery's POST before it failed too), or no
-        answer came at all (refused, timed out). A working receiver's one-off error does not,
-        so a flaky endpoint does not change its registry, sending every reader of it back for
-        a fresh copy, twice for each error (once marked, once cleared by a success)."""
-        outage_like = failed.number > 1 or failed.response is None
-        return self.posts_failing_since is None and not failed.succeeded and outage_like
+        known: it failed and was a retry (the delivery's POST before it failed too). A working
+        receiver's one-off error, a refused connection or a timeout included, does not, so a
+        flaky endpoint does not change its registry, sending every reader of it back for a
+        fresh copy, twice for each error (once marked, once cleared by a success)."""
+        return self.posts_failing_since is None and not failed.succeeded and failed.number > 1
 
     def should_disable(self, policy: HealthPolicy, now: datetime) -> bool:
         return (
@@ -351,7 +350,7 @@ class EndpointView(BaseModel):
     disabled: bool
     disabled_reason: str | None
     failed_deliveries_in_a_row: int
-    # Since when its POSTs fail like an outage (a retry failed too, or no answer came); null
+    # Since when its POSTs fail like an outage (a delivery's retry failed too); null
     # once one succeeds. Its deliveries make every attempt in the retries' activity meanwhile.
     posts_failing_since: datetime | None = None
     rate_limit: RateLimit | None = None

@@ -155,14 +155,16 @@ class EndpointFlowWorkflow:
 
     @staticmethod
     async def _tell_turn(delivery_id: str) -> bool:
-        """Whether the delivery was told (its workflow runs)."""
+        """Whether the delivery's workflow may run: told, or refused but found. (The SDK gives
+        every refusal one type; only its message, set by the SDK's core, names the cause.)"""
         try:
             await workflow.get_external_workflow_handle(delivery_id).signal(TURN_CAME)
             return True
-        except ApplicationError:
+        except ApplicationError as refused:
             # Not running: not started yet, or ended; either way it finds its turn when it asks.
-            workflow.logger.info("Delivery %s was not told its turn came: it does not run", delivery_id)
-            return False
+            # Another refusal (its signal limit reached) leaves it taken for running.
+            workflow.logger.info("Delivery %s was not told its turn came: %s", delivery_id, refused.message)
+            return "it was not found" not in refused.message
 
     @workflow.query
     def summary(self) -> FlowSummary:

@@ -73,7 +73,9 @@ PREVIOUS_SECRETS_KEPT = 2
 SHORT_HISTORIES = "short-histories"
 HISTORY_EVENTS_KEPT = 1_000
 # A worker's `posts_failing` signal marks the endpoint. Asked in that handler only: a registry
-# that received the signal on a worker without the handler dropped it, and replays so.
+# that received the signal on a worker without the handler dropped it, and replays so (and,
+# as Temporal keeps a patch's first answer for the run, drops later ones until it continues
+# as new, within HISTORY_EVENTS_KEPT events: a mixed deploy's cost, not an error).
 POSTS_FAILING_MARKED = "posts-failing-marked"
 
 NOT_FOUND = "EndpointNotFound"

@@ -81,12 +81,13 @@ def test_with_the_rule_off_only_a_success_ending_failed_posts_is_reported() -> N
     [
         (post(1, 500), False),  # a working receiver's one-off error
         (post(2, 500), True),  # its retry failed too
-        (post(1, None), True),  # no answer at all: refused, timed out
+        (post(1, None), False),  # nor a one-off refused connection or timeout
+        (post(2, None), True),
         (post(3, 503), True),
         (post(2, 200), False),  # a success begins nothing
     ],
 )
-def test_a_retry_that_fails_or_a_post_without_answer_begins_failing_posts(failed: Attempt, begins: bool) -> None:
+def test_a_retry_that_fails_begins_failing_posts(failed: Attempt, begins: bool) -> None:
     assert EndpointHealth().begins_failing_posts(failed) is begins
     assert not EndpointHealth(posts_failing_since=T0).begins_failing_posts(failed)  # known already
 
