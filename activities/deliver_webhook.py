@@ -259,8 +259,8 @@ class DeliveryActivities:
     async def _posts_failing(
         self, registry: EndpointSource, endpoint: Endpoint, record: AttemptRecord, heartbeats: ProgressHeartbeats
     ) -> None:
-        """A POST that failed like an outage marks its endpoint, so its next deliveries make no
-        local first attempt (they would fail, and wait for their retries on a billed timer)."""
+        """A failed retry marks its endpoint's POSTs failing, so its next deliveries make no local
+        first attempt (they would fail, and wait for their retries on a billed timer)."""
         if endpoint.disabled or not endpoint.health.begins_failing_posts(record):
             return
         heartbeats.send()  # the POST is recorded before a wait on the registry

@@ -319,7 +319,7 @@ class EndpointRegistry:
         await self._handle().signal(EndpointRegistryWorkflow.throttle, throttle)
 
     async def posts_failing(self, endpoint_id: str, at: datetime, url: str) -> None:
-        """A POST to `url` at `at` failed like an outage (ignored if the endpoint has moved since)."""
+        """A retry to `url` at `at` failed too (ignored if the endpoint has moved since)."""
         failing = EndpointPostsFailing(endpoint_id=endpoint_id, at=at, url=url)
         await self._handle().signal(EndpointRegistryWorkflow.posts_failing, failing)
 
