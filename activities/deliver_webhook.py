@@ -264,7 +264,7 @@ class DeliveryActivities:
         if endpoint.disabled or not endpoint.health.begins_failing_posts(record):
             return
         heartbeats.send()  # the POST is recorded before a wait on the registry
-        # The run read the registry as ingest saw it: another POST may have marked it since.
+        # Read again: another delivery's failed retry may have marked it while this POST ran.
         now = await registry.for_delivery(endpoint.id)
         if now is not None and not now.disabled and now.health.begins_failing_posts(record):
             await registry.posts_failing(endpoint.id, record.started_at, record.request.url)
