@@ -7,12 +7,22 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.flow_control import FlowSchedules, HeldBack, NeedsSchedule, is_ordered, log_held, wait_for_turn
+from activities.flow_control import (
+    FlowSchedules,
+    HeldBack,
+    Latencies,
+    NeedsSchedule,
+    is_ordered,
+    log_held,
+    take_slot,
+    wait_for_turn,
+)
 from activities.http_exchange import WebhookPoster
 from activities.post_attempt import AttemptPoster
 from activities.progress_heartbeats import ProgressHeartbeats
@@ -112,6 +122,7 @@ class DeliveryActivities:
         self._backoff = backoff
         self._http_timeout = http_timeout
         self._health = health
+        self._latencies = Latencies()
 
     @activity.defn(name=DELIVER_WEBHOOK)
     async def deliver_webhook(self, attempt: AttemptInput) -> AttemptRecord:
@@ -152,12 +163,20 @@ class DeliveryActivities:
                 ordered = is_ordered(endpoint, attempt)
                 try:
                     schedules, local = self._schedules(attempt.account), activity.info().is_local
-                    if await wait_for_turn(schedules, endpoint, attempt, progress, may_ask=not local):
+                    start_by = None
+                    slot = await wait_for_turn(
+                        schedules, endpoint, attempt, progress, may_ask=not local, latencies=self._latencies
+                    )
+                    if slot is not None:
                         # Time passed asking for its slot: a change made meanwhile (a new URL, a delete) holds.
                         turn = progress.model_copy(update={"ordered": ordered})
-                        endpoint = await self._endpoint_to_post(registry, attempt, turn, None)
+                        read = partial(self._endpoint_to_post, registry, attempt, turn, None)
+                        endpoint, start_by = await take_slot(slot, read, self._latencies)
                     if time.monotonic() > post_by:
                         raise HeldBack(datetime.now(UTC) + timedelta(seconds=1), OUT_OF_TIME)
+                    record, retry_after, final_type = await self._attempts.post(
+                        endpoint, attempt, progress.attempts + 1, progress.last, start_by
+                    )
                 except NeedsSchedule:
                     raise NeedsSchedule.failure(progress.model_copy(update={"ordered": ordered})) from None
                 except HeldBack as held:
@@ -165,9 +184,6 @@ class DeliveryActivities:
                     held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
                     heartbeats.record(held_progress)
                     raise held.failure(datetime.now(UTC), held_progress, run) from None
-                record, retry_after, final_type = await self._attempts.post(
-                    endpoint, attempt, progress.attempts + 1, progress.last
-                )
                 heartbeats.record(
                     progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
                 )

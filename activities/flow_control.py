@@ -5,12 +5,19 @@ held back (`HELD_BACK`), retried by Temporal when the wait is over, so no
 worker holds a slot and a restart of every process loses nothing. A delivery
 queued behind another of its order ends its run (`QUEUED_IN_ORDER`) when its
 workflow waits for its turn itself, woken by the endpoint's flow workflow.
+
+A rate-limit slot is begun within its grace (`domain.flow.START_GRACE`) or not at
+all: the delivery asks for a slot no sooner than it can take it, reads the endpoint
+again just before it, and a run that gets there late anyway gives the slot up and
+asks for another (`SlotMissed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -18,11 +25,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from domain.activity_contract import HELD_BACK, QUEUED_IN_ORDER, AttemptInput, AttemptProgress
-from domain.endpoints import Endpoint
-from domain.flow import Ordering, SlotAnswer, SlotRequest
+from domain.endpoints import FRESH_SECONDS, Endpoint
+from domain.flow import MAX_LEAD, START_GRACE, Ordering, SlotAnswer, SlotRequest
 
 # A delivery told to wait behind the same one this often asks whether that one still runs.
 CHECK_HEAD_AFTER_HOLDS = 3
+# The endpoint is read again this long before a rate-limit slot: the read serves a POST begun
+# within FRESH_SECONDS of it, so until the slot's grace ends.
+READ_AHEAD = timedelta(seconds=FRESH_SECONDS) - START_GRACE
+# Questions and reads remembered for the lead: enough that one quick answer after a slow
+# spell does not shorten it at once.
+LATENCIES_KEPT = 32
 
 
 class FlowSchedule(Protocol):
@@ -36,6 +49,33 @@ class FlowSchedule(Protocol):
 
 
 FlowSchedules = Callable[[str], FlowSchedule]
+
+
+class Latencies:
+    """How long this worker's recent questions to schedules and reads of the registry took.
+
+    Between a slot's instant, fixed by the schedule, and its POST, the answer travels back
+    and the endpoint is read again: far longer than a slot's grace on a busy worker. So a
+    delivery asks for its slot no sooner than the longest of each lately took (`lead`)."""
+
+    def __init__(self) -> None:
+        self._asks: deque[float] = deque(maxlen=LATENCIES_KEPT)
+        self._reads: deque[float] = deque(maxlen=LATENCIES_KEPT)
+
+    def lead(self) -> timedelta:
+        return min(timedelta(seconds=max(self._asks, default=0.0) + max(self._reads, default=0.0)), MAX_LEAD)
+
+    async def ask(self, schedule: FlowSchedule, endpoint_id: str, request: SlotRequest, held: int) -> SlotAnswer:
+        began = time.monotonic()
+        answer = await schedule.ask(endpoint_id, request, held)
+        self._asks.append(time.monotonic() - began)
+        return answer
+
+    async def read(self, read: Callable[[], Awaitable[Endpoint]]) -> Endpoint:
+        began = time.monotonic()
+        endpoint = await read()
+        self._reads.append(time.monotonic() - began)
+        return endpoint
 
 
 class HeldBack(Exception):
@@ -62,6 +102,14 @@ class HeldBack(Exception):
             next_retry_delay=max(self.until - now, timedelta(milliseconds=10)),
             category=ApplicationErrorCategory.BENIGN,
         )
+
+
+class SlotMissed(HeldBack):
+    """The POST would begin past its slot's grace: it is not made, and the next run asks for
+    another slot at once (the one missed stays counted, so no window holds more)."""
+
+    def __init__(self) -> None:
+        super().__init__(datetime.now(UTC), "its rate-limit slot passed before the POST began: it asks for another")
 
 
 class QueuedInOrder(HeldBack):
@@ -93,12 +141,17 @@ class NeedsSchedule(Exception):
 
 
 async def wait_for_turn(
-    schedule: FlowSchedule, endpoint: Endpoint, attempt: AttemptInput, progress: AttemptProgress, *, may_ask: bool
-) -> bool:
-    """Return when the POST may start, and whether the schedule was asked for that (time passed
-    since the endpoint was read: the ask, and the wait for a slot up to 2 s); raise HeldBack when
-    the POST is more than a moment away, and NeedsSchedule when the schedule must be asked and
-    `may_ask` is false.
+    schedule: FlowSchedule,
+    endpoint: Endpoint,
+    attempt: AttemptInput,
+    progress: AttemptProgress,
+    *,
+    may_ask: bool,
+    latencies: Latencies,
+) -> SlotAnswer | None:
+    """The schedule's slot for the POST (to be taken with `take_slot`), or None when it need not
+    be asked; raise HeldBack when the POST is more than a moment away, and NeedsSchedule when
+    the schedule must be asked and `may_ask` is false.
 
     A delivery's first attempt runs as a local activity, inside its workflow's task: waiting
     there for the schedule's answer and its slot (up to 2 s) kept the workflow busy in the
@@ -111,7 +164,7 @@ async def wait_for_turn(
     # FIFO holds back a delivery's first POST; once it POSTed, it heads its order until it ends.
     queue = attempt.order_id if is_ordered(endpoint, attempt) and progress.attempts == 0 else None
     if queue is None and endpoint.rate_limit is None:
-        return False
+        return None
     if not may_ask:
         raise NeedsSchedule
     request = SlotRequest(
@@ -119,23 +172,46 @@ async def wait_for_turn(
         rate_limit=endpoint.rate_limit,
         order_id=queue,
         turn_signalled=attempt.turn_signalled,
+        not_before=datetime.now(UTC) + latencies.lead() if endpoint.rate_limit else None,
     )
-    answer = await schedule.ask(endpoint.id, request, progress.held)
+    answer = await latencies.ask(schedule, endpoint.id, request, progress.held)
     # The delivery ahead may have ended without saying so (terminated, or its endpoint's
     # ordering was switched off meanwhile); then it no longer holds the order.
     stuck = queue is not None and answer.behind is not None and progress.held >= CHECK_HEAD_AFTER_HOLDS
     if stuck and queue and answer.behind and await schedule.release_if_ended(endpoint.id, queue, answer.behind):
-        answer = await schedule.ask(endpoint.id, request, progress.held)
+        answer = await latencies.ask(schedule, endpoint.id, request, progress.held)
     if answer.go_at is not None:
-        delay = (answer.go_at - datetime.now(UTC)).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return True
+        return answer
     assert answer.ask_again_at is not None
     if answer.behind is None:
         raise HeldBack(answer.ask_again_at, "the endpoint's rate limit")
     why = f"queued behind {answer.behind} for order {queue}"
     raise (QueuedInOrder if answer.turn_told else HeldBack)(answer.ask_again_at, why)
+
+
+async def take_slot(
+    answer: SlotAnswer, read: Callable[[], Awaitable[Endpoint]], latencies: Latencies
+) -> tuple[Endpoint, datetime | None]:
+    """Wait for the slot; return the endpoint read again (a change made while the delivery asked
+    and waited holds for its POST) and the instant the POST must begin by, if any.
+
+    A rate-limit slot's read is made READ_AHEAD before it, not after: the POST then begins at
+    the slot, and by its grace's end while the read is still fresh."""
+    assert answer.go_at is not None
+    if answer.start_by is not None:
+        await _sleep_until(answer.go_at - READ_AHEAD)
+    read_at = datetime.now(UTC)
+    endpoint = await latencies.read(read)
+    await _sleep_until(answer.go_at)
+    if answer.start_by is None:
+        return endpoint, None
+    return endpoint, min(answer.start_by, read_at + timedelta(seconds=FRESH_SECONDS))
+
+
+async def _sleep_until(instant: datetime) -> None:
+    delay = (instant - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def log_held(attempt: AttemptInput, held: HeldBack) -> None:

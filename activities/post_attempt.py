@@ -13,6 +13,7 @@ from typing import NamedTuple
 import httpx
 from temporalio import activity
 
+from activities.flow_control import SlotMissed
 from activities.http_errors import describe, describe_cut
 from activities.http_exchange import MAX_RESPONSE_BYTES, PhaseTimer, WebhookPoster
 from domain.activity_contract import FORBIDDEN_DESTINATION, INVALID_ENDPOINT_HEADER, INVALID_ENDPOINT_URL, AttemptInput
@@ -42,11 +43,19 @@ class AttemptPoster:
         self._http_timeout = http_timeout
 
     async def post(
-        self, endpoint: Endpoint, attempt: AttemptInput, number: int, previous: AttemptRecord | None
+        self,
+        endpoint: Endpoint,
+        attempt: AttemptInput,
+        number: int,
+        previous: AttemptRecord | None,
+        start_by: datetime | None = None,
     ) -> PostedAttempt:
         """POST `attempt`'s body to `endpoint` as attempt `number`, after `previous` (the
-        delivery's last attempt, whose record this one carries on)."""
+        delivery's last attempt, whose record this one carries on); raise SlotMissed, sending
+        nothing, when it would begin after `start_by`."""
         started_at = datetime.now(UTC)
+        if start_by is not None and started_at > start_by:
+            raise SlotMissed()
         reveal = self._secrets.reveal_for(attempt.account)
         headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(

@@ -32,6 +32,10 @@ from domain.validation import (
 
 MAX_RETRIES = 10
 MASK = "********"
+# How long a POST may trust a read of the registry, counted from when the read was asked; and
+# so how long a change waits before it answers (EndpointRegistry._change): a POST begun within
+# this of a read that missed a change began before that change was answered.
+FRESH_SECONDS = 0.5
 
 # Headers the service sets on every request; a custom header may not replace them.
 RESERVED_HEADERS = frozenset(

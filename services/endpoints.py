@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.endpoints import (
+    FRESH_SECONDS,
     BasicAuth,
     CustomHeader,
     DeliveryOutcome,
@@ -50,9 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 A = TypeVar("A")
 
-# How long a first attempt may trust a snapshot confirmed by an earlier read, counted from
-# when that read was asked; and so how long a change waits before it answers (`_change`).
-FRESH_SECONDS = 0.5
 _READS_IN_TIME_TRIES = 3
 
 

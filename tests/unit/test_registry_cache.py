@@ -7,8 +7,8 @@ from typing import cast
 
 from temporalio.client import Client
 
-from domain.endpoints import Endpoint, RegistrySnapshot
-from services.endpoints import FRESH_SECONDS, EndpointRegistry, SnapshotCache
+from domain.endpoints import FRESH_SECONDS, Endpoint, RegistrySnapshot
+from services.endpoints import EndpointRegistry, SnapshotCache
 
 
 def _endpoint() -> Endpoint:

@@ -1,0 +1,116 @@
+"""A rate-limit slot is begun within its grace or not at all (domain.flow.START_GRACE): the POST
+that would begin later is not made, and the run asks for another slot; a delivery asks for its
+slot no sooner than it can take it, and reads its endpoint before the slot, not after.
+
+Run in the SDK's activity environment, POSTing to a receiver on 127.0.0.1, with a schedule that
+answers as the tests say (the real one is tested in test_flow and test_flow_control).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.flow_control import READ_AHEAD
+from domain.activity_contract import HELD_BACK, AttemptProgress
+from domain.endpoints import Endpoint
+from domain.flow import START_GRACE, RateLimit, SlotAnswer, SlotRequest
+from domain.records import AttemptRecord
+from tests.conftest import free_port
+from tests.receiver import BackgroundServer, Receiver
+from tests.unit.test_interrupted_runs import RETRIES, ReportsTaken, _activities, _endpoint
+
+
+class SlotsIn:
+    """An endpoint's schedule that fixes each slot when asked, `after` seconds on (or at the
+    asker's `not_before`), and whose answers take the next of `answers_take` seconds to come back."""
+
+    def __init__(self, after: float, answers_take: list[float]) -> None:
+        self._after = after
+        self._answers_take = answers_take
+        self.questions: list[tuple[datetime, SlotRequest]] = []
+        self.answers: list[SlotAnswer] = []
+
+    async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
+        asked_at = datetime.now(UTC)
+        self.questions.append((asked_at, request))
+        go_at = max(asked_at + timedelta(seconds=self._after), request.not_before or asked_at)
+        answer = SlotAnswer(go_at=go_at, start_by=go_at + START_GRACE)
+        self.answers.append(answer)
+        await asyncio.sleep(self._answers_take.pop(0))
+        return answer
+
+
+class ReadsTimed(ReportsTaken):
+    """The endpoint, and when each read of it was asked."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.reads: list[datetime] = []
+
+    async def for_delivery(self, endpoint_id: str, seen_version: int | None = None) -> Endpoint | None:
+        self.reads.append(datetime.now(UTC))
+        return await super().for_delivery(endpoint_id, seen_version)
+
+
+async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_next_slot_can_be_taken() -> None:
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
+        receiver.base_url = server.url
+        url = receiver.url()
+        registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
+        activities = _activities(http, registry)
+        # The first answer comes back 0.3 s after its slot (a busy schedule), the next at once.
+        schedule = SlotsIn(after=0, answers_take=[0.3, 0.0])
+        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
+        with pytest.raises(ApplicationError) as missed:
+            await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
+        sent_after_missed = len(receiver.requests(url))
+        held = AttemptProgress.model_validate(missed.value.details[0])
+        next_run = RETRIES.model_copy(update={"resume": held})
+        record = await ActivityEnvironment().run(activities.deliver_webhook, next_run)
+
+    assert (missed.value.type, sent_after_missed) == (HELD_BACK, 0)
+    assert "slot passed before the POST began" in missed.value.message
+    assert (held.attempts, held.held) == (1, 1)  # no POST counted; the run is a known one
+    assert missed.value.next_retry_delay is not None and missed.value.next_retry_delay < timedelta(seconds=1)
+    # The next question leaves the time the last answer took: its slot comes once it can be taken.
+    _, (asked_at, request) = schedule.questions
+    assert request.not_before is not None and request.not_before - asked_at >= timedelta(seconds=0.3)
+    assert isinstance(record, AttemptRecord) and record.succeeded
+    assert len(receiver.requests(url)) == 1
+
+
+async def test_a_slot_ahead_is_read_for_just_before_it_and_its_post_begins_within_its_grace() -> None:
+    """The read serves a POST begun within FRESH_SECONDS of it (a change is answered no sooner),
+    so it need not come between the slot and the POST, where it made POSTs late."""
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
+        receiver.base_url = server.url
+        url = receiver.url()
+        registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
+        activities = _activities(http, registry)
+        schedule = SlotsIn(after=0.8, answers_take=[0.0])
+        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
+        try:
+            outcome: AttemptRecord | ApplicationError = await ActivityEnvironment().run(
+                activities.deliver_webhook, RETRIES
+            )
+        except ApplicationError as missed:  # a worker slower than the grace gives the slot up
+            outcome = missed
+
+    [answer] = schedule.answers
+    assert answer.go_at and answer.start_by
+    [_, read_for_slot] = registry.reads  # the run's first read, then the one for its slot
+    clock_step = timedelta(milliseconds=5)  # a sleep may end that much before its time
+    assert answer.go_at - READ_AHEAD - clock_step <= read_for_slot < answer.go_at
+    if isinstance(outcome, AttemptRecord):
+        assert answer.go_at - clock_step <= outcome.started_at <= answer.start_by
+        assert len(receiver.requests(url)) == 1
+    else:
+        assert (outcome.type, len(receiver.requests(url))) == (HELD_BACK, 0)
