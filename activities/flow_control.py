@@ -52,23 +52,24 @@ FlowSchedules = Callable[[str], FlowSchedule]
 
 
 class Latencies:
-    """How long this worker's recent questions to schedules and reads of the registry took.
+    """How long this worker's recent answers from schedules took to come back, and its reads
+    of the registry.
 
-    Between a slot's instant, fixed by the schedule, and its POST, the answer travels back
-    and the endpoint is read again: far longer than a slot's grace on a busy worker. So a
-    delivery asks for its slot no sooner than the longest of each lately took (`lead`)."""
+    Between a slot's instant, fixed when the schedule answers, and its POST, the answer comes
+    back and the endpoint is read again: far longer than a slot's grace on a busy worker. So a
+    delivery asks for a slot no sooner than the longest of each lately took (`lead`)."""
 
     def __init__(self) -> None:
-        self._asks: deque[float] = deque(maxlen=LATENCIES_KEPT)
+        self._answers: deque[float] = deque(maxlen=LATENCIES_KEPT)
         self._reads: deque[float] = deque(maxlen=LATENCIES_KEPT)
 
     def lead(self) -> timedelta:
-        return min(timedelta(seconds=max(self._asks, default=0.0) + max(self._reads, default=0.0)), MAX_LEAD)
+        return min(timedelta(seconds=max(self._answers, default=0.0) + max(self._reads, default=0.0)), MAX_LEAD)
 
     async def ask(self, schedule: FlowSchedule, endpoint_id: str, request: SlotRequest, held: int) -> SlotAnswer:
-        began = time.monotonic()
         answer = await schedule.ask(endpoint_id, request, held)
-        self._asks.append(time.monotonic() - began)
+        if answer.decided_at is not None:  # a schedule of the previous release does not say
+            self._answers.append(max((datetime.now(UTC) - answer.decided_at).total_seconds(), 0.0))
         return answer
 
     async def read(self, read: Callable[[], Awaitable[Endpoint]]) -> Endpoint:
@@ -108,8 +109,10 @@ class SlotMissed(HeldBack):
     """The POST would begin past its slot's grace: it is not made, and the next run asks for
     another slot at once (the one missed stays counted, so no window holds more)."""
 
-    def __init__(self) -> None:
-        super().__init__(datetime.now(UTC), "its rate-limit slot passed before the POST began: it asks for another")
+    def __init__(self, late: timedelta) -> None:
+        late_ms = f"{late.total_seconds() * 1000:.0f} ms"
+        why = f"the POST would have begun {late_ms} after its rate-limit slot's grace: it asks for another slot"
+        super().__init__(datetime.now(UTC), why)
 
 
 class QueuedInOrder(HeldBack):
@@ -172,7 +175,7 @@ async def wait_for_turn(
         rate_limit=endpoint.rate_limit,
         order_id=queue,
         turn_signalled=attempt.turn_signalled,
-        not_before=datetime.now(UTC) + latencies.lead() if endpoint.rate_limit else None,
+        lead=latencies.lead() if endpoint.rate_limit else timedelta(0),
     )
     answer = await latencies.ask(schedule, endpoint.id, request, progress.held)
     # The delivery ahead may have ended without saying so (terminated, or its endpoint's

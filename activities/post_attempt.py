@@ -55,7 +55,7 @@ class AttemptPoster:
         nothing, when it would begin after `start_by`."""
         started_at = datetime.now(UTC)
         if start_by is not None and started_at > start_by:
-            raise SlotMissed()
+            raise SlotMissed(started_at - start_by)
         reveal = self._secrets.reveal_for(attempt.account)
         headers = request_headers(endpoint, reveal, attempt.message_id, attempt.body, started_at)
         request = HttpRequestRecord(

@@ -29,7 +29,7 @@ SHORT_WAIT = timedelta(seconds=2)
 # ones, after an on-time one, put up to twice the limit in one second (CI saw 4 at 2/s). The
 # cost is the achieved rate: window / (window + grace) of the limit, 95 % at 1/s and above.
 START_GRACE = timedelta(milliseconds=50)
-# The furthest a delivery may ask its slot to be put off (`SlotRequest.not_before`): well
+# The furthest a delivery may ask its slot to be put off (`SlotRequest.lead`): well
 # within SHORT_WAIT, so an idle endpoint's slot is always one to wait for, never "ask again".
 MAX_LEAD = timedelta(seconds=1)
 # How often a delivery queued behind another of its order asks again, at most, when nothing
@@ -113,14 +113,15 @@ class SlotRequest(BaseModel):
     rate_limit: RateLimit | None = None  # the endpoint's, as the asking attempt read it
     order_id: str | None = None  # set when the delivery is ordered (FIFO)
     turn_signalled: bool = False  # the asker's workflow is told when its turn comes (TURN_CAME)
-    # The asker cannot POST sooner: the answer must reach it, and it reads the endpoint again.
-    # A slot given sooner would be begun late (up to MAX_LEAD is honoured).
-    not_before: datetime | None = None
+    # The time the asker needs between the answer and its POST: the answer must reach it, and it
+    # reads the endpoint again. A slot given sooner would be begun late (up to MAX_LEAD is honoured).
+    lead: timedelta = timedelta(0)
 
 
 class SlotAnswer(BaseModel):
     go_at: datetime | None = None  # POST at this instant (a slot is reserved for it)
     start_by: datetime | None = None  # and not after this one (a rate-limit slot's grace)
+    decided_at: datetime | None = None  # the schedule's clock when it answered: the asker times the way back
     ask_again_at: datetime | None = None  # or ask again then
     behind: str | None = None  # the delivery of the same order it waits for
     turn_told: bool = False  # the schedule will signal its workflow when its turn comes
@@ -233,12 +234,11 @@ class FlowState(BaseModel):
         delivery that was lost with its worker holds no one up."""
         delivery_id = request.delivery_id
         self.forget_stale(now)
-        ready = now if request.not_before is None else min(max(now, request.not_before), now + MAX_LEAD)
-        earliest = self._next_free(limit, ready)
+        earliest = self._next_free(limit, now + min(max(request.lead, timedelta(0)), MAX_LEAD))
         if earliest - now <= SHORT_WAIT:
             self.waiting.pop(delivery_id, None)
             self.recent_slots = [*self.recent_slots, earliest][-int(MAX_PER_SECOND) :]
-            return SlotAnswer(go_at=earliest, start_by=earliest + START_GRACE)
+            return SlotAnswer(go_at=earliest, start_by=earliest + START_GRACE, decided_at=now)
         ahead = list(self.waiting).index(delivery_id) if delivery_id in self.waiting else len(self.waiting)
         turn = earliest + timedelta(seconds=ahead / limit.per_second)
         # Ask again halfway to the turn, so an edited rate applies within half the wait.

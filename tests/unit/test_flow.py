@@ -134,18 +134,17 @@ def test_posts_begun_anywhere_in_their_grace_never_put_more_than_the_limit_in_a_
 
 def test_a_slot_is_put_off_until_the_asker_can_take_it_and_no_further_than_the_lead_allows() -> None:
     flow = state()
-    soon = ask_ready(flow, "d0", T0, T0 + timedelta(milliseconds=300))
-    capped = ask_ready(flow, "d1", T0, T0 + timedelta(hours=1))
-    behind = ask_ready(flow, "d2", T0, T0)  # the window is full: its slot is later anyway
+    soon = ask_with_lead(flow, "d0", timedelta(milliseconds=300))
+    capped = ask_with_lead(flow, "d1", timedelta(hours=1))
+    behind = ask_with_lead(flow, "d2", timedelta(0))  # the window is full: its slot is later anyway
 
-    assert soon.go_at == T0 + timedelta(milliseconds=300)
+    assert (soon.go_at, soon.decided_at) == (T0 + timedelta(milliseconds=300), T0)
     assert capped.go_at == T0 + MAX_LEAD
     assert behind.go_at == T0 + MAX_LEAD + RateLimit(per_second=2).interval
 
 
-def ask_ready(flow: FlowState, delivery: str, at: datetime, not_before: datetime):
-    request = SlotRequest(delivery_id=delivery, rate_limit=RateLimit(per_second=2), not_before=not_before)
-    return flow.ask(request, at)
+def ask_with_lead(flow: FlowState, delivery: str, lead: timedelta):
+    return flow.ask(SlotRequest(delivery_id=delivery, rate_limit=RateLimit(per_second=2), lead=lead), T0)
 
 
 def test_an_order_without_a_rate_limit_has_no_grace_to_keep() -> None:

@@ -9,6 +9,7 @@ answers as the tests say (the real one is tested in test_flow and test_flow_cont
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -27,8 +28,8 @@ from tests.unit.test_interrupted_runs import RETRIES, ReportsTaken, _activities,
 
 
 class SlotsIn:
-    """An endpoint's schedule that fixes each slot when asked, `after` seconds on (or at the
-    asker's `not_before`), and whose answers take the next of `answers_take` seconds to come back."""
+    """An endpoint's schedule that fixes each slot when asked, `after` seconds on (or the asker's
+    `lead`, if longer), and whose answers take the next of `answers_take` seconds to come back."""
 
     def __init__(self, after: float, answers_take: list[float]) -> None:
         self._after = after
@@ -39,8 +40,8 @@ class SlotsIn:
     async def ask(self, endpoint_id: str, request: SlotRequest, held_before: int) -> SlotAnswer:
         asked_at = datetime.now(UTC)
         self.questions.append((asked_at, request))
-        go_at = max(asked_at + timedelta(seconds=self._after), request.not_before or asked_at)
-        answer = SlotAnswer(go_at=go_at, start_by=go_at + START_GRACE)
+        go_at = asked_at + max(timedelta(seconds=self._after), request.lead)
+        answer = SlotAnswer(go_at=go_at, start_by=go_at + START_GRACE, decided_at=asked_at)
         self.answers.append(answer)
         await asyncio.sleep(self._answers_take.pop(0))
         return answer
@@ -76,12 +77,15 @@ async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_
         record = await ActivityEnvironment().run(activities.deliver_webhook, next_run)
 
     assert (missed.value.type, sent_after_missed) == (HELD_BACK, 0)
-    assert "slot passed before the POST began" in missed.value.message
+    assert re.fullmatch(
+        r"Held back: the POST would have begun \d+ ms after its rate-limit slot's grace: it asks for another slot",
+        missed.value.message,
+    )
     assert (held.attempts, held.held) == (1, 1)  # no POST counted; the run is a known one
     assert missed.value.next_retry_delay is not None and missed.value.next_retry_delay < timedelta(seconds=1)
     # The next question leaves the time the last answer took: its slot comes once it can be taken.
-    _, (asked_at, request) = schedule.questions
-    assert request.not_before is not None and request.not_before - asked_at >= timedelta(seconds=0.3)
+    [first, second] = [request for _, request in schedule.questions]
+    assert first.lead < timedelta(seconds=0.3) <= second.lead
     assert isinstance(record, AttemptRecord) and record.succeeded
     assert len(receiver.requests(url)) == 1
 
