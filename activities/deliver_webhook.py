@@ -18,6 +18,7 @@ from activities.flow_control import (
     HeldBack,
     Latencies,
     NeedsSchedule,
+    SlotMissed,
     is_ordered,
     log_held,
     take_slot,
@@ -171,7 +172,9 @@ class DeliveryActivities:
                         # Time passed asking for its slot: a change made meanwhile (a new URL, a delete) holds.
                         turn = progress.model_copy(update={"ordered": ordered})
                         read = partial(self._endpoint_to_post, registry, attempt, turn, None)
-                        endpoint, start_by = await take_slot(slot, read, self._latencies)
+                        endpoint, start_by = await take_slot(
+                            slot, read, self._latencies, missed_before=progress.slots_missed
+                        )
                     if time.monotonic() > post_by:
                         raise HeldBack(datetime.now(UTC) + timedelta(seconds=1), OUT_OF_TIME)
                     record, retry_after, final_type = await self._attempts.post(
@@ -181,11 +184,16 @@ class DeliveryActivities:
                     raise NeedsSchedule.failure(progress.model_copy(update={"ordered": ordered})) from None
                 except HeldBack as held:
                     log_held(attempt, held)
-                    held_progress = progress.model_copy(update={"held": progress.held + 1, "ordered": ordered})
+                    missed = progress.slots_missed + 1 if isinstance(held, SlotMissed) else progress.slots_missed
+                    held_progress = progress.model_copy(
+                        update={"held": progress.held + 1, "ordered": ordered, "slots_missed": missed}
+                    )
                     heartbeats.record(held_progress)
                     raise held.failure(datetime.now(UTC), held_progress, run) from None
                 heartbeats.record(
-                    progress.model_copy(update={"attempts": record.number, "last": record, "ordered": ordered})
+                    progress.model_copy(
+                        update={"attempts": record.number, "last": record, "ordered": ordered, "slots_missed": 0}
+                    )
                 )
                 delay = self._backoff.delay(record.number, retry_after)
                 ends = record.succeeded or _is_last(record, attempt, final_type)

@@ -33,6 +33,9 @@ CHECK_HEAD_AFTER_HOLDS = 3
 # The endpoint is read again this long before a rate-limit slot: the read serves a POST begun
 # within FRESH_SECONDS of it, so until the slot's grace ends.
 READ_AHEAD = timedelta(seconds=FRESH_SECONDS) - START_GRACE
+# Slots a delivery may miss in a row before it takes one late rather than miss again: a read
+# slower than READ_AHEAD, or answers slower than MAX_LEAD, would make it miss every one.
+MISSES_BEFORE_LATE_START = 3
 # Questions and reads remembered for the lead: enough that one quick answer after a slow
 # spell does not shorten it at once.
 LATENCIES_KEPT = 32
@@ -193,21 +196,23 @@ async def wait_for_turn(
 
 
 async def take_slot(
-    answer: SlotAnswer, read: Callable[[], Awaitable[Endpoint]], latencies: Latencies
+    answer: SlotAnswer, read: Callable[[], Awaitable[Endpoint]], latencies: Latencies, *, missed_before: int
 ) -> tuple[Endpoint, datetime | None]:
     """Wait for the slot; return the endpoint read again (a change made while the delivery asked
     and waited holds for its POST) and the instant the POST must begin by, if any.
 
     A rate-limit slot's read is made READ_AHEAD before it, not after: the POST then begins at
-    the slot, and by its grace's end while the read is still fresh."""
+    the slot, and by its grace's end while the read is still fresh. A delivery that missed
+    MISSES_BEFORE_LATE_START slots in a row (its worker or the server that slow) takes this
+    one as slots without a grace are taken: read after it, begun when it can be."""
     assert answer.go_at is not None
-    if answer.start_by is not None:
-        await _sleep_until(answer.go_at - READ_AHEAD)
+    if answer.start_by is None or missed_before >= MISSES_BEFORE_LATE_START:
+        await _sleep_until(answer.go_at)
+        return await latencies.read(read), None
+    await _sleep_until(answer.go_at - READ_AHEAD)
     read_at = datetime.now(UTC)
     endpoint = await latencies.read(read)
     await _sleep_until(answer.go_at)
-    if answer.start_by is None:
-        return endpoint, None
     return endpoint, min(answer.start_by, read_at + timedelta(seconds=FRESH_SECONDS))
 
 

@@ -62,7 +62,7 @@ class Ordering(StrEnum):
 class RateLimit(BaseModel):
     """At most `per_second` POSTs start in any one-second window; the first ceil(per_second) of
     a quiet endpoint may go at once, then one every `interval` (1/per_second s and its share
-    of START_GRACE)."""
+    of a start's grace)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,15 +77,13 @@ class RateLimit(BaseModel):
         """The span `burst` POSTs must fit in: one second, or longer for a fractional rate."""
         return timedelta(seconds=self.burst / self._scheduled_rate)
 
-    @property
-    def kept_window(self) -> timedelta:
+    def kept_window(self, grace: timedelta) -> timedelta:
         """The span the schedule keeps `burst` slots in: the window and a start's grace."""
-        return self.window + START_GRACE
+        return self.window + grace
 
-    @property
-    def interval(self) -> timedelta:
+    def interval(self, grace: timedelta) -> timedelta:
         """The spacing of slots at the full rate."""
-        return self.kept_window / self.burst
+        return self.kept_window(grace) / self.burst
 
     @property
     def _scheduled_rate(self) -> float:
@@ -207,12 +205,21 @@ class FlowState(BaseModel):
 
     # -- slots -----------------------------------------------------------------
 
-    def ask(self, request: SlotRequest, now: datetime, held_before: int = 0, tells_turns: bool = False) -> SlotAnswer:
+    def ask(
+        self,
+        request: SlotRequest,
+        now: datetime,
+        held_before: int = 0,
+        tells_turns: bool = False,
+        keeps_grace: bool = True,
+    ) -> SlotAnswer:
         """Whether the delivery may POST, and when.
 
         `held_before` is how often this delivery was told to wait already: a
         delivery queued behind another of its order asks less often the longer it waits,
         and seldom when its turn will be told (`tells_turns`: the schedule signals turns).
+        `keeps_grace`: rate-limit slots come with START_GRACE, kept free in every window
+        (a schedule that gave slots without it goes on so until it continues as new).
         """
         if request.order_id is not None:
             self.enqueue(request.order_id, request.delivery_id)
@@ -226,37 +233,39 @@ class FlowState(BaseModel):
         if request.rate_limit is None:
             self.waiting.pop(request.delivery_id, None)
             return SlotAnswer(go_at=now)
-        return self._slot(request, request.rate_limit, now)
+        return self._slot(request, request.rate_limit, now, START_GRACE if keeps_grace else None)
 
-    def _slot(self, request: SlotRequest, limit: RateLimit, now: datetime) -> SlotAnswer:
+    def _slot(self, request: SlotRequest, limit: RateLimit, now: datetime, grace: timedelta | None) -> SlotAnswer:
         """A slot when one is free soon; otherwise a time to ask again, estimated from the
         deliveries already waiting. Whoever asks when a slot is near takes it: a waiting
         delivery that was lost with its worker holds no one up."""
         delivery_id = request.delivery_id
         self.forget_stale(now)
-        earliest = self._next_free(limit, now + min(max(request.lead, timedelta(0)), MAX_LEAD))
+        kept = timedelta(0) if grace is None else grace
+        earliest = self._next_free(limit, now + min(max(request.lead, timedelta(0)), MAX_LEAD), kept)
         if earliest - now <= SHORT_WAIT:
             self.waiting.pop(delivery_id, None)
             self.recent_slots = [*self.recent_slots, earliest][-int(MAX_PER_SECOND) :]
-            return SlotAnswer(go_at=earliest, start_by=earliest + START_GRACE, decided_at=now)
+            start_by = None if grace is None else earliest + grace
+            return SlotAnswer(go_at=earliest, start_by=start_by, decided_at=now)
         ahead = list(self.waiting).index(delivery_id) if delivery_id in self.waiting else len(self.waiting)
-        turn = earliest + timedelta(seconds=ahead / limit.per_second)
+        turn = earliest + ahead * limit.interval(kept)
         # Ask again halfway to the turn, so an edited rate applies within half the wait.
         again = now + max((turn - now) / 2, SHORT_WAIT / 2)
         self.waiting[delivery_id] = WaitingDelivery(last_asked=now, due=again)
         return SlotAnswer(ask_again_at=again)
 
-    def _next_free(self, limit: RateLimit, ready: datetime) -> datetime:
-        """The first instant from `ready` on that a slot leaves no kept window with more than
-        `burst`. A quiet endpoint takes a burst at once; behind a full window, slots come one
-        every `interval`, not in bursts at each window's edge."""
+    def _next_free(self, limit: RateLimit, ready: datetime, grace: timedelta) -> datetime:
+        """The first instant from `ready` on that a slot leaves no window kept with `grace`
+        with more than `burst`. A quiet endpoint takes a burst at once; behind a full window,
+        slots come one every `interval`, not in bursts at each window's edge."""
         recent = self.recent_slots[-limit.burst :]
         if len(recent) < limit.burst:
             return max([ready, *recent])
-        window_full_until = recent[0] + limit.kept_window
+        window_full_until = recent[0] + limit.kept_window(grace)
         if window_full_until <= ready:
             return max(ready, recent[-1])
-        return max(window_full_until, recent[-1] + limit.interval)
+        return max(window_full_until, recent[-1] + limit.interval(grace))
 
     def forget_stale(self, now: datetime) -> None:
         """Forget deliveries that stopped asking for a slot: they ended (deleted, disabled,

@@ -36,6 +36,11 @@ LATE_WORD_OF_ENDED_IGNORED = "late-word-of-ended-ignored"
 # off queued one that would never ask or be released, and kept the run open for good. Asked
 # only by a run idle with orders queued.
 FORGETS_ENDED_ORDERS = "forgets-ended-orders"
+# And of ask: rate-limit slots come with a start's grace, kept free in every window
+# (domain.flow.START_GRACE). A run that handed out slots without it replays them so, and goes
+# on so until it continues as new: its record of the slots given stays what it gave. Asked
+# only by a question with a rate limit.
+KEEPS_SLOT_GRACE = "keeps-slot-grace"
 TURNS_AT_ONCE = 50
 
 
@@ -118,7 +123,8 @@ class EndpointFlowWorkflow:
     def ask(self, question: SlotQuestion) -> SlotAnswer:
         self._questions += 1
         tells = self._signals_turns is not False  # asked live, the patch will say yes
-        return self._state.ask(question.request, workflow.now(), question.held_before, tells)
+        grace = question.request.rate_limit is not None and workflow.patched(KEEPS_SLOT_GRACE)
+        return self._state.ask(question.request, workflow.now(), question.held_before, tells, grace)
 
     @workflow.signal
     def enqueue(self, enqueue: OrderEnqueue) -> None:

@@ -198,6 +198,8 @@ async def _record(into: Path, names: set[str]) -> None:
                 # (patch posts-failing-marked).
                 "endpoint_registry_posts_failing": "endpoints/default",
                 "endpoint_flow_forgets_ended_orders": left_queued.id,
+                # Rate-limit slots given with a start's grace (patch keeps-slot-grace).
+                "endpoint_flow_slot_grace": flow_workflow_id("default", ordered["id"]),
             }
             for name in sorted(names):
                 path = into / f"{name}.json"

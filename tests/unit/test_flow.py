@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
@@ -85,7 +86,7 @@ def test_a_slot_further_than_a_short_wait_is_not_reserved() -> None:
 
     reserved = [a.go_at for a in answers if a.go_at]
     assert reserved == [T0 + n * (timedelta(seconds=1) + START_GRACE) for n in range(2)]
-    assert all(a.ask_again_at and a.ask_again_at > T0 for a in answers[3:])
+    assert all(a.ask_again_at and a.ask_again_at > T0 for a in answers[2:])
     assert len(flow.waiting) == 4
 
 
@@ -140,11 +141,22 @@ def test_a_slot_is_put_off_until_the_asker_can_take_it_and_no_further_than_the_l
 
     assert (soon.go_at, soon.decided_at) == (T0 + timedelta(milliseconds=300), T0)
     assert capped.go_at == T0 + MAX_LEAD
-    assert behind.go_at == T0 + MAX_LEAD + RateLimit(per_second=2).interval
+    assert behind.go_at == T0 + MAX_LEAD + RateLimit(per_second=2).interval(START_GRACE)
 
 
 def ask_with_lead(flow: FlowState, delivery: str, lead: timedelta):
     return flow.ask(SlotRequest(delivery_id=delivery, rate_limit=RateLimit(per_second=2), lead=lead), T0)
+
+
+def test_a_schedule_that_gave_slots_without_a_grace_goes_on_without_one() -> None:
+    """A run of the schedule from before the grace replays its slots, and keeps giving them, as
+    it did (its patch said no): its record of the slots given stays what it gave."""
+    flow = state()
+    request = partial(SlotRequest, rate_limit=RateLimit(per_second=2))
+    answers = [flow.ask(request(delivery_id=f"d{n}"), T0, keeps_grace=False) for n in range(4)]
+
+    assert [a.go_at for a in answers] == [T0 + timedelta(seconds=s) for s in (0, 0, 1, 1.5)]
+    assert all(a.start_by is None for a in answers)
 
 
 def test_an_order_without_a_rate_limit_has_no_grace_to_keep() -> None:

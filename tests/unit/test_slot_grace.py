@@ -81,7 +81,7 @@ async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_
         r"Held back: the POST would have begun \d+ ms after its rate-limit slot's grace: it asks for another slot",
         missed.value.message,
     )
-    assert (held.attempts, held.held) == (1, 1)  # no POST counted; the run is a known one
+    assert (held.attempts, held.held, held.slots_missed) == (1, 1, 1)  # no POST counted; a known run
     assert missed.value.next_retry_delay is not None and missed.value.next_retry_delay < timedelta(seconds=1)
     # The next question leaves the time the last answer took: its slot comes once it can be taken.
     [first, second] = [request for _, request in schedule.questions]
@@ -101,20 +101,37 @@ async def test_a_slot_ahead_is_read_for_just_before_it_and_its_post_begins_withi
         activities = _activities(http, registry)
         schedule = SlotsIn(after=0.8, answers_take=[0.0])
         activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
-        try:
-            outcome: AttemptRecord | ApplicationError = await ActivityEnvironment().run(
-                activities.deliver_webhook, RETRIES
-            )
-        except ApplicationError as missed:  # a worker slower than the grace gives the slot up
-            outcome = missed
+        record = await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
 
     [answer] = schedule.answers
     assert answer.go_at and answer.start_by
     [_, read_for_slot] = registry.reads  # the run's first read, then the one for its slot
     clock_step = timedelta(milliseconds=5)  # a sleep may end that much before its time
     assert answer.go_at - READ_AHEAD - clock_step <= read_for_slot < answer.go_at
-    if isinstance(outcome, AttemptRecord):
-        assert answer.go_at - clock_step <= outcome.started_at <= answer.start_by
-        assert len(receiver.requests(url)) == 1
-    else:
-        assert (outcome.type, len(receiver.requests(url))) == (HELD_BACK, 0)
+    assert isinstance(record, AttemptRecord)
+    assert answer.go_at - clock_step <= record.started_at <= answer.start_by
+    assert len(receiver.requests(url)) == 1
+
+
+async def test_a_delivery_that_missed_three_slots_in_a_row_takes_the_next_one_late() -> None:
+    """A worker or server slow enough to miss every slot (answers slower than MAX_LEAD, reads
+    slower than READ_AHEAD) must not hold a delivery back for good: the fourth slot is read for
+    after it comes and begun when it can be."""
+    receiver = Receiver()
+    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
+        receiver.base_url = server.url
+        url = receiver.url()
+        registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
+        activities = _activities(http, registry)
+        schedule = SlotsIn(after=0, answers_take=[0.3])  # always late: past the grace when it arrives
+        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
+        missed_three = AttemptProgress(attempts=1, held=3, slots_missed=3)
+        record = await ActivityEnvironment().run(
+            activities.deliver_webhook, RETRIES.model_copy(update={"resume": missed_three})
+        )
+
+    [answer] = schedule.answers
+    [_, read_for_slot] = registry.reads
+    assert answer.go_at and read_for_slot > answer.go_at  # read after the slot, as before the grace
+    assert isinstance(record, AttemptRecord) and record.succeeded and record.started_at > answer.go_at
+    assert len(receiver.requests(url)) == 1
