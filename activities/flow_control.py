@@ -6,7 +6,7 @@ worker holds a slot and a restart of every process loses nothing. A delivery
 queued behind another of its order ends its run (`QUEUED_IN_ORDER`) when its
 workflow waits for its turn itself, woken by the endpoint's flow workflow.
 
-A rate-limit slot is begun within its grace (`domain.flow.START_GRACE`) or not at
+A rate-limit slot is begun within its grace (`domain.flow.RateLimit.start_grace`) or not at
 all: the delivery asks for a slot no sooner than it can take it, reads the endpoint
 again just before it, and a run that gets there late anyway gives the slot up and
 asks for another (`SlotMissed`).
@@ -26,15 +26,15 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from domain.activity_contract import HELD_BACK, QUEUED_IN_ORDER, AttemptInput, AttemptProgress
 from domain.endpoints import FRESH_SECONDS, Endpoint
-from domain.flow import MAX_LEAD, START_GRACE, Ordering, SlotAnswer, SlotRequest
+from domain.flow import MAX_LEAD, Ordering, SlotAnswer, SlotRequest
 
 # A delivery told to wait behind the same one this often asks whether that one still runs.
 CHECK_HEAD_AFTER_HOLDS = 3
-# The endpoint is read again this long before a rate-limit slot: the read serves a POST begun
-# within FRESH_SECONDS of it, so until the slot's grace ends.
-READ_AHEAD = timedelta(seconds=FRESH_SECONDS) - START_GRACE
+# A read of the registry serves a POST begun within this of when it was asked.
+FRESH = timedelta(seconds=FRESH_SECONDS)
 # Slots a delivery may miss in a row before it takes one late rather than miss again: a read
-# slower than READ_AHEAD, or answers slower than MAX_LEAD, would make it miss every one.
+# slower than FRESH less the slot's grace, or answers slower than MAX_LEAD, would make it miss
+# every one.
 MISSES_BEFORE_LATE_START = 3
 # Questions and reads remembered for the lead: enough that one quick answer after a slow
 # spell does not shorten it at once.
@@ -201,19 +201,19 @@ async def take_slot(
     """Wait for the slot; return the endpoint read again (a change made while the delivery asked
     and waited holds for its POST) and the instant the POST must begin by, if any.
 
-    A rate-limit slot's read is made READ_AHEAD before it, not after: the POST then begins at
-    the slot, and by its grace's end while the read is still fresh. A delivery that missed
+    A rate-limit slot's read is made before it, not after, just soon enough to be fresh until
+    the slot's grace ends: the POST then begins at the slot. A delivery that missed
     MISSES_BEFORE_LATE_START slots in a row (its worker or the server that slow) takes this
     one as slots without a grace are taken: read after it, begun when it can be."""
     assert answer.go_at is not None
     if answer.start_by is None or missed_before >= MISSES_BEFORE_LATE_START:
         await _sleep_until(answer.go_at)
         return await latencies.read(read), None
-    await _sleep_until(answer.go_at - READ_AHEAD)
+    await _sleep_until(answer.start_by - FRESH)
     read_at = datetime.now(UTC)
     endpoint = await latencies.read(read)
     await _sleep_until(answer.go_at)
-    return endpoint, min(answer.start_by, read_at + timedelta(seconds=FRESH_SECONDS))
+    return endpoint, min(answer.start_by, read_at + FRESH)
 
 
 async def _sleep_until(instant: datetime) -> None:

@@ -23,12 +23,16 @@ MIN_PER_SECOND = 1 / 86400
 # A slot this close is waited for inside the activity; a later one is asked for again
 # nearer the time, so a rate edited meanwhile applies (and no worker sleeps for long).
 SHORT_WAIT = timedelta(seconds=2)
-# A POST starts within this of its slot or not at all (it asks for another slot), and each
-# window is kept this much longer than the limit's: so a start anywhere in its grace leaves no
+# A POST starts within its slot's grace or not at all (it asks for another slot), and each
+# window is kept that much longer than the limit's: so a start anywhere in its grace leaves no
 # one-second window with more than the limit. A POST began when its worker got to it: late
 # ones, after an on-time one, put up to twice the limit in one second (CI saw 4 at 2/s). The
-# cost is the achieved rate: window / (window + grace) of the limit, 95 % at 1/s and above.
-START_GRACE = timedelta(milliseconds=50)
+# grace is a share of the window, so it costs every rate the same (window / (window + grace):
+# 95.2 %), up to a cap that leaves the slot's read of the endpoint time to be fresh
+# (activities.flow_control.take_slot): 50 ms at 1/s and above, 250 ms at 0.2/s, where a
+# worker's many endpoints created together share their slots' instants.
+GRACE_SHARE = 0.05
+MAX_START_GRACE = timedelta(milliseconds=250)
 # The furthest a delivery may ask its slot to be put off (`SlotRequest.lead`): well
 # within SHORT_WAIT, so an idle endpoint's slot is always one to wait for, never "ask again".
 MAX_LEAD = timedelta(seconds=1)
@@ -76,6 +80,11 @@ class RateLimit(BaseModel):
     def window(self) -> timedelta:
         """The span `burst` POSTs must fit in: one second, or longer for a fractional rate."""
         return timedelta(seconds=self.burst / self._scheduled_rate)
+
+    @property
+    def start_grace(self) -> timedelta:
+        """How late after its slot a POST may still begin."""
+        return min(self.window * GRACE_SHARE, MAX_START_GRACE)
 
     def kept_window(self, grace: timedelta) -> timedelta:
         """The span the schedule keeps `burst` slots in: the window and a start's grace."""
@@ -218,7 +227,7 @@ class FlowState(BaseModel):
         `held_before` is how often this delivery was told to wait already: a
         delivery queued behind another of its order asks less often the longer it waits,
         and seldom when its turn will be told (`tells_turns`: the schedule signals turns).
-        `keeps_grace`: rate-limit slots come with START_GRACE, kept free in every window
+        `keeps_grace`: rate-limit slots come with a start's grace, kept free in every window
         (a schedule that gave slots without it goes on so until it continues as new).
         """
         if request.order_id is not None:
@@ -233,7 +242,8 @@ class FlowState(BaseModel):
         if request.rate_limit is None:
             self.waiting.pop(request.delivery_id, None)
             return SlotAnswer(go_at=now)
-        return self._slot(request, request.rate_limit, now, START_GRACE if keeps_grace else None)
+        limit = request.rate_limit
+        return self._slot(request, limit, now, limit.start_grace if keeps_grace else None)
 
     def _slot(self, request: SlotRequest, limit: RateLimit, now: datetime, grace: timedelta | None) -> SlotAnswer:
         """A slot when one is free soon; otherwise a time to ask again, estimated from the

@@ -37,7 +37,7 @@ LATE_WORD_OF_ENDED_IGNORED = "late-word-of-ended-ignored"
 # only by a run idle with orders queued.
 FORGETS_ENDED_ORDERS = "forgets-ended-orders"
 # And of ask: rate-limit slots come with a start's grace, kept free in every window
-# (domain.flow.START_GRACE). A run that handed out slots without it replays them so, and goes
+# (domain.flow.RateLimit.start_grace). A run that handed out slots without it replays them so, and goes
 # on so until it continues as new: its record of the slots given stays what it gave. Asked
 # only by a question with a rate limit.
 KEEPS_SLOT_GRACE = "keeps-slot-grace"

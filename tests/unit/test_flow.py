@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from domain.endpoints import EndpointPatchRequest
-from domain.flow import MAX_LEAD, MIN_PER_SECOND, SHORT_WAIT, START_GRACE, FlowState, RateLimit, SlotRequest
+from domain.flow import MAX_LEAD, MAX_START_GRACE, MIN_PER_SECOND, SHORT_WAIT, FlowState, RateLimit, SlotRequest
 from domain.problems import field_errors
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def grace(per_second: float) -> timedelta:
+    return RateLimit(per_second=per_second).start_grace
 
 
 def state() -> FlowState:
@@ -58,7 +62,7 @@ def test_the_first_ceil_x_go_at_once_then_one_every_1_over_x_seconds_and_its_sha
     answers = [ask(flow, f"d{n}", T0, per_second=2) for n in range(4)]
 
     assert [a.go_at for a in answers] == [T0 + timedelta(seconds=s) for s in (0, 0, 1.05, 1.575)]
-    assert all(a.go_at and a.start_by == a.go_at + START_GRACE for a in answers)
+    assert all(a.go_at and a.start_by == a.go_at + grace(2) for a in answers)
 
 
 def test_a_quiet_endpoint_gets_its_burst_again() -> None:
@@ -68,7 +72,7 @@ def test_a_quiet_endpoint_gets_its_burst_again() -> None:
     later = T0 + timedelta(seconds=10)
     slots = [ask(flow, f"e{n}", later, per_second=2).go_at for n in range(3)]
 
-    assert slots == [later, later, later + timedelta(seconds=1) + START_GRACE]
+    assert slots == [later, later, later + timedelta(seconds=1) + grace(2)]
 
 
 def test_a_fractional_rate_spaces_posts_out() -> None:
@@ -76,7 +80,7 @@ def test_a_fractional_rate_spaces_posts_out() -> None:
     first = ask(flow, "d0", T0, per_second=0.5)
     second, third = (ask(flow, f"d{n}", T0 + timedelta(seconds=1), per_second=0.5) for n in (1, 2))
 
-    assert (first.go_at, second.go_at) == (T0, T0 + timedelta(seconds=2) + START_GRACE)
+    assert (first.go_at, second.go_at) == (T0, T0 + timedelta(seconds=2) + grace(0.5))
     assert third.go_at is None and third.ask_again_at is not None  # three seconds away: ask again later
 
 
@@ -85,7 +89,7 @@ def test_a_slot_further_than_a_short_wait_is_not_reserved() -> None:
     answers = [ask(flow, f"d{n}", T0, per_second=1) for n in range(6)]
 
     reserved = [a.go_at for a in answers if a.go_at]
-    assert reserved == [T0 + n * (timedelta(seconds=1) + START_GRACE) for n in range(2)]
+    assert reserved == [T0 + n * (timedelta(seconds=1) + grace(1)) for n in range(2)]
     assert all(a.ask_again_at and a.ask_again_at > T0 for a in answers[2:])
     assert len(flow.waiting) == 4
 
@@ -119,7 +123,7 @@ def test_no_window_ever_holds_more_than_the_limit(per_second: float, gaps: list[
 def test_posts_begun_anywhere_in_their_grace_never_put_more_than_the_limit_in_a_window(
     per_second: float, gaps: list[float], lateness: list[float]
 ) -> None:
-    """A POST begins when its worker gets to it, up to START_GRACE after its slot (later, it is
+    """A POST begins when its worker gets to it, up to its slot's grace after it (later, it is
     not made): the outside probe saw 3 in a second at 2/s, and CI 4, before the grace was kept."""
     flow = state()
     limit = RateLimit(per_second=per_second)
@@ -141,11 +145,21 @@ def test_a_slot_is_put_off_until_the_asker_can_take_it_and_no_further_than_the_l
 
     assert (soon.go_at, soon.decided_at) == (T0 + timedelta(milliseconds=300), T0)
     assert capped.go_at == T0 + MAX_LEAD
-    assert behind.go_at == T0 + MAX_LEAD + RateLimit(per_second=2).interval(START_GRACE)
+    assert behind.go_at == T0 + MAX_LEAD + RateLimit(per_second=2).interval(grace(2))
 
 
 def ask_with_lead(flow: FlowState, delivery: str, lead: timedelta):
     return flow.ask(SlotRequest(delivery_id=delivery, rate_limit=RateLimit(per_second=2), lead=lead), T0)
+
+
+@pytest.mark.parametrize(
+    ("per_second", "ms"), [(1000, 50), (10, 50), (2, 50), (1.5, 66.667), (0.5, 100), (0.2, 250), (1 / 86400, 250)]
+)
+def test_a_slots_grace_is_a_twentieth_of_its_window_up_to_a_quarter_second(per_second: float, ms: float) -> None:
+    """So it costs every rate the same share, 1 - 1/1.05, and a slow endpoint's slots, which
+    a worker's many endpoints created together share, get more time to start."""
+    assert grace(per_second).total_seconds() * 1000 == pytest.approx(ms, abs=0.001)
+    assert grace(per_second) <= MAX_START_GRACE
 
 
 def test_a_schedule_that_gave_slots_without_a_grace_goes_on_without_one() -> None:

@@ -1,4 +1,4 @@
-"""A rate-limit slot is begun within its grace or not at all (domain.flow.START_GRACE): the POST
+"""A rate-limit slot is begun within its grace or not at all (RateLimit.start_grace): the POST
 that would begin later is not made, and the run asks for another slot; a delivery asks for its
 slot no sooner than it can take it, and reads its endpoint before the slot, not after.
 
@@ -17,10 +17,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.flow_control import READ_AHEAD
+from activities.flow_control import FRESH
 from domain.activity_contract import HELD_BACK, AttemptProgress
 from domain.endpoints import Endpoint
-from domain.flow import START_GRACE, RateLimit, SlotAnswer, SlotRequest
+from domain.flow import RateLimit, SlotAnswer, SlotRequest
 from domain.records import AttemptRecord
 from tests.conftest import free_port
 from tests.receiver import BackgroundServer, Receiver
@@ -41,7 +41,8 @@ class SlotsIn:
         asked_at = datetime.now(UTC)
         self.questions.append((asked_at, request))
         go_at = asked_at + max(timedelta(seconds=self._after), request.lead)
-        answer = SlotAnswer(go_at=go_at, start_by=go_at + START_GRACE, decided_at=asked_at)
+        grace = RateLimit(per_second=2).start_grace  # the endpoints' here
+        answer = SlotAnswer(go_at=go_at, start_by=go_at + grace, decided_at=asked_at)
         self.answers.append(answer)
         await asyncio.sleep(self._answers_take.pop(0))
         return answer
@@ -107,7 +108,7 @@ async def test_a_slot_ahead_is_read_for_just_before_it_and_its_post_begins_withi
     assert answer.go_at and answer.start_by
     [_, read_for_slot] = registry.reads  # the run's first read, then the one for its slot
     clock_step = timedelta(milliseconds=5)  # a sleep may end that much before its time
-    assert answer.go_at - READ_AHEAD - clock_step <= read_for_slot < answer.go_at
+    assert answer.start_by - FRESH - clock_step <= read_for_slot < answer.go_at  # fresh until the grace ends
     assert isinstance(record, AttemptRecord)
     assert answer.go_at - clock_step <= record.started_at <= answer.start_by
     assert len(receiver.requests(url)) == 1
@@ -115,7 +116,7 @@ async def test_a_slot_ahead_is_read_for_just_before_it_and_its_post_begins_withi
 
 async def test_a_delivery_that_missed_three_slots_in_a_row_takes_the_next_one_late() -> None:
     """A worker or server slow enough to miss every slot (answers slower than MAX_LEAD, reads
-    slower than READ_AHEAD) must not hold a delivery back for good: the fourth slot is read for
+    slower than a fresh read allows) must not hold a delivery back for good: the fourth slot is read for
     after it comes and begun when it can be."""
     receiver = Receiver()
     async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
