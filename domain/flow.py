@@ -33,6 +33,10 @@ SHORT_WAIT = timedelta(seconds=2)
 # worker's many endpoints created together share their slots' instants.
 GRACE_SHARE = 0.05
 MAX_START_GRACE = timedelta(milliseconds=250)
+# A delivery told to wait asks again this long before its turn at the latest: a little under
+# SHORT_WAIT, so its question, however late, comes when its slot may be given.
+ASK_AGAIN_BEFORE = SHORT_WAIT - timedelta(milliseconds=200)
+ASK_AGAIN_AFTER = timedelta(milliseconds=500)  # and no sooner than this after its last question
 # The furthest a delivery may ask its slot to be put off (`SlotRequest.lead`): well
 # within SHORT_WAIT, so an idle endpoint's slot is always one to wait for, never "ask again".
 MAX_LEAD = timedelta(seconds=1)
@@ -260,8 +264,14 @@ class FlowState(BaseModel):
             return SlotAnswer(go_at=earliest, start_by=start_by, decided_at=now)
         ahead = list(self.waiting).index(delivery_id) if delivery_id in self.waiting else len(self.waiting)
         turn = earliest + ahead * limit.interval(kept)
-        # Ask again halfway to the turn, so an edited rate applies within half the wait.
-        again = now + max((turn - now) / 2, SHORT_WAIT / 2)
+        # Ask again halfway to the turn, so an edited rate applies within half the wait; near the
+        # turn, as soon as its slot may be given, which leaves the time a question takes to come
+        # (the run held back starts again, reads the endpoint, asks) and the asker's lead.
+        wait = turn - now
+        if grace is None:  # a run from before the grace answers as it did
+            again = now + max(wait / 2, SHORT_WAIT / 2)
+        else:
+            again = now + max(min(wait / 2, wait - ASK_AGAIN_BEFORE), ASK_AGAIN_AFTER)
         self.waiting[delivery_id] = WaitingDelivery(last_asked=now, due=again)
         return SlotAnswer(ask_again_at=again)
 

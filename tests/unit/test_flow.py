@@ -162,6 +162,23 @@ def test_a_slots_grace_is_a_twentieth_of_its_window_up_to_a_quarter_second(per_s
     assert grace(per_second) <= MAX_START_GRACE
 
 
+def test_a_delivery_near_its_turn_asks_again_as_soon_as_its_slot_may_be_given() -> None:
+    """Halfway to a turn 2.6 s away, its question came 1.3 s before the turn, and its run's
+    start, its read and its lead (up to 1 s) could put the slot it got past the free one."""
+    flow = state()
+    ask(flow, "d0", T0, per_second=0.2)  # the burst: one
+    ask(flow, "d1", T0 + timedelta(seconds=3.5), per_second=0.2)  # the next slot, 5.25 s on
+    turn = T0 + 2 * timedelta(seconds=5.25)
+    far = ask(flow, "d2", T0 + timedelta(seconds=2), per_second=0.2)  # 8.5 s from its turn
+    near = ask(flow, "d2", turn - timedelta(seconds=2.6), per_second=0.2)
+
+    assert far.ask_again_at == T0 + timedelta(seconds=2) + (turn - T0 - timedelta(seconds=2)) / 2  # halfway
+    assert near.ask_again_at == turn - timedelta(seconds=1.8)
+    # Half a second late, and asking for a slot no sooner than the longest lead, 1 s: still in time.
+    slow_asker = SlotRequest(delivery_id="d2", rate_limit=RateLimit(per_second=0.2), lead=MAX_LEAD)
+    assert flow.ask(slow_asker, turn - timedelta(seconds=1.3)).go_at == turn
+
+
 def test_a_schedule_that_gave_slots_without_a_grace_goes_on_without_one() -> None:
     """A run of the schedule from before the grace replays its slots, and keeps giving them, as
     it did (its patch said no): its record of the slots given stays what it gave."""
