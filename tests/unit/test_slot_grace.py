@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,6 +20,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.deliver_webhook import DeliveryActivities
 from activities.flow_control import FRESH
 from domain.activity_contract import HELD_BACK, AttemptProgress
 from domain.endpoints import Endpoint
@@ -60,22 +64,41 @@ class ReadsTimed(ReportsTaken):
         return await super().for_delivery(endpoint_id, seen_version)
 
 
-async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_next_slot_can_be_taken() -> None:
+@dataclass
+class LimitedEndpoint:
+    """A delivery's activities for an endpoint limited to 2/s whose receiver listens on 127.0.0.1."""
+
+    activities: DeliveryActivities
+    registry: ReadsTimed
+    receiver: Receiver
+    url: str
+
+    def posts(self) -> int:
+        return len(self.receiver.requests(self.url))
+
+
+@asynccontextmanager
+async def limited_endpoint(schedule: SlotsIn) -> AsyncIterator[LimitedEndpoint]:
     receiver = Receiver()
     async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
         receiver.base_url = server.url
         url = receiver.url()
         registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
         activities = _activities(http, registry)
-        # The first answer comes back 0.3 s after its slot (a busy schedule), the next at once.
-        schedule = SlotsIn(after=0, answers_take=[0.3, 0.0])
         activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
+        yield LimitedEndpoint(activities, registry, receiver, url)
+
+
+async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_next_slot_can_be_taken() -> None:
+    # The first answer comes back 0.3 s after its slot (a busy schedule), the next at once.
+    schedule = SlotsIn(after=0, answers_take=[0.3, 0.0])
+    async with limited_endpoint(schedule) as endpoint:
         with pytest.raises(ApplicationError) as missed:
-            await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
-        sent_after_missed = len(receiver.requests(url))
+            await ActivityEnvironment().run(endpoint.activities.deliver_webhook, RETRIES)
+        sent_after_missed = endpoint.posts()
         held = AttemptProgress.model_validate(missed.value.details[0])
         next_run = RETRIES.model_copy(update={"resume": held})
-        record = await ActivityEnvironment().run(activities.deliver_webhook, next_run)
+        record = await ActivityEnvironment().run(endpoint.activities.deliver_webhook, next_run)
 
     assert (missed.value.type, sent_after_missed) == (HELD_BACK, 0)
     assert re.fullmatch(
@@ -88,51 +111,39 @@ async def test_a_post_that_would_begin_past_its_slots_grace_is_not_made_and_its_
     [first, second] = [request for _, request in schedule.questions]
     assert first.lead < timedelta(seconds=0.3) <= second.lead
     assert isinstance(record, AttemptRecord) and record.succeeded
-    assert len(receiver.requests(url)) == 1
+    assert endpoint.posts() == 1
 
 
 async def test_a_slot_ahead_is_read_for_just_before_it_and_its_post_begins_within_its_grace() -> None:
     """The read serves a POST begun within FRESH_SECONDS of it (a change is answered no sooner),
     so it need not come between the slot and the POST, where it made POSTs late."""
-    receiver = Receiver()
-    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
-        receiver.base_url = server.url
-        url = receiver.url()
-        registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
-        activities = _activities(http, registry)
-        schedule = SlotsIn(after=0.8, answers_take=[0.0])
-        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
-        record = await ActivityEnvironment().run(activities.deliver_webhook, RETRIES)
+    schedule = SlotsIn(after=0.8, answers_take=[0.0])
+    async with limited_endpoint(schedule) as endpoint:
+        record = await ActivityEnvironment().run(endpoint.activities.deliver_webhook, RETRIES)
 
     [answer] = schedule.answers
     assert answer.go_at and answer.start_by
-    [_, read_for_slot] = registry.reads  # the run's first read, then the one for its slot
+    [_, read_for_slot] = endpoint.registry.reads  # the run's first read, then the one for its slot
     clock_step = timedelta(milliseconds=5)  # a sleep may end that much before its time
     assert answer.start_by - FRESH - clock_step <= read_for_slot < answer.go_at  # fresh until the grace ends
     assert isinstance(record, AttemptRecord)
     assert answer.go_at - clock_step <= record.started_at <= answer.start_by
-    assert len(receiver.requests(url)) == 1
+    assert endpoint.posts() == 1
 
 
 async def test_a_delivery_that_missed_three_slots_in_a_row_takes_the_next_one_late() -> None:
     """A worker or server slow enough to miss every slot (answers slower than MAX_LEAD, reads
-    slower than a fresh read allows) must not hold a delivery back for good: the fourth slot is read for
-    after it comes and begun when it can be."""
-    receiver = Receiver()
-    async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
-        receiver.base_url = server.url
-        url = receiver.url()
-        registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
-        activities = _activities(http, registry)
-        schedule = SlotsIn(after=0, answers_take=[0.3])  # always late: past the grace when it arrives
-        activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
-        missed_three = AttemptProgress(attempts=1, held=3, slots_missed=3)
+    slower than a fresh read allows) must not hold a delivery back for good: the fourth slot is
+    read for after it comes and begun when it can be."""
+    schedule = SlotsIn(after=0, answers_take=[0.3])  # always late: past the grace when it arrives
+    missed_three = AttemptProgress(attempts=1, held=3, slots_missed=3)
+    async with limited_endpoint(schedule) as endpoint:
         record = await ActivityEnvironment().run(
-            activities.deliver_webhook, RETRIES.model_copy(update={"resume": missed_three})
+            endpoint.activities.deliver_webhook, RETRIES.model_copy(update={"resume": missed_three})
         )
 
     [answer] = schedule.answers
-    [_, read_for_slot] = registry.reads
+    [_, read_for_slot] = endpoint.registry.reads
     assert answer.go_at and read_for_slot > answer.go_at  # read after the slot, as before the grace
     assert isinstance(record, AttemptRecord) and record.succeeded and record.started_at > answer.go_at
-    assert len(receiver.requests(url)) == 1
+    assert endpoint.posts() == 1
