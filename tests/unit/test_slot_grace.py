@@ -27,7 +27,7 @@ from domain.endpoints import Endpoint
 from domain.flow import RateLimit, SlotAnswer, SlotRequest
 from domain.records import AttemptRecord
 from tests.conftest import free_port
-from tests.receiver import BackgroundServer, Receiver
+from tests.receiver import OK, BackgroundServer, Receiver, Reply, error
 from tests.unit.test_interrupted_runs import RETRIES, ReportsTaken, _activities, _endpoint
 
 
@@ -35,9 +35,10 @@ class SlotsIn:
     """An endpoint's schedule that fixes each slot when asked, `after` seconds on (or the asker's
     `lead`, if longer), and whose answers take the next of `answers_take` seconds to come back."""
 
-    def __init__(self, after: float, answers_take: list[float]) -> None:
+    def __init__(self, after: float, answers_take: list[float], *, graced: bool = True) -> None:
         self._after = after
         self._answers_take = answers_take
+        self._graced = graced  # False: a schedule of the release before, whose slots had no grace
         self.questions: list[tuple[datetime, SlotRequest]] = []
         self.answers: list[SlotAnswer] = []
 
@@ -46,7 +47,11 @@ class SlotsIn:
         self.questions.append((asked_at, request))
         go_at = asked_at + max(timedelta(seconds=self._after), request.lead)
         grace = RateLimit(per_second=2).start_grace  # the endpoints' here
-        answer = SlotAnswer(go_at=go_at, start_by=go_at + grace, decided_at=asked_at)
+        answer = (
+            SlotAnswer(go_at=go_at, start_by=go_at + grace, decided_at=asked_at)
+            if self._graced
+            else SlotAnswer(go_at=go_at)
+        )
         self.answers.append(answer)
         await asyncio.sleep(self._answers_take.pop(0))
         return answer
@@ -78,11 +83,11 @@ class LimitedEndpoint:
 
 
 @asynccontextmanager
-async def limited_endpoint(schedule: SlotsIn) -> AsyncIterator[LimitedEndpoint]:
+async def limited_endpoint(schedule: SlotsIn, reply: Reply = OK) -> AsyncIterator[LimitedEndpoint]:
     receiver = Receiver()
     async with BackgroundServer(receiver, free_port()) as server, httpx.AsyncClient() as http:
         receiver.base_url = server.url
-        url = receiver.url()
+        url = receiver.url(reply)
         registry = ReadsTimed(_endpoint(url=url, rate_limit=RateLimit(per_second=2)))
         activities = _activities(http, registry)
         activities._schedules = lambda _account: schedule  # type: ignore[assignment,return-value]
@@ -147,3 +152,31 @@ async def test_a_delivery_that_missed_three_slots_in_a_row_takes_the_next_one_la
     assert answer.go_at and read_for_slot > answer.go_at  # read after the slot, as before the grace
     assert isinstance(record, AttemptRecord) and record.succeeded and record.started_at > answer.go_at
     assert endpoint.posts() == 1
+
+
+async def test_a_slot_from_a_schedule_of_the_release_before_is_read_for_after_it_comes() -> None:
+    """Such a slot has no grace and may be up to 2 s away: read for before it, a POST could go
+    to an endpoint deleted, its delete answered, while the delivery waited (CONTRACT §1)."""
+    schedule = SlotsIn(after=0.6, answers_take=[0.0], graced=False)
+    async with limited_endpoint(schedule) as endpoint:
+        record = await ActivityEnvironment().run(endpoint.activities.deliver_webhook, RETRIES)
+
+    [answer] = schedule.answers
+    [_, read_for_slot] = endpoint.registry.reads
+    assert answer.go_at and read_for_slot >= answer.go_at - timedelta(milliseconds=5)  # a sleep's clock step
+    assert isinstance(record, AttemptRecord) and record.succeeded and endpoint.posts() == 1
+
+
+async def test_a_post_made_ends_the_count_of_slots_missed_in_a_row() -> None:
+    """The way out after three misses is for a delivery that cannot take its slots; one that
+    POSTed could, and its next retry's slots are kept to their grace again."""
+    schedule = SlotsIn(after=0.3, answers_take=[0.0])
+    missed_two = AttemptProgress(attempts=1, held=2, slots_missed=2)
+    async with limited_endpoint(schedule, error(500)) as endpoint:
+        with pytest.raises(ApplicationError) as failed:
+            await ActivityEnvironment().run(
+                endpoint.activities.deliver_webhook, RETRIES.model_copy(update={"resume": missed_two})
+            )
+
+    after = AttemptProgress.model_validate(failed.value.details[1])  # after the POST's record
+    assert (endpoint.posts(), after.attempts, after.slots_missed) == (1, 2, 0)
