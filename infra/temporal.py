@@ -115,6 +115,14 @@ def is_update_aborted(err: RPCError) -> bool:
     return err.status == RPCStatusCode.UNAVAILABLE and "update was aborted" in err.message.lower()
 
 
+def is_update_dropped_with_its_task(err: RPCError) -> bool:
+    """The workflow task that carried the update failed before the workflow accepted it (its
+    completion lost under load; seen once in CI on a PATCH): since Temporal 1.27 the server
+    answers FAILED_PRECONDITION at once rather than retrying it itself. Nothing of the update
+    ran, so it is sent again; a task that keeps failing exhausts the resend budget."""
+    return err.status == RPCStatusCode.FAILED_PRECONDITION and "unexpected workflow task failure" in err.message.lower()
+
+
 def is_update_refused_in_flight(err: RPCError) -> bool:
     """The workflow had as many updates in flight as Temporal allows (10): this one was refused
     before it was admitted, so nothing of it ran. Other processes' updates can fill the limit
@@ -123,9 +131,9 @@ def is_update_refused_in_flight(err: RPCError) -> bool:
 
 
 async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: float = UPDATE_RESEND_SECONDS) -> T:
-    """`send(id=…)`'s answer, sending it again while the server aborts it or refuses it for the
-    updates already in flight. Every send carries the same update id, so the workflow runs the
-    update once even if an abort came after all."""
+    """`send(id=…)`'s answer, sending it again while the server aborts it, drops it with a failed
+    workflow task, or refuses it for the updates already in flight. Every send carries the same
+    update id, so the workflow runs the update once even if an abort came after all."""
     update_id = str(uuid.uuid4())
     deadline = time.monotonic() + budget_seconds
     pause = 0.1
@@ -133,7 +141,7 @@ async def update_kept(send: Callable[..., Awaitable[T]], *, budget_seconds: floa
         try:
             return await send(id=update_id)
         except RPCError as err:
-            resend = is_update_aborted(err) or is_update_refused_in_flight(err)
+            resend = is_update_aborted(err) or is_update_dropped_with_its_task(err) or is_update_refused_in_flight(err)
             if not resend or time.monotonic() + pause > deadline:
                 raise
         await asyncio.sleep(pause)

@@ -18,6 +18,14 @@ IN_FLIGHT = RPCError(
 )
 
 
+# As the server (1.27+) answers an update whose workflow task failed before it was accepted.
+DROPPED = RPCError(
+    "Unable to perform workflow execution update due to unexpected workflow task failure.",
+    RPCStatusCode.FAILED_PRECONDITION,
+    b"",
+)
+
+
 class Server:
     """Answers each send with the next of `answers` (an error is raised), noting its update id."""
 
@@ -45,6 +53,13 @@ async def test_an_update_refused_for_the_updates_in_flight_is_sent_again_with_th
     assert len(server.ids) == 4 and len(set(server.ids)) == 1
 
 
+async def test_an_update_dropped_with_its_failed_workflow_task_is_sent_again_with_the_same_id() -> None:
+    """CI once answered a PATCH 503 so: the registry's task was lost, the change never made."""
+    server = Server(DROPPED, "patched")
+    assert await update_kept(server.send) == "patched"
+    assert len(server.ids) == 2 and len(set(server.ids)) == 1
+
+
 async def test_each_update_has_its_own_id() -> None:
     first, second = Server("a"), Server("b")
     await update_kept(first.send)
@@ -58,6 +73,7 @@ async def test_each_update_has_its_own_id() -> None:
         RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""),  # an outage: the client retried it already
         RPCError("too many outstanding requests", RPCStatusCode.RESOURCE_EXHAUSTED, b""),
         RPCError("workflow update was aborted by closing workflow", RPCStatusCode.NOT_FOUND, b""),
+        RPCError("workflow execution already completed", RPCStatusCode.FAILED_PRECONDITION, b""),
     ],
 )
 async def test_other_errors_are_the_answer_at_once(error: RPCError) -> None:
