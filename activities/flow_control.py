@@ -160,7 +160,7 @@ async def wait_for_turn(
     the schedule must be asked and `may_ask` is false.
 
     A delivery's first attempt runs as a local activity, inside its workflow's task: waiting
-    there for the schedule's answer and its slot (up to 2 s) kept the workflow busy in the
+    there for the schedule's answer and its slot (up to SHORT_WAIT) kept the workflow busy in the
     worker's cache, where a full cache cancelled the attempt and its task ran it again later
     (measured: POSTs to a limited endpoint stalled 3-4 s after its first burst, 0.66-0.81 of
     the limit). So only the regular activity, holding an activity slot, asks and waits."""
