@@ -34,7 +34,7 @@ SHORT_WAIT_BEFORE_GRACE = timedelta(seconds=2)
 # ones, after an on-time one, put up to twice the limit in one second (CI saw 4 at 2/s). The
 # grace is a share of the window, so it costs every rate the same (window / (window + grace):
 # 95.2 %), up to a cap that leaves the slot's read of the endpoint time to be fresh
-# (activities.flow_control.take_slot): 50 ms at 1/s and above, 250 ms at 0.2/s, where a
+# (activities.flow_control.take_slot): 50 ms at whole rates from 1/s, 250 ms at 0.2/s, where a
 # worker's many endpoints created together share their slots' instants.
 GRACE_SHARE = 0.05
 MAX_START_GRACE = timedelta(milliseconds=250)
@@ -105,6 +105,11 @@ class RateLimit(BaseModel):
         return self.kept_window(grace) / self.burst
 
     @property
+    def interval_before_grace(self) -> timedelta:
+        """The spacing a schedule run from before the grace gives, to the microsecond."""
+        return timedelta(seconds=1 / self._scheduled_rate)
+
+    @property
     def _scheduled_rate(self) -> float:
         return max(self.per_second, MIN_PER_SECOND)
 
@@ -161,6 +166,9 @@ class FlowState(BaseModel):
     idle_close: timedelta = timedelta(days=2)
     forget_after: timedelta = FORGET_AFTER
     recent_slots: list[datetime] = []  # oldest first, at most MAX_PER_SECOND of them
+    # Each recent slot's grace, aligned with the newest of recent_slots (a slot given without
+    # one, before the grace, has none here: 0). A rate edited since kept its own slots' grace.
+    recent_graces: list[timedelta] = []
     waiting: dict[str, WaitingDelivery] = {}  # in the order they first asked
     orders: dict[str, list[str]] = {}  # order id -> its deliveries, the first one POSTing
     released: list[str] = []  # the last RECENTLY_RELEASED deliveries that ended, oldest first
@@ -261,16 +269,20 @@ class FlowState(BaseModel):
         delivery that was lost with its worker holds no one up."""
         delivery_id = request.delivery_id
         self.forget_stale(now)
-        kept = timedelta(0) if grace is None else grace
         short_wait = SHORT_WAIT_BEFORE_GRACE if grace is None else SHORT_WAIT
-        earliest = self._next_free(limit, now + min(max(request.lead, timedelta(0)), short_wait / 2), kept)
+        earliest = self._next_free(limit, now + min(max(request.lead, timedelta(0)), short_wait / 2), grace)
         if earliest - now <= short_wait:
             self.waiting.pop(delivery_id, None)
             self.recent_slots = [*self.recent_slots, earliest][-int(MAX_PER_SECOND) :]
-            start_by = None if grace is None else earliest + grace
-            return SlotAnswer(go_at=earliest, start_by=start_by, decided_at=now)
+            if grace is None:
+                return SlotAnswer(go_at=earliest)
+            self.recent_graces = [*self.recent_graces, grace][-int(MAX_PER_SECOND) :]
+            return SlotAnswer(go_at=earliest, start_by=earliest + grace, decided_at=now)
         ahead = list(self.waiting).index(delivery_id) if delivery_id in self.waiting else len(self.waiting)
-        turn = earliest + ahead * limit.interval(kept)
+        if grace is None:  # a run from before the grace answers as it did, to the microsecond
+            turn = earliest + timedelta(seconds=ahead / limit.per_second)
+        else:
+            turn = earliest + ahead * limit.interval(grace)
         # Ask again halfway to the turn, so an edited rate applies within half the wait; near the
         # turn, as soon as its slot may be given, which leaves the time a question takes to come
         # (the run held back starts again, reads the endpoint, asks) and the asker's lead.
@@ -282,17 +294,35 @@ class FlowState(BaseModel):
         self.waiting[delivery_id] = WaitingDelivery(last_asked=now, due=again)
         return SlotAnswer(ask_again_at=again)
 
-    def _next_free(self, limit: RateLimit, ready: datetime, grace: timedelta) -> datetime:
-        """The first instant from `ready` on that a slot leaves no window kept with `grace`
-        with more than `burst`. A quiet endpoint takes a burst at once; behind a full window,
-        slots come one every `interval`, not in bursts at each window's edge."""
+    def _next_free(self, limit: RateLimit, ready: datetime, grace: timedelta | None) -> datetime:
+        """The first instant from `ready` on that a slot leaves no window with more than `burst`
+        starts, however late in its grace each slot before it began. A quiet endpoint takes a
+        burst at once; behind a full window, slots come one every `interval`, not in bursts at
+        each window's edge."""
         recent = self.recent_slots[-limit.burst :]
         if len(recent) < limit.burst:
             return max([ready, *recent])
-        window_full_until = recent[0] + limit.kept_window(grace)
+        if grace is None:  # a run from before the grace answers as it did, to the microsecond
+            window_full_until, spacing = recent[0] + limit.window, limit.interval_before_grace
+        else:
+            window_full_until = self._latest_start(len(self.recent_slots) - limit.burst) + limit.window
+            spacing = limit.interval(grace)
         if window_full_until <= ready:
             return max(ready, recent[-1])
-        return max(window_full_until, recent[-1] + limit.interval(grace))
+        return max(window_full_until, recent[-1] + spacing)
+
+    def _latest_start(self, index: int) -> datetime:
+        """The latest a POST may begin in the slot at `index` of recent_slots or in any before it.
+        An earlier slot, at most MAX_START_GRACE sooner, may have had a longer grace (the rate
+        was edited since)."""
+        unmatched = len(self.recent_slots) - len(self.recent_graces)  # slots given without a grace
+        latest = self.recent_slots[index]
+        for i in range(index, -1, -1):
+            slot = self.recent_slots[i]
+            if slot + MAX_START_GRACE <= latest:
+                break
+            latest = max(latest, slot + (self.recent_graces[i - unmatched] if i >= unmatched else timedelta(0)))
+        return latest
 
     def forget_stale(self, now: datetime) -> None:
         """Forget deliveries that stopped asking for a slot: they ended (deleted, disabled,

@@ -119,6 +119,58 @@ def test_no_window_ever_holds_more_than_the_limit_however_late_in_their_grace_po
     assert all(sum(1 for u in starts if t <= u < t + window) <= limit.burst for t in starts)
 
 
+RATES = [0.2, 0.3, 0.5, 1, 1.5, 2, 3, 10]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    questions=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=0.6),  # seconds since the question before
+            st.sampled_from(RATES),  # the rate as the asker read it: edited between questions
+            st.floats(min_value=0, max_value=2.5),  # the asker's lead, in seconds
+            st.floats(min_value=0, max_value=1),  # where in its grace the POST begins
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_a_slot_given_after_a_rate_edit_leaves_no_window_over_the_new_limit(
+    questions: list[tuple[float, float, float, float]],
+) -> None:
+    """Each slot keeps its own grace. Spaced by the new rate's shorter grace, a slot came too soon
+    after the old rate's last one begun late in its longer grace: from 0.5/s to 1/s, two POSTs
+    began 0.95 s apart. Whatever the edits and leads, the window that ends at each slot given
+    holds no more starts than the limit it was given under allows."""
+    flow = state()
+    now, slots = T0, []  # (slot, latest start, limit)
+    for n, (gap, per_second, lead, lateness) in enumerate(questions):
+        now += timedelta(seconds=gap)
+        limit = RateLimit(per_second=per_second)
+        answer = flow.ask(SlotRequest(delivery_id=f"d{n}", rate_limit=limit, lead=timedelta(seconds=lead)), now)
+        if answer.go_at and answer.start_by:
+            slots.append((answer.go_at, answer.go_at + (answer.start_by - answer.go_at) * lateness, limit))
+    for j, (slot, _, limit) in enumerate(slots):
+        in_window = [start for _, start, _ in slots[: j + 1] if start > slot - limit.window]
+        assert len(in_window) <= limit.burst
+
+
+def test_a_schedule_from_before_the_grace_answers_as_it_did_to_the_microsecond() -> None:
+    """Its answers are replayed from its history: one that moved (a microsecond of rounding, or
+    the rate read otherwise) could change when it decides it is idle, and so its commands."""
+    flow = state()
+    old = partial(SlotRequest, rate_limit=RateLimit(per_second=1.5))
+    slots = [flow.ask(old(delivery_id=f"d{n}"), T0, keeps_grace=False).go_at for n in range(4)]
+    assert slots[-1] == T0 + timedelta(seconds=2)  # 1/1.5 s after 4/3 s, rounded as it was
+
+    legacy = partial(SlotRequest, rate_limit=RateLimit(per_second=1e-6))  # stored before the API's floor
+    flow = state()
+    for n in range(3):
+        again = flow.ask(legacy(delivery_id=f"e{n}"), T0, keeps_grace=False).ask_again_at
+    # The second one waiting, one POST behind at the rate stored, not the floor's one a day.
+    assert again == T0 + (timedelta(seconds=86400) + timedelta(seconds=1e6)) / 2
+
+
 def test_a_slot_is_put_off_until_the_asker_can_take_it_and_no_further_than_the_lead_allows() -> None:
     flow = state()
     soon = ask_with_lead(flow, "d0", timedelta(milliseconds=300))
