@@ -32,8 +32,9 @@ from domain.flow import MAX_LEAD, Ordering, SlotAnswer, SlotRequest
 CHECK_HEAD_AFTER_HOLDS = 3
 # A read of the registry serves a POST begun within this of when it was asked.
 FRESH = timedelta(seconds=FRESH_SECONDS)
-# Slots a delivery may miss in a row before it takes one late rather than miss again: a read
-# slower than FRESH less the slot's grace, or answers slower than MAX_LEAD, would make it miss
+# Slots a delivery may miss since its last POST before it takes one late rather than miss
+# again: on a worker or server whose answers and reads together take longer than the lead (at
+# most MAX_LEAD) and the slot's grace, or whose reads take longer than FRESH, it would miss
 # every one.
 MISSES_BEFORE_LATE_START = 3
 # Questions and reads remembered for the lead: enough that one quick answer after a slow
@@ -203,7 +204,7 @@ async def take_slot(
 
     A rate-limit slot's read is made before it, not after, just soon enough to be fresh until
     the slot's grace ends: the POST then begins at the slot. A delivery that missed
-    MISSES_BEFORE_LATE_START slots in a row (its worker or the server that slow) takes this
+    MISSES_BEFORE_LATE_START slots since its last POST (its worker or the server that slow) takes this
     one as slots without a grace are taken: read after it, begun when it can be."""
     assert answer.go_at is not None
     if answer.start_by is None or missed_before >= MISSES_BEFORE_LATE_START:
@@ -220,6 +221,9 @@ async def _sleep_until(instant: datetime) -> None:
     delay = (instant - datetime.now(UTC)).total_seconds()
     if delay > 0:
         await asyncio.sleep(delay)
+        # The loop's clock is not the wall clock, and may wake a timer a little early: a POST
+        # begun before its slot would use up the margin its window keeps.
+        await _sleep_until(instant)
 
 
 def log_held(attempt: AttemptInput, held: HeldBack) -> None:

@@ -104,7 +104,7 @@ class AttemptProgress(BaseModel):
     # The first attempt's run handed the delivery to the retries' activity to ask its endpoint's
     # schedule (a local run does not ask): a known run, but no hold the schedule should count.
     handed_over: bool = False
-    slots_missed: int = 0  # rate-limit slots missed in a row since the last POST (SlotMissed)
+    slots_missed: int = 0  # rate-limit slots missed since the last POST (SlotMissed)
 
     def lost_runs(self, run: int) -> int:
         """Runs before `run` (1-based) that ended neither with a recorded POST, held back, nor handed over."""

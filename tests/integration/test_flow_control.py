@@ -94,12 +94,13 @@ async def _posted_by(client: Client, delivery_id: str) -> str:
 async def test_a_delivery_waiting_for_its_slot_posts_where_the_endpoint_is_when_the_slot_comes(
     client, settings, receiver
 ):
-    """A delivery given a slot up to 2 s away waits for it in its activity: an edit (or a delete)
+    """A delivery given a slot up to 4 s away waits for it in its activity: an edit (or a delete)
     made meanwhile holds for that POST. It used to go to the URL read before the wait."""
     old_url, new_url = receiver.url(OK), receiver.url(OK)
     async with stack(client, settings) as api:
-        # The first connection takes a slot; the event's comes 2 s after it.
-        endpoint = await ready_endpoint(api, client, old_url, rate_limit={"per_second": 0.5})
+        # The first connection takes a slot; the event's comes 3.5 s after it (3.33 s and its
+        # grace), and the endpoint is read for it 0.5 s before that grace ends.
+        endpoint = await ready_endpoint(api, client, old_url, rate_limit={"per_second": 0.3})
         [delivery_id] = await post_events(api, 1)
         await eventually(
             lambda: client.get_workflow_handle(delivery_id).describe(),
