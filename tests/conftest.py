@@ -6,6 +6,7 @@ Everything listens on free ports of 127.0.0.1, so the suite runs beside a `make 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import uuid
@@ -25,11 +26,37 @@ from settings import Settings
 from tests.receiver import BackgroundServer, Receiver
 from worker import delivery_worker
 
+# Ports handed out below the kernel's ephemeral range. A port the kernel picked (bind to 0) is
+# one it also gives outgoing connections: between the pick and the bind of the process it was
+# handed to, one took it (CI: the bench's API, started after its server and workers, exited
+# with "address already in use").
+_PORTS_BELOW_EPHEMERAL = 12_000
+_handed_out: set[int] = set()
+_pick = random.SystemRandom()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port of 127.0.0.1 free now, that no outgoing connection will take before it is bound."""
+    high = _ephemeral_low()
+    low = max(1024, high - _PORTS_BELOW_EPHEMERAL)
+    while True:
+        port = _pick.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
 
 
